@@ -1,0 +1,122 @@
+// Package certs is `moltbot certs ...`.
+package certs
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	"github.com/moltbot/moltbot-secure/cli/internal/pkiinit"
+	"github.com/moltbot/moltbot-secure/services/statedir"
+	"github.com/moltbot/moltbot-secure/services/tlsutil"
+)
+
+// NewCmd returns `moltbot certs`.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{Use: "certs", Short: "Internal CA, service certificates and service tokens"}
+	cmd.AddCommand(newCmdInit(f, nil))
+	return cmd
+}
+
+// InitOptions are the flags of `certs init`.
+type InitOptions struct {
+	Force       bool
+	Owners      []string
+	ChownDirs   []string
+	Export      string
+	ExportOwner string
+	ExtraDNS    []string
+}
+
+func newCmdInit(f *cmdutil.Factory, runF func(*InitOptions) error) *cobra.Command {
+	o := &InitOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the CA, a certificate and a token per service (idempotent; keeps existing keys)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return initRun(f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&o.Force, "force", false, "replace existing keys, certificates and tokens")
+	fl.StringSliceVar(&o.Owners, "owner", nil, "id=uid:gid: chown that identity's key and token (mode 0400)")
+	fl.StringSliceVar(&o.ChownDirs, "chown-dir", nil, "path=uid:gid: create a service state dir owned by uid:gid, mode 0700")
+	fl.StringVar(&o.Export, "export", "", "also copy the CLI client bundle (CA, cli cert/key, tokens) into DIR/pki")
+	fl.StringVar(&o.ExportOwner, "export-owner", "", "uid:gid owning the exported bundle")
+	fl.StringSliceVar(&o.ExtraDNS, "gateway-dns", nil, "extra DNS names for the gateway certificate")
+	return cmd
+}
+
+func initRun(f *cmdutil.Factory, o *InitOptions) error {
+	owners, err := pkiinit.ParseOwners(o.Owners)
+	if err != nil {
+		return &cmdutil.UsageError{Err: err}
+	}
+	var dirs []struct {
+		path string
+		ow   tlsutil.Owner
+	}
+	for _, s := range o.ChownDirs {
+		p, ug, ok := cut(s)
+		ow, perr := pkiinit.ParseUIDGID(ug)
+		if !ok || perr != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--chown-dir %q: want path=uid:gid", s)}
+		}
+		dirs = append(dirs, struct {
+			path string
+			ow   tlsutil.Owner
+		}{p, ow})
+	}
+	var exportOwner *tlsutil.Owner
+	if o.ExportOwner != "" {
+		ow, err := pkiinit.ParseUIDGID(o.ExportOwner)
+		if err != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--export-owner: %w", err)}
+		}
+		exportOwner = &ow
+	}
+	dir, err := f.StateDir()
+	if err != nil {
+		return err
+	}
+	if err := statedir.Ensure(dir); err != nil {
+		return err
+	}
+	pki, _ := f.PKIDir()
+	res, err := pkiinit.Init(pkiinit.Options{PKIDir: pki, Force: o.Force, Owners: owners, ExtraDNS: o.ExtraDNS})
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := pkiinit.ChownDir(d.path, d.ow); err != nil {
+			return err
+		}
+	}
+	if o.Export != "" {
+		if err := pkiinit.Export(pki, o.Export, exportOwner); err != nil {
+			return err
+		}
+	}
+	if f.JSON {
+		return f.PrintJSON(map[string]any{"pki_dir": pki, "created": res.Created, "kept": res.Kept})
+	}
+	fmt.Fprintf(f.Out, "pki: %s (%d created, %d kept)\n", pki, len(res.Created), len(res.Kept))
+	for _, c := range res.Created {
+		fmt.Fprintf(f.Out, "  created %s\n", c)
+	}
+	return nil
+}
+
+func cut(s string) (string, string, bool) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '=' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,34 @@
+// Package root assembles the moltbot command tree.
+package root
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/status"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/token"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/version"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+)
+
+// New returns the root command bound to f.
+func New(f *cmdutil.Factory, ver string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "moltbot",
+		Short:         "Drive the moltbot gateway and its services",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.StateDirFlag, "state-dir", "", "state directory (default $MOLTBOT_STATE_DIR or ~/.moltbot)")
+	pf.StringVar(&f.GatewayAddr, "gateway", f.GatewayAddr, "gateway address host:port")
+	pf.BoolVar(&f.JSON, "json", false, "print JSON")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
+	cmd.AddCommand(
+		certs.NewCmd(f),
+		token.NewCmd(f),
+		status.NewCmd(f, nil),
+		version.NewCmd(f, ver),
+	)
+	return cmd
+}

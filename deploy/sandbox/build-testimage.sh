@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds moltbot-sandbox-test:latest: FROM scratch + static busybox + the exec
+# agent, for fast tests. Idempotent: skips when the image exists unless FORCE=1.
+# Usage (from the repo root): bash deploy/sandbox/build-testimage.sh
+set -euo pipefail
+IMAGE=${IMAGE:-moltbot-sandbox-test:latest}
+AGENT_PATH=/usr/local/bin/moltbot-sandbox-agent
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  echo "$IMAGE exists; skipping (FORCE=1 rebuilds)" >&2
+  exit 0
+fi
+if ! docker version >/dev/null 2>&1; then
+  echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
+  exit 1
+fi
+if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+  echo "installing busybox-static with apt-get" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
+fi
+
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+root=$ctx/rootfs
+mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,workspace,usr/local/bin}
+cp /bin/busybox "$root/bin/busybox"
+# Same result as `busybox --install -s /bin`, done from the host.
+for applet in $(/bin/busybox --list); do
+  [[ "$applet" == busybox ]] || ln -sf busybox "$root/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:10001:10001:sandbox:/tmp:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\nsandbox:x:10001:\n' >"$root/etc/group"
+bash "$here/build-agent.sh" "$root$AGENT_PATH"
+
+cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/local/bin:/bin HOME=/tmp
+LABEL moltbot.sandbox.agent=$AGENT_PATH
+USER 10001:10001
+ENTRYPOINT ["$AGENT_PATH"]
+DOCKERFILE
+docker build -q -t "$IMAGE" "$ctx" >/dev/null
+echo "built $IMAGE" >&2

@@ -1,0 +1,105 @@
+// Package api is the gateway's gRPC layer: thin handlers over the gateway's
+// local logic (STYLE.md: Config -> New -> RegisterService).
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
+)
+
+// Dependency is one internal service the gateway talks to.
+type Dependency struct {
+	Name string
+	Addr string
+	Conn grpc.ClientConnInterface
+}
+
+// Config holds the gateway's dependencies.
+type Config struct {
+	Version   string
+	StartedAt time.Time
+	Deps      []Dependency
+	// Token returns the current gateway token (for the strength report only).
+	Token  func() string
+	Logger hclog.Logger
+}
+
+// Service implements gatewayv1.GatewayServer.
+type Service struct {
+	gatewayv1.UnsafeGatewayServer
+	cfg Config
+}
+
+var _ gatewayv1.GatewayServer = (*Service)(nil)
+
+// New returns the service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Service{cfg: cfg}
+}
+
+// RegisterService registers s on r.
+func RegisterService(r grpc.ServiceRegistrar, s *Service) { gatewayv1.RegisterGatewayServer(r, s) }
+
+// Authz is the gateway's authorization table. IDClient holds the gateway
+// token only; IDCLI also presented the admin client certificate.
+func Authz() auth.Table {
+	both := []string{auth.IDClient, auth.IDCLI}
+	admin := []string{auth.IDCLI}
+	return auth.Table{
+		gatewayv1.Gateway_Status_FullMethodName:         both,
+		gatewayv1.Gateway_GetConfig_FullMethodName:      both,
+		gatewayv1.Gateway_SetConfig_FullMethodName:      both,
+		gatewayv1.Gateway_ValidateConfig_FullMethodName: both,
+		gatewayv1.Gateway_Audit_FullMethodName:          both,
+		gatewayv1.Gateway_Migrate_FullMethodName:        admin,
+		gatewayv1.Gateway_Reload_FullMethodName:         both,
+		gatewayv1.Gateway_Send_FullMethodName:           both,
+		gatewayv1.Gateway_Rollback_FullMethodName:       admin,
+		gatewayv1.Gateway_RotateKey_FullMethodName:      admin,
+		gatewayv1.Gateway_ListSessions_FullMethodName:   both,
+		gatewayv1.Gateway_SecurityLog_FullMethodName:    admin,
+		gatewayv1.Gateway_RotateCerts_FullMethodName:    admin,
+	}
+}
+
+// Status reports the gateway and the health of every dependency.
+func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*gatewayv1.StatusResponse, error) {
+	resp := &gatewayv1.StatusResponse{
+		AuthMode:      "token",
+		TokenStrength: auth.DescribeToken(s.cfg.Token()),
+		Services: []*gatewayv1.ServiceStatus{{
+			Name: "gateway", Up: true, Version: s.cfg.Version, StartedAt: timestamppb.New(s.cfg.StartedAt),
+		}},
+	}
+	for _, d := range s.cfg.Deps {
+		resp.Services = append(resp.Services, probe(ctx, d))
+	}
+	return resp, nil
+}
+
+func probe(ctx context.Context, d Dependency) *gatewayv1.ServiceStatus {
+	st := &gatewayv1.ServiceStatus{Name: d.Name, Address: d.Addr}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(d.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	switch {
+	case err != nil:
+		st.Error = err.Error()
+	case r.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+		st.Error = r.GetStatus().String()
+	default:
+		st.Up = true
+	}
+	return st
+}

@@ -1,0 +1,69 @@
+// Package atomicfile writes files so that a crash at any point leaves either
+// the old or the new whole file, never a torn one: temp file in the same
+// directory, fsync, rename over the target, fsync the directory.
+//
+// github.com/google/renameio/v2 does the temp file, the fsync and the rename
+// (with static permissions, so umask does not widen or narrow the mode), but it
+// does not fsync the directory, without which the rename itself may be lost on
+// power failure; this package adds that step.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/google/renameio/v2"
+)
+
+// WriteFile atomically replaces path with data, created with exactly perm.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	t, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return fmt.Errorf("write %s: create temp file: %w", path, err)
+	}
+	defer t.Cleanup() //nolint:errcheck // removes the temp file on any early return
+	if _, err := t.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := t.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteWithBackup first copies the current content of path (if it exists) to
+// backupPath atomically, then atomically replaces path. Both files get perm.
+// The caller picks the backup name and must not ask for a backup of a file
+// that holds plain-text secrets (migrate seals its backup instead).
+func WriteWithBackup(path string, data []byte, perm os.FileMode, backupPath string) error {
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := WriteFile(backupPath, old, perm); err != nil {
+			return fmt.Errorf("backup before write: %w", err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return fmt.Errorf("backup before write: read %s: %w", path, err)
+	}
+	return WriteFile(path, data, perm)
+}
+
+// SyncDir fsyncs a directory so that a rename or link inside it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

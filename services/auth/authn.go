@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Verifier decides who a caller is from its cert identity and bearer token.
+type Verifier interface {
+	// Verify returns the caller identity and token generation, or ok=false.
+	Verify(certID, token string) (id string, gen uint64, ok bool)
+}
+
+// Digest is the SHA-256 of a token. Tokens are compared as digests in
+// constant time, so neither content nor length leaks through timing.
+type Digest [sha256.Size]byte
+
+// DigestOf hashes a token.
+func DigestOf(token string) Digest { return sha256.Sum256([]byte(token)) }
+
+func digestEqual(a, b Digest) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// ServiceTokens verifies internal calls: the token must be the one issued to
+// the identity named in the verified client certificate, so a stolen token
+// is useless without that identity's key and vice versa.
+type ServiceTokens struct {
+	digests map[string]Digest
+}
+
+// NewServiceTokens builds a verifier from identity -> digest.
+func NewServiceTokens(d map[string]Digest) *ServiceTokens { return &ServiceTokens{digests: d} }
+
+// Verify implements Verifier.
+func (s *ServiceTokens) Verify(certID, token string) (string, uint64, bool) {
+	want, ok := s.digests[certID]
+	if certID == "" || !ok {
+		// Still hash and compare so an unknown identity takes the same time.
+		digestEqual(DigestOf(token), Digest{})
+		return "", 0, false
+	}
+	if !digestEqual(DigestOf(token), want) {
+		return "", 0, false
+	}
+	return certID, 0, true
+}
+
+// TokenDigestsFile is the name, under the tokens dir, of the identity ->
+// SHA-256 map every service reads. Only digests: it is safe to share.
+const TokenDigestsFile = "digests.json"
+
+// LoadServiceTokens reads the digests file written by `moltbot certs init`.
+func LoadServiceTokens(path string) (*ServiceTokens, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read service token digests %s: %w (run `moltbot certs init`)", path, err)
+	}
+	var raw map[string]string
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("parse %s: %w (re-run `moltbot certs init --force`)", path, err)
+	}
+	d := make(map[string]Digest, len(raw))
+	for id, h := range raw {
+		v, err := hex.DecodeString(h)
+		if err != nil || len(v) != sha256.Size {
+			return nil, fmt.Errorf("%s: digest for %q is not 64 hex characters", path, id)
+		}
+		d[id] = Digest(v)
+	}
+	return NewServiceTokens(d), nil
+}
+
+// GatewayToken verifies callers of the gateway's client port: every call
+// needs the gateway token; a verified client cert of the CLI identity makes
+// the caller the admin. The token can be swapped at run time (hot reload);
+// each swap bumps the generation so streams opened before it can be closed.
+type GatewayToken struct {
+	mu      sync.Mutex
+	current atomic.Pointer[gatewayTokenState]
+	onSwap  []func(gen uint64)
+}
+
+type gatewayTokenState struct {
+	digest Digest
+	gen    uint64
+}
+
+// NewGatewayToken returns a verifier for token. The caller has checked the
+// token rule already.
+func NewGatewayToken(token string) *GatewayToken {
+	g := &GatewayToken{}
+	g.current.Store(&gatewayTokenState{digest: DigestOf(token), gen: 1})
+	return g
+}
+
+// Set replaces the token; it reports whether it changed.
+func (g *GatewayToken) Set(token string) bool {
+	g.mu.Lock()
+	cur := g.current.Load()
+	d := DigestOf(token)
+	if digestEqual(cur.digest, d) {
+		g.mu.Unlock()
+		return false
+	}
+	next := &gatewayTokenState{digest: d, gen: cur.gen + 1}
+	g.current.Store(next)
+	hooks := append([]func(uint64){}, g.onSwap...)
+	g.mu.Unlock()
+	for _, h := range hooks {
+		h(next.gen)
+	}
+	return true
+}
+
+// Generation returns the current token generation.
+func (g *GatewayToken) Generation() uint64 { return g.current.Load().gen }
+
+// OnSwap registers a hook run after each token change.
+func (g *GatewayToken) OnSwap(f func(gen uint64)) {
+	g.mu.Lock()
+	g.onSwap = append(g.onSwap, f)
+	g.mu.Unlock()
+}
+
+// Verify implements Verifier.
+func (g *GatewayToken) Verify(certID, token string) (string, uint64, bool) {
+	cur := g.current.Load()
+	if !digestEqual(DigestOf(token), cur.digest) {
+		return "", 0, false
+	}
+	if certID == IDCLI {
+		return IDCLI, cur.gen, true
+	}
+	return IDClient, cur.gen, true
+}
+
+// Authenticator is the auth step of the interceptor chain.
+type Authenticator struct {
+	Verifier Verifier
+	Limiter  *Limiter
+	// OnEvent, when set, is told about every success, failure and lockout
+	// (the security event log). It must not block.
+	OnEvent func(ctx context.Context, ev Event)
+}
+
+// Event is one authentication outcome. It never carries the token.
+type Event struct {
+	Kind   string // "auth.success", "auth.failure", "auth.lockout"
+	Addr   string
+	CertID string
+	ID     string
+	Method string
+}
+
+// AuthFunc is the go-grpc-middleware auth function.
+func (a *Authenticator) AuthFunc(ctx context.Context) (context.Context, error) {
+	addr, certID := PeerInfo(ctx)
+	method, _ := grpc.Method(ctx)
+	if wait, blocked := a.Limiter.Blocked(addr); blocked {
+		a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
+		return nil, lockedOut(ctx, wait)
+	}
+	token, err := grpcauth.AuthFromMD(ctx, "bearer")
+	if err == nil {
+		if id, gen, ok := a.Verifier.Verify(certID, token); ok {
+			a.event(ctx, Event{Kind: "auth.success", Addr: addr, CertID: certID, ID: id, Method: method})
+			return WithCaller(ctx, Caller{ID: id, CertID: certID, Addr: addr, TokenGen: gen}), nil
+		}
+	}
+	a.event(ctx, Event{Kind: "auth.failure", Addr: addr, CertID: certID, Method: method})
+	if wait, locked := a.Limiter.Fail(addr); locked {
+		a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
+		return nil, lockedOut(ctx, wait)
+	}
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "missing bearer token: set CLAWDBOT_GATEWAY_TOKEN or run `moltbot certs init`")
+	}
+	return nil, status.Error(codes.Unauthenticated, "invalid token")
+}
+
+func (a *Authenticator) event(ctx context.Context, ev Event) {
+	if a.OnEvent != nil {
+		a.OnEvent(ctx, ev)
+	}
+}
+
+func lockedOut(ctx context.Context, wait time.Duration) error {
+	secs := int(wait.Seconds() + 0.999)
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
+	return status.Errorf(codes.ResourceExhausted, "too many failed authentication attempts from this address: retry after %d s", secs)
+}

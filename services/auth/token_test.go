@@ -1,0 +1,94 @@
+package auth
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckToken(t *testing.T) {
+	tests := []struct {
+		name string
+		tok  string
+		ok   bool
+	}{
+		{"empty", "", false},
+		{"short", "abcdefghijklmnopqrstuvwxyz", false},
+		{"long but repetitive", strings.Repeat("ab", 40), false},
+		{"19 distinct", strings.Repeat("abcdefghijklmnopqrs", 2), false},
+		{"exactly 32 and 20 distinct", "abcdefghijklmnopqrst012345678901", true},
+		{"upstream example", "your-32-character-token-here-abcdefgh", false},
+		{"generated shape", "Q2x9bT7mLkP4vW1zRs8NdYcH3fJg6aEuKoXi5qBpVnM", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckToken(tc.tok)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.True(t, errors.Is(err, ErrWeakToken))
+			require.True(t, errors.Is(err, errs.ErrInvalidArgument))
+			require.Contains(t, err.Error(), "at least 32 characters with at least 20 distinct")
+			require.Contains(t, err.Error(), TokenFix)
+			if tc.tok != "" {
+				require.NotContains(t, err.Error(), tc.tok)
+			}
+		})
+	}
+}
+
+func TestGenerateTokenAlwaysPasses(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		tok, err := GenerateToken(rand.Reader)
+		require.NoError(t, err)
+		require.Len(t, tok, GeneratedTokenLength)
+		require.NoError(t, CheckToken(tok))
+		require.False(t, seen[tok])
+		seen[tok] = true
+	}
+}
+
+func TestGenerateTokenBrokenReader(t *testing.T) {
+	_, err := GenerateToken(bytes.NewReader(nil))
+	require.ErrorContains(t, err, "read random")
+	_, err = GenerateToken(constReader{})
+	require.ErrorContains(t, err, "no passing token")
+}
+
+type constReader struct{}
+
+func (constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
+
+func TestTokenEqual(t *testing.T) {
+	require.True(t, TokenEqual("abc", "abc"))
+	require.False(t, TokenEqual("abc", "abd"))
+	require.False(t, TokenEqual("abc", "abcd"))
+	require.True(t, TokenEqual("", ""))
+}
+
+func FuzzCheckToken(f *testing.F) {
+	f.Add("abcdefghijklmnopqrst012345678901")
+	f.Add("short")
+	f.Fuzz(func(t *testing.T, tok string) {
+		err := CheckToken(tok)
+		if err != nil && len(tok) >= 4 && strings.Contains(err.Error(), tok) {
+			t.Fatalf("error leaks the token")
+		}
+		if err == nil && len([]rune(tok)) < MinTokenLength {
+			t.Fatalf("short token passed")
+		}
+	})
+}
