@@ -46,6 +46,8 @@ debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$work/debootstrap.log
 chroot "$root" /usr/sbin/groupadd -g 10001 sandbox
 chroot "$root" /usr/sbin/useradd -u 10001 -g 10001 -d /tmp -s /bin/bash -M sandbox
 mkdir -p "$root/workspace" "$root/usr/local/bin"
+# Docker copies the mount point's mode onto the tmpfs mounted there.
+chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
 bash "$here/build-agent.sh" "$root$AGENT_PATH"
 
 tar -C "$root" -c \

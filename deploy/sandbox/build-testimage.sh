@@ -24,6 +24,9 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root=$ctx/rootfs
 mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,workspace,usr/local/bin}
+# Docker copies the image's mount point mode onto the tmpfs, so these decide
+# whether the non-root user can write /tmp.
+chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
 cp /bin/busybox "$root/bin/busybox"
 # Same result as `busybox --install -s /bin`, done from the host.
 for applet in $(/bin/busybox --list); do

@@ -57,8 +57,19 @@ type LeafSpec struct {
 	Owner *Owner   // optional chown of the key file (compose: each service its own uid)
 }
 
-// Owner is a uid:gid for chown.
-type Owner struct{ UID, GID int }
+// Owner is a uid:gid for chown and the mode the file gets (0400 when zero).
+type Owner struct {
+	UID, GID int
+	Mode     os.FileMode
+}
+
+// FileMode is the mode an owned file gets.
+func (o Owner) FileMode() os.FileMode {
+	if o.Mode == 0 {
+		return 0o400
+	}
+	return o.Mode
+}
 
 // Result reports what Init or Rotate wrote.
 type Result struct {

@@ -79,8 +79,13 @@ func Init(o Options) (tlsutil.Result, error) {
 		return res, fmt.Errorf("write %s: %w", dp, err)
 	}
 	gp := filepath.Join(o.PKIDir, GatewayTokenFile)
-	// The bootstrap client token is read by the gateway (and the CLI).
-	_, created, err := ensureToken(gp, o.Force, owner(o.Owners, auth.IDGateway))
+	// The bootstrap client token is read by the gateway and by the CLI:
+	// owned by the gateway's uid and the CLI's gid, mode 0440.
+	gow := owner(o.Owners, auth.IDGateway)
+	if cow := owner(o.Owners, auth.IDCLI); gow != nil && cow != nil {
+		gow = &tlsutil.Owner{UID: gow.UID, GID: cow.GID, Mode: 0o440}
+	}
+	_, created, err := ensureToken(gp, o.Force, gow)
 	if err != nil {
 		return res, err
 	}
@@ -121,7 +126,7 @@ func ensureToken(p string, force bool, ow *tlsutil.Owner) (string, bool, error) 
 	}
 	mode := os.FileMode(0o600)
 	if ow != nil {
-		mode = 0o400
+		mode = ow.FileMode()
 	}
 	if err := atomicfile.WriteFile(p, []byte(tok+"\n"), mode); err != nil {
 		return "", false, fmt.Errorf("write %s: %w", p, err)
@@ -136,7 +141,7 @@ func chown(p string, ow *tlsutil.Owner) error {
 	if err := os.Lchown(p, ow.UID, ow.GID); err != nil {
 		return fmt.Errorf("chown %s: %w", p, err)
 	}
-	return os.Chmod(p, 0o400)
+	return os.Chmod(p, ow.FileMode())
 }
 
 // ParseOwners parses "id=uid:gid,id=uid:gid".

@@ -1,0 +1,5 @@
+# Static binary in an empty image: no shell, no package manager, nothing to
+# patch but the binary. Built by `make images` with the classic builder.
+FROM scratch
+COPY pairingd /pairingd
+ENTRYPOINT ["/pairingd"]

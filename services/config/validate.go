@@ -1,0 +1,306 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moltbot/moltbot-secure/services/auth"
+)
+
+// Severity of a Problem.
+type Severity string
+
+const (
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+)
+
+// Problem is one finding of Validate.
+type Problem struct {
+	File     string
+	Line     int
+	Path     string
+	Message  string
+	Fix      string
+	Severity Severity
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	s := fmt.Sprintf("%s: %s: %s: %s", loc, p.Severity, p.Path, p.Message)
+	if p.Fix != "" {
+		s += " (fix: " + p.Fix + ")"
+	}
+	return s
+}
+
+// Errors returns the problems of severity error.
+func Errors(ps []Problem) []Problem {
+	var out []Problem
+	for _, p := range ps {
+		if p.Severity == SevError {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// MigrateFix is the command that rewrites removed options.
+const MigrateFix = "moltbot security migrate"
+
+// Validate checks types, enums and the security rules. It reads Raw for
+// structure and Resolved (when Resolve ran) for values behind references.
+func (c *Config) Validate() []Problem {
+	v := &validator{c: c}
+	v.walk(c.Raw, c.schema, nil)
+	v.semantic()
+	sort.SliceStable(v.out, func(i, j int) bool {
+		if v.out[i].Severity != v.out[j].Severity {
+			return v.out[i].Severity == SevError
+		}
+		return v.out[i].Path < v.out[j].Path
+	})
+	return v.out
+}
+
+type validator struct {
+	c   *Config
+	out []Problem
+}
+
+func (v *validator) add(sev Severity, p, msg, fix string) {
+	file := v.c.File
+	if file == "" {
+		file = FileName
+	}
+	v.out = append(v.out, Problem{File: file, Line: v.c.lines[p], Path: p, Message: msg, Fix: fix, Severity: sev})
+}
+
+func (v *validator) walk(val any, n *node, keys []string) {
+	p := strings.Join(keys, ".")
+	if msg := typeProblem(n, val); msg != "" {
+		// Enum violations of fixed-enum fields are errors with the choices as fix.
+		v.add(SevError, p, msg, "")
+		return
+	}
+	switch n.kind {
+	case kObject:
+		m := val.(map[string]any)
+		for _, k := range sortedKeys(m) {
+			c, ok := n.fields[k]
+			if !ok {
+				msg := fmt.Sprintf("unknown key %q (kept as is)", k)
+				fix := ""
+				if s := closest(k, fieldNames(n)); s != "" {
+					msg = fmt.Sprintf("unknown key %q; did you mean %q?", k, s)
+					fix = "rename it to " + joinPath(p, s)
+				}
+				v.add(SevWarning, joinPath(p, k), msg, fix)
+				continue
+			}
+			v.walk(m[k], c, append(keys, k))
+		}
+	case kMap:
+		m := val.(map[string]any)
+		for _, k := range sortedKeys(m) {
+			v.walk(m[k], n.elem, append(keys, k))
+		}
+	case kList:
+		for i, e := range val.([]any) {
+			v.walk(e, n.elem, append(keys, strconv.Itoa(i)))
+		}
+	case kSecret:
+		if m, ok := val.(map[string]any); ok && !envelopeLike(m) {
+			v.add(SevError, p, "is an object but not an encrypted envelope", "set it with `moltbot config set "+p+" -`")
+		}
+	}
+}
+
+func envelopeLike(m map[string]any) bool { _, ok := m["$enc"]; return ok }
+
+// resolved returns the value at keys from Resolved when present, else Raw.
+func (v *validator) resolved(keys ...string) (any, bool) {
+	if v.c.Resolved != nil {
+		return getIn(v.c.Resolved, keys)
+	}
+	return getIn(v.c.Raw, keys)
+}
+
+func (v *validator) raw(keys ...string) (any, bool) { return getIn(v.c.Raw, keys) }
+
+func (v *validator) semantic() {
+	if ver, ok := v.raw("version"); ok {
+		if f, ok := ver.(float64); ok && f > CurrentVersion {
+			v.add(SevError, "version", fmt.Sprintf("config version %v is newer than this build understands (%d)", f, CurrentVersion), "upgrade moltbot")
+		}
+	}
+	v.gateway()
+	if chans, ok := v.raw("channels"); ok {
+		if m, ok := chans.(map[string]any); ok {
+			for _, name := range sortedKeys(m) {
+				ch, ok := m[name].(map[string]any)
+				if !ok {
+					continue
+				}
+				v.channel("channels."+name, ch)
+				if accts, ok := ch["accounts"].(map[string]any); ok {
+					for _, id := range sortedKeys(accts) {
+						if a, ok := accts[id].(map[string]any); ok {
+							v.channel("channels."+name+".accounts."+id, a)
+						}
+					}
+				}
+			}
+		}
+	}
+	v.sandbox()
+	v.acknowledged()
+}
+
+func (v *validator) gateway() {
+	for _, f := range []string{"allowInsecureAuth", "dangerouslyDisableDeviceAuth"} {
+		p := "gateway.controlUi." + f
+		val, ok := v.raw("gateway", "controlUi", f)
+		if !ok {
+			continue
+		}
+		if b, _ := val.(bool); b {
+			v.add(SevError, p, "is removed: it turns off authentication of the control UI", "delete it (`"+MigrateFix+"` does); use token auth, and Tailscale Serve for remote access")
+		} else {
+			v.add(SevWarning, p, "is deprecated and has no effect", "delete it (`"+MigrateFix+"` does)")
+		}
+	}
+	mode := "token"
+	if m, ok := v.raw("gateway", "auth", "mode"); ok {
+		mode, _ = m.(string)
+	}
+	field := "token"
+	if mode == "password" {
+		field = "password"
+	}
+	p := "gateway.auth." + field
+	raw, ok := v.raw("gateway", "auth", field)
+	if !ok {
+		v.add(SevWarning, p, "is not set; the gateway refuses every client until it is", "moltbot token generate, then `moltbot config set "+p+" -`")
+		return
+	}
+	if field != "token" {
+		return
+	}
+	if StateOf(raw) == StateEnvelope {
+		return // checked by the gateway after decryption
+	}
+	val, _ := v.resolved("gateway", "auth", "token")
+	s, ok := val.(string)
+	if !ok || IsReference(s) {
+		return // wrong type is reported by walk; an unresolved reference by Resolve
+	}
+	if err := auth.CheckToken(s); err != nil {
+		v.add(SevError, p, fmt.Sprintf("weak token: the rule is at least %d characters with at least %d distinct", auth.MinTokenLength, auth.MinTokenDistinct), auth.TokenFix)
+	}
+}
+
+func (v *validator) channel(prefix string, ch map[string]any) {
+	checkDM := func(p string, val any) {
+		s, ok := val.(string)
+		if !ok {
+			return
+		}
+		switch {
+		case s == "open":
+			v.add(SevError, p, `"open" was removed: anyone could talk to the bot; use "pairing" (each new sender gets a code you approve)`, "run `"+MigrateFix+"` (rewrites it to \"pairing\")")
+		case !contains(DMPolicies, s) && !IsReference(s):
+			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(DMPolicies)), "")
+		}
+	}
+	checkGroup := func(p string, val any) {
+		if s, ok := val.(string); ok && !contains(GroupPolicies, s) && !IsReference(s) {
+			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(GroupPolicies)), "")
+		}
+	}
+	if dm, ok := ch["dm"].(map[string]any); ok {
+		if pol, ok := dm["policy"]; ok {
+			checkDM(prefix+".dm.policy", pol)
+		}
+	}
+	if pol, ok := ch["dmPolicy"]; ok {
+		checkDM(prefix+".dmPolicy", pol)
+	}
+	if g, ok := ch["groups"].(map[string]any); ok {
+		if pol, ok := g["policy"]; ok {
+			checkGroup(prefix+".groups.policy", pol)
+		}
+	}
+	if pol, ok := ch["groupPolicy"]; ok {
+		checkGroup(prefix+".groupPolicy", pol)
+	}
+}
+
+func (v *validator) sandbox() {
+	const base = "agents.defaults.sandbox.docker"
+	d, ok := v.raw("agents", "defaults", "sandbox", "docker")
+	m, isMap := d.(map[string]any)
+	if !ok || !isMap {
+		return
+	}
+	if n, ok := m["network"].(string); ok && (n == "host" || strings.HasPrefix(n, "container:")) {
+		v.add(SevError, base+".network", fmt.Sprintf("network %q shares a network namespace with the sandbox and defeats isolation", n), `use "none" (default) or a dedicated bridge network`)
+	}
+	if p, ok := m["privileged"].(bool); ok && p {
+		v.add(SevError, base+".privileged", "a privileged container is not a sandbox", "delete it")
+	}
+	if binds, ok := m["binds"].([]any); ok {
+		for i, b := range binds {
+			s, ok := b.(string)
+			if !ok {
+				continue
+			}
+			src := strings.SplitN(s, ":", 2)[0]
+			clean := path.Clean(src)
+			switch {
+			case clean == "/":
+				v.add(SevError, fmt.Sprintf("%s.binds.%d", base, i), "binds the host root filesystem into the sandbox", "bind only the directories the agent needs")
+			case clean == "/var/run/docker.sock" || clean == "/run/docker.sock" || strings.HasSuffix(clean, "/docker.sock"):
+				v.add(SevError, fmt.Sprintf("%s.binds.%d", base, i), "binds the Docker socket: root on the host from inside the sandbox", "remove this bind")
+			}
+		}
+	}
+}
+
+func (v *validator) acknowledged() {
+	acks, ok := v.raw("security", "acknowledged")
+	list, isList := acks.([]any)
+	if !ok || !isList {
+		return
+	}
+	for i, a := range list {
+		m, ok := a.(map[string]any)
+		if !ok {
+			continue
+		}
+		p := fmt.Sprintf("security.acknowledged.%d", i)
+		if id, _ := m["id"].(string); id == "" {
+			v.add(SevError, p+".id", "is required (the audit finding id being acknowledged)", "")
+		}
+		if u, ok := m["until"].(string); ok {
+			if _, err := ParseUntil(u); err != nil {
+				v.add(SevError, p+".until", fmt.Sprintf("%q is not a date (want YYYY-MM-DD or RFC 3339)", u), "")
+			}
+		}
+	}
+}
+
+// ParseUntil parses an acknowledgement expiry: a date or an RFC 3339 time.
+func ParseUntil(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
