@@ -84,11 +84,22 @@ func FuzzCheckToken(f *testing.F) {
 	f.Add("short")
 	f.Fuzz(func(t *testing.T, tok string) {
 		err := CheckToken(tok)
-		if err != nil && len(tok) >= 4 && strings.Contains(err.Error(), tok) {
-			t.Fatalf("error leaks the token")
+		// The message is a fixed template plus counts: with digits removed
+		// it must equal the template of any other weak token.
+		if err != nil && noDigits(err.Error()) != noDigits(CheckToken("").Error()) {
+			t.Fatalf("error text depends on the token: %q", err)
 		}
 		if err == nil && len([]rune(tok)) < MinTokenLength {
 			t.Fatalf("short token passed")
 		}
 	})
+}
+
+func noDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
 }

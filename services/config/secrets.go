@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,4 +168,30 @@ func EnvelopeValue(text string) (map[string]any, error) {
 		return nil, err
 	}
 	return e.Map(), nil
+}
+
+// SealSecrets replaces every plaintext secret among refs with the envelope
+// returned by seal (secretsd's Encrypt), in tree. References, envelopes and
+// empty values are left alone. It returns the paths sealed. On error tree may
+// be partly sealed: callers work on a Clone and write only on success.
+func SealSecrets(tree map[string]any, refs []SecretRef, seal func(plaintext []byte, aad string) (string, error)) ([]string, error) {
+	var done []string
+	for _, r := range refs {
+		if r.State != StatePlain {
+			continue
+		}
+		text, err := seal([]byte(r.Value.(string)), r.AAD)
+		if err != nil {
+			return done, fmt.Errorf("encrypt %s: %w", r.Path, err)
+		}
+		v, err := EnvelopeValue(text)
+		if err != nil {
+			return done, fmt.Errorf("encrypt %s: %w", r.Path, err)
+		}
+		if err := SetIn(tree, r.Keys, v); err != nil {
+			return done, err
+		}
+		done = append(done, r.Path)
+	}
+	return done, nil
 }

@@ -149,7 +149,7 @@ func (c *Config) View() View {
 				WorkspaceAccess: r.str(WorkspaceAccesses[0], "agents", "defaults", "sandbox", "workspaceAccess"),
 			},
 		},
-		Models: map[string]Provider{},
+		Models:  map[string]Provider{},
 		Logging: Logging{RedactSensitive: "tools"},
 	}
 	d := []string{"agents", "defaults", "sandbox", "docker"}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,9 @@ func main() {
 	}
 	// Threads count against the container's pids limit.
 	runtime.GOMAXPROCS(1)
+	// Under a fork bomb the pids limit also refuses new threads, and a Go
+	// runtime that cannot start one dies. Start a few now; idle threads stay.
+	prewarmThreads(8)
 	// As PID 1 the kernel only delivers signals we handle; without a sink the
 	// Go runtime would exit on TERM/HUP/INT and crash on QUIT.
 	sink := make(chan os.Signal, 8)
@@ -38,4 +42,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "agent: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// prewarmThreads makes the runtime create n OS threads by locking n
+// goroutines to threads at once, then lets them go back to the idle pool.
+func prewarmThreads(n int) {
+	var ready, release sync.WaitGroup
+	ready.Add(n)
+	release.Add(1)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			release.Wait()
+			runtime.UnlockOSThread()
+		}()
+	}
+	ready.Wait()
+	release.Done()
 }

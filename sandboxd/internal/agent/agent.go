@@ -84,6 +84,10 @@ func (a *Agent) Run() error {
 	for {
 		p, err := agentproto.ReadFrame(in, agentproto.MaxRequestFrame)
 		if errors.Is(err, io.EOF) {
+			// Finish what was asked before exiting (the container ends with us).
+			for range cap(a.sem) {
+				a.sem <- struct{}{}
+			}
 			return nil
 		}
 		if err != nil {

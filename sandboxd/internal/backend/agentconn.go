@@ -129,7 +129,7 @@ func (c *agentConn) roundTrip(ctx context.Context, req agentproto.Request, wait 
 	if c.broken != nil {
 		err := c.broken
 		c.mu.Unlock()
-		return agentproto.Response{}, fmt.Errorf("container %.12s: %v: %w", c.id, err, ErrContainerGone)
+		return agentproto.Response{}, fmt.Errorf("container %.12s: %v: %w (%w)", c.id, err, ErrContainerGone, ErrNotSent)
 	}
 	c.nextID++
 	req.ID = c.nextID
@@ -152,7 +152,7 @@ func (c *agentConn) roundTrip(ctx context.Context, req agentproto.Request, wait 
 	if err != nil {
 		forget()
 		c.fail(err)
-		return agentproto.Response{}, fmt.Errorf("container %.12s: write to agent: %v: %w", c.id, err, ErrContainerGone)
+		return agentproto.Response{}, fmt.Errorf("container %.12s: write to agent: %v: %w (%w)", c.id, err, ErrContainerGone, ErrNotSent)
 	}
 	var timeout <-chan time.Time
 	if wait > 0 {

@@ -118,6 +118,10 @@ type ExecResult struct {
 // caller should recreate it.
 var ErrContainerGone = errors.New("sandbox container is gone")
 
+// ErrNotSent accompanies ErrContainerGone when the command never reached the
+// container, so running it in a fresh one is safe.
+var ErrNotSent = errors.New("command not sent")
+
 // Backend runs sandbox containers.
 type Backend interface {
 	// Ping checks the engine and returns its API version.

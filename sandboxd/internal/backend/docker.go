@@ -254,12 +254,12 @@ func (d *Docker) conn(ctx context.Context, id string) (*agentConn, error) {
 	ir, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("container %.12s: %w", id, ErrContainerGone)
+			return nil, fmt.Errorf("container %.12s: %w (%w)", id, ErrContainerGone, ErrNotSent)
 		}
 		return nil, d.wrap("inspect sandbox container", err)
 	}
 	if ir.Container.State == nil || !ir.Container.State.Running {
-		return nil, fmt.Errorf("container %.12s is not running: %w", id, ErrContainerGone)
+		return nil, fmt.Errorf("container %.12s is not running: %w (%w)", id, ErrContainerGone, ErrNotSent)
 	}
 	if ir.Container.Config == nil || ir.Container.Config.Labels[LabelAgentPath] == "" || !ir.Container.Config.OpenStdin {
 		return nil, nil
@@ -273,7 +273,7 @@ func (d *Docker) conn(ctx context.Context, id string) (*agentConn, error) {
 	defer cancel()
 	if err := c.ping(pctx); err != nil {
 		c.close()
-		return nil, fmt.Errorf("container %.12s: agent did not answer after re-attach (%v): %w", id, err, ErrContainerGone)
+		return nil, fmt.Errorf("container %.12s: agent did not answer after re-attach (%v): %w (%w)", id, err, ErrContainerGone, ErrNotSent)
 	}
 	d.agents[id] = c
 	return c, nil
@@ -359,7 +359,7 @@ func (d *Docker) execDocker(ctx context.Context, id string, s ExecSpec) (ExecRes
 	ec, err := d.c.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdin: len(s.Stdin) > 0, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
-			return ExecResult{}, fmt.Errorf("container %.12s: %v: %w", id, err, ErrContainerGone)
+			return ExecResult{}, fmt.Errorf("container %.12s: %v: %w (%w)", id, err, ErrContainerGone, ErrNotSent)
 		}
 		return ExecResult{}, d.wrap("docker exec create", err)
 	}

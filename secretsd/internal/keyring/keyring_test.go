@@ -85,7 +85,7 @@ func TestCorruptKeyFileIsRefusedNotRegenerated(t *testing.T) {
 	short := strings.Replace(string(good), `"key": "`, `"key": "AAAA`, 1)
 	tests := []struct {
 		name, content, want string
-		mode             os.FileMode
+		mode                os.FileMode
 	}{
 		{"empty", "", "not a valid key file", 0o600},
 		{"not json", "hello", "not a valid key file", 0o600},

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
-	"github.com/moltbot/moltbot-secure/cli/internal/pkiinit"
+	"github.com/moltbot/moltbot-secure/services/pkiinit"
 	"github.com/moltbot/moltbot-secure/services/statedir"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )

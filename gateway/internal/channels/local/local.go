@@ -1,0 +1,158 @@
+// Package local is the "local" channel: messages come in through the
+// gateway's Send RPC (`moltbot message send --channel local --from alice
+// "hi"`) and the bot's replies go back in the RPC's answer. It is used by
+// tests and demos, and needs no outside service.
+package local
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// Name is the channel's config key.
+const Name = "local"
+
+// Mailbox bounds: replies sent to a chat while no Inject is waiting (e.g.
+// the approval notice from `pairing approve`) wait here for Drain.
+const (
+	maxMailboxPerChat = 100
+	maxMailboxChats   = 1000
+)
+
+// Channel implements channels.Channel for local messages.
+type Channel struct {
+	mu         sync.Mutex
+	deliver    channels.DeliverFunc
+	collectors map[string][]*collector
+	mailbox    map[string][]string
+	nextID     uint64
+}
+
+type collector struct{ replies []string }
+
+var _ channels.Channel = (*Channel)(nil)
+
+// New returns a local channel; it accepts Inject once Start runs.
+func New() *Channel {
+	return &Channel{collectors: map[string][]*collector{}, mailbox: map[string][]string{}}
+}
+
+// Name implements channels.Channel.
+func (c *Channel) Name() string { return Name }
+
+// Start implements channels.Channel: it records deliver and blocks until ctx ends.
+func (c *Channel) Start(ctx context.Context, deliver channels.DeliverFunc) error {
+	if deliver == nil {
+		return fmt.Errorf("local channel: Start needs a deliver function")
+	}
+	c.mu.Lock()
+	c.deliver = deliver
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.deliver = nil
+	c.mu.Unlock()
+	return nil
+}
+
+// Status implements channels.Channel: connected while started.
+func (c *Channel) Status() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deliver != nil, nil
+}
+
+// Send implements channels.Channel. A reply goes to every Inject waiting on
+// chatID; with none waiting it is kept for Drain.
+func (c *Channel) Send(_ context.Context, chatID, text string) error {
+	if chatID == "" {
+		return fmt.Errorf("local send: chat id is empty: %w", errs.ErrInvalidArgument)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs := c.collectors[chatID]; len(cs) > 0 {
+		for _, col := range cs {
+			col.replies = append(col.replies, text)
+		}
+		return nil
+	}
+	box := c.mailbox[chatID]
+	if box == nil && len(c.mailbox) >= maxMailboxChats {
+		return fmt.Errorf("local send: %d chats have undrained replies: %w", maxMailboxChats, errs.ErrResourceExhausted)
+	}
+	if len(box) >= maxMailboxPerChat {
+		box = box[1:] // oldest first out: a demo mailbox, not a queue
+	}
+	c.mailbox[chatID] = append(box, text)
+	return nil
+}
+
+// Drain returns and forgets the replies kept for chatID.
+func (c *Channel) Drain(chatID string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.mailbox[chatID]
+	delete(c.mailbox, chatID)
+	return out
+}
+
+// Inject runs one inbound message through the pipeline synchronously and
+// returns the replies the bot sent to its chat meanwhile. Channel is forced
+// to "local"; ChatID defaults to SenderID (a DM); MessageID is assigned
+// when empty. Errors: errs.ErrInvalidArgument for a missing sender,
+// errs.ErrUnavailable when the channel is not started.
+func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, error) {
+	if strings.TrimSpace(in.SenderID) == "" {
+		return nil, fmt.Errorf("from: the sender is empty; pass --from <name>: %w", errs.ErrInvalidArgument)
+	}
+	in.Channel = Name
+	if in.ChatID == "" {
+		in.ChatID = in.SenderID
+		if in.GroupID != "" {
+			in.ChatID = in.GroupID
+		}
+	}
+	col := &collector{}
+	c.mu.Lock()
+	deliver := c.deliver
+	if deliver == nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("local channel is not running (channels.local disabled?): %w", errs.ErrUnavailable)
+	}
+	if in.MessageID == "" {
+		c.nextID++
+		in.MessageID = "local-" + strconv.FormatUint(c.nextID, 10)
+	}
+	c.collectors[in.ChatID] = append(c.collectors[in.ChatID], col)
+	c.mu.Unlock()
+
+	defer func() {
+		c.mu.Lock()
+		cs := c.collectors[in.ChatID]
+		for i, x := range cs {
+			if x == col {
+				cs = append(cs[:i], cs[i+1:]...)
+				break
+			}
+		}
+		if len(cs) == 0 {
+			delete(c.collectors, in.ChatID)
+		} else {
+			c.collectors[in.ChatID] = cs
+		}
+		c.mu.Unlock()
+	}()
+	deliver(ctx, in)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), col.replies...), nil
+}

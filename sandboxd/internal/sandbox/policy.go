@@ -1,0 +1,296 @@
+// Package sandbox is sandboxd's domain: which container serves a session,
+// with which hardened policy, and the commands run in it. It never imports
+// gRPC; errors are errs classes wrapped with context.
+package sandbox
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// Mode says which sessions are sandboxed.
+type Mode int
+
+// Modes.
+const (
+	ModeUnset Mode = iota
+	ModeOff
+	ModeNonMain
+	ModeAll
+)
+
+func (m Mode) String() string {
+	return [...]string{"unset", "off", "non-main", "all"}[min(max(int(m), 0), 3)]
+}
+
+// Scope says how sessions share containers.
+type Scope int
+
+// Scopes.
+const (
+	ScopeUnset Scope = iota
+	ScopeSession
+	ScopeAgent
+	ScopeShared
+)
+
+func (s Scope) String() string {
+	return [...]string{"unset", "session", "agent", "shared"}[min(max(int(s), 0), 3)]
+}
+
+// WorkspaceAccess is how the agent workspace is mounted.
+type WorkspaceAccess int
+
+// Workspace access levels.
+const (
+	WorkspaceUnset WorkspaceAccess = iota
+	WorkspaceNone
+	WorkspaceRO
+	WorkspaceRW
+)
+
+func (w WorkspaceAccess) String() string {
+	return [...]string{"unset", "none", "ro", "rw"}[min(max(int(w), 0), 3)]
+}
+
+// Policy is agents.defaults.sandbox. In a request, zero fields mean "use
+// the configured default".
+type Policy struct {
+	Mode            Mode
+	Scope           Scope
+	WorkspaceAccess WorkspaceAccess
+	Image           string
+	Network         string
+	MemoryBytes     int64
+	CPUs            float64
+	PidsLimit       int64
+	Env             map[string]string
+	Binds           []string
+	WorkspaceDir    string
+	TmpfsBytes      int64
+}
+
+// Defaults used when the config leaves a field empty.
+const (
+	DefaultImage       = "moltbot-sandbox:latest"
+	DefaultNetwork     = "none"
+	DefaultMemoryBytes = 512 << 20
+	DefaultCPUs        = 1.0
+	DefaultPidsLimit   = 128
+	DefaultTmpfsBytes  = 64 << 20
+)
+
+// DefaultPolicy is the policy with nothing configured.
+func DefaultPolicy() Policy {
+	return Policy{Mode: ModeNonMain, Scope: ScopeSession, WorkspaceAccess: WorkspaceNone, Image: DefaultImage,
+		Network: DefaultNetwork, MemoryBytes: DefaultMemoryBytes, CPUs: DefaultCPUs, PidsLimit: DefaultPidsLimit,
+		TmpfsBytes: DefaultTmpfsBytes}
+}
+
+// Merge returns p with every non-zero field of o applied.
+func (p Policy) Merge(o *Policy) Policy {
+	if o == nil {
+		return p
+	}
+	if o.Mode != ModeUnset {
+		p.Mode = o.Mode
+	}
+	if o.Scope != ScopeUnset {
+		p.Scope = o.Scope
+	}
+	if o.WorkspaceAccess != WorkspaceUnset {
+		p.WorkspaceAccess = o.WorkspaceAccess
+	}
+	if o.Image != "" {
+		p.Image = o.Image
+	}
+	if o.Network != "" {
+		p.Network = o.Network
+	}
+	if o.MemoryBytes != 0 {
+		p.MemoryBytes = o.MemoryBytes
+	}
+	if o.CPUs != 0 {
+		p.CPUs = o.CPUs
+	}
+	if o.PidsLimit != 0 {
+		p.PidsLimit = o.PidsLimit
+	}
+	if o.Env != nil {
+		p.Env = o.Env
+	}
+	if o.Binds != nil {
+		p.Binds = o.Binds
+	}
+	if o.WorkspaceDir != "" {
+		p.WorkspaceDir = o.WorkspaceDir
+	}
+	if o.TmpfsBytes != 0 {
+		p.TmpfsBytes = o.TmpfsBytes
+	}
+	return p
+}
+
+var (
+	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	netNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+)
+
+// Host paths a bind may never expose: the engine's socket (root on the host),
+// the host root, and kernel/runtime trees.
+var forbiddenBindSources = []string{"/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd", "/boot"}
+
+func invalid(field, format string, a ...any) error {
+	return fmt.Errorf("sandbox policy %s: %s: %w", field, fmt.Sprintf(format, a...), errs.ErrInvalidArgument)
+}
+
+// Validate checks a merged policy. Dangerous values are refused, not warned about.
+func (p Policy) Validate() error {
+	if p.Mode < ModeOff || p.Mode > ModeAll {
+		return invalid("mode", "%d is not off, non-main or all", p.Mode)
+	}
+	if p.Scope < ScopeSession || p.Scope > ScopeShared {
+		return invalid("scope", "%d is not session, agent or shared", p.Scope)
+	}
+	if p.WorkspaceAccess < WorkspaceNone || p.WorkspaceAccess > WorkspaceRW {
+		return invalid("workspaceAccess", "%d is not none, ro or rw", p.WorkspaceAccess)
+	}
+	if p.Image == "" || strings.ContainsAny(p.Image, " \t\n\x00") {
+		return invalid("docker.image", "%q is not an image reference", p.Image)
+	}
+	switch {
+	case p.Network == "host":
+		return invalid("docker.network", `"host" shares the host's network stack; use "none"`)
+	case strings.HasPrefix(p.Network, "container:"):
+		return invalid("docker.network", "%q joins another container's network; use \"none\"", p.Network)
+	case !netNameRE.MatchString(p.Network):
+		return invalid("docker.network", "%q is not a network name", p.Network)
+	}
+	if p.MemoryBytes < 32<<20 || p.MemoryBytes > 64<<30 {
+		return invalid("docker.memory", "%d bytes outside 32 MiB..64 GiB", p.MemoryBytes)
+	}
+	if p.CPUs <= 0 || p.CPUs > 64 {
+		return invalid("docker.cpus", "%g outside (0, 64]", p.CPUs)
+	}
+	if p.PidsLimit < 16 || p.PidsLimit > 4096 {
+		return invalid("docker.pidsLimit", "%d outside 16..4096", p.PidsLimit)
+	}
+	if p.TmpfsBytes < 1<<20 || p.TmpfsBytes > p.MemoryBytes/2 {
+		return invalid("docker.tmpfs", "%d bytes outside 1 MiB..memory/2 (tmpfs pages count against the memory limit)", p.TmpfsBytes)
+	}
+	if len(p.Env) > 64 {
+		return invalid("docker.env", "%d entries, max 64", len(p.Env))
+	}
+	for k, v := range p.Env {
+		if !envKeyRE.MatchString(k) || strings.ContainsRune(v, 0) || len(v) > 4096 {
+			return invalid("docker.env", "entry %q is not NAME=value (letters, digits, _; value without NUL, <= 4096 bytes)", k)
+		}
+	}
+	for _, b := range p.Binds {
+		if _, err := normalizeBind(b); err != nil {
+			return err
+		}
+	}
+	if p.WorkspaceAccess != WorkspaceNone {
+		if !path.IsAbs(p.WorkspaceDir) || path.Clean(p.WorkspaceDir) == "/" {
+			return invalid("workspaceDir", "%q must be an absolute directory other than / when workspaceAccess is %s", p.WorkspaceDir, p.WorkspaceAccess)
+		}
+		if err := checkBindSource(p.WorkspaceDir, "workspaceDir"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkBindSource(src, field string) error {
+	clean := path.Clean(src)
+	if clean == "/" {
+		return invalid(field, "binding the host root / gives the sandbox the whole host")
+	}
+	if strings.HasSuffix(clean, ".sock") || strings.Contains(clean, "docker.sock") {
+		return invalid(field, "%q looks like a socket; the Docker socket is root on the host", src)
+	}
+	for _, f := range forbiddenBindSources {
+		if clean == f || strings.HasPrefix(clean, f+"/") {
+			return invalid(field, "%q is under %s, which exposes the host (the Docker socket lives in /run)", src, f)
+		}
+	}
+	return nil
+}
+
+// normalizeBind checks "src:dst[:ro|rw]" and returns it with an explicit
+// mode (read-only unless rw is asked for).
+func normalizeBind(b string) (string, error) {
+	parts := strings.Split(b, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", invalid("docker.binds", "%q is not src:dst[:ro|rw]", b)
+	}
+	src, dst := parts[0], parts[1]
+	mode := "ro"
+	if len(parts) == 3 {
+		mode = parts[2]
+	}
+	if mode != "ro" && mode != "rw" {
+		return "", invalid("docker.binds", "%q: mode %q is not ro or rw", b, mode)
+	}
+	if !path.IsAbs(src) || !path.IsAbs(dst) {
+		return "", invalid("docker.binds", "%q: both paths must be absolute", b)
+	}
+	if err := checkBindSource(src, "docker.binds"); err != nil {
+		return "", err
+	}
+	d := path.Clean(dst)
+	for _, f := range []string{"/", "/proc", "/sys", "/dev", "/usr/local/bin"} {
+		if d == f || (f != "/" && strings.HasPrefix(d, f+"/")) {
+			return "", invalid("docker.binds", "%q: destination %s is reserved", b, d)
+		}
+	}
+	return path.Clean(src) + ":" + d + ":" + mode, nil
+}
+
+// hardeningVersion changes when the fixed flags change, so existing
+// containers get recreated with the new ones.
+const hardeningVersion = "1"
+
+// Hash is the config hash of the container-relevant part of p (mode and
+// scope decide who uses a container, not what it is).
+func (p Policy) Hash(user string) string {
+	env := make([]string, 0, len(p.Env))
+	for k, v := range p.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	b, _ := json.Marshal(struct {
+		V, Image, Network, User, WorkspaceDir string
+		Memory, Pids, Tmpfs                   int64
+		CPUs                                  float64
+		Env, Binds                            []string
+		Workspace                             int
+	}{hardeningVersion, p.Image, p.Network, user, p.WorkspaceDir, p.MemoryBytes, p.PidsLimit, p.TmpfsBytes,
+		p.CPUs, env, p.Binds, int(p.WorkspaceAccess)})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// IsMainSession reports whether key is the agent's main DM session,
+// "agent:<id>:main". Everything else (groups, channels, other DMs) is non-main.
+func IsMainSession(sessionKey, agentID string) bool {
+	parts := strings.Split(sessionKey, ":")
+	if len(parts) != 3 || parts[0] != "agent" || parts[2] != "main" || parts[1] == "" {
+		return false
+	}
+	return agentID == "" || parts[1] == agentID
+}
+
+// Sandboxed reports whether a session runs in a sandbox under mode m.
+func Sandboxed(m Mode, main bool) bool {
+	return m == ModeAll || (m == ModeNonMain && !main)
+}
