@@ -30,6 +30,10 @@ type Config struct {
 	// Token returns the current gateway token (for the strength report only).
 	Token  func() string
 	Logger hclog.Logger
+
+	Secrets   SecretsDeps
+	Messaging MessagingDeps
+	Ops       OpsDeps
 }
 
 // Service implements gatewayv1.GatewayServer.

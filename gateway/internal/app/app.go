@@ -1,5 +1,6 @@
 // Package app is the gateway's composition root: it loads the config and
-// the token, dials the internal services and serves the client port.
+// the token, dials the internal services, lets each capability wire itself
+// (wire_*.go) and serves the client port.
 package app
 
 import (
@@ -8,11 +9,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 
+	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/server"
+	"github.com/moltbot/moltbot-secure/services/statedir"
 )
 
 // Options are the gateway's flags.
@@ -24,52 +28,110 @@ type Options struct {
 	Version     string
 }
 
+// Wiring is what the capabilities share while the gateway is assembled.
+// Each wire_*.go fills in its part; nothing outside this package sees it.
+type Wiring struct {
+	Opts       Options
+	Loaded     *server.Loaded
+	Logger     hclog.Logger
+	StateDir   string
+	ConfigPath string
+
+	SecretsConn *grpc.ClientConn
+	PairingConn *grpc.ClientConn
+	SandboxConn *grpc.ClientConn
+
+	// Token is the gateway token and TokenSource where it came from (never the token).
+	Token       string
+	TokenSource string
+	GatewayAuth *auth.GatewayToken
+
+	// Agent answers delivered messages; Executor runs its exec tool.
+	Agent    agent.Agent
+	Executor agent.Executor
+
+	API api.Config
+	// Register adds services besides Gateway (e.g. admin proxies), Authz their rows.
+	Register []func(grpc.ServiceRegistrar)
+	Authz    []auth.Table
+	// Background runs after the server starts (channel pollers); each ends with ctx.
+	Background []func(ctx context.Context)
+	// Closers run at shutdown, in reverse order.
+	Closers []func()
+}
+
 // Run loads everything, serves until ctx ends and stops gracefully.
 func Run(ctx context.Context, o Options) error {
 	ld, err := o.Base.Load()
 	if err != nil {
 		return err
 	}
-	cfgPath := configPath(ld.Base.StateDir)
-	token, src, err := LoadToken(ld.Base.StateDir, cfgPath, ld.Base.PKIDir)
-	if err != nil {
+	w := &Wiring{Opts: o, Loaded: ld, Logger: ld.Logger, StateDir: ld.Base.StateDir, ConfigPath: statedir.ConfigPath(ld.Base.StateDir)}
+	defer func() {
+		for i := len(w.Closers) - 1; i >= 0; i-- {
+			w.Closers[i]()
+		}
+	}()
+	if err := statedir.Ensure(w.StateDir); err != nil {
 		return err
 	}
-	if err := auth.CheckToken(token); err != nil {
-		return fmt.Errorf("gateway token from %s: %w", src, err)
-	}
-	gw := auth.NewGatewayToken(token)
-
-	var deps []api.Dependency
-	for _, d := range []struct{ id, addr string }{
-		{auth.IDSecretsd, o.SecretsAddr}, {auth.IDPairingd, o.PairingAddr}, {auth.IDSandboxd, o.SandboxAddr},
+	for _, d := range []struct {
+		id, addr string
+		conn     **grpc.ClientConn
+	}{
+		{auth.IDSecretsd, o.SecretsAddr, &w.SecretsConn}, {auth.IDPairingd, o.PairingAddr, &w.PairingConn}, {auth.IDSandboxd, o.SandboxAddr, &w.SandboxConn},
 	} {
 		cc, err := ld.DialService(d.id, d.addr)
 		if err != nil {
 			return fmt.Errorf("--%s-addr: %w", d.id, err)
 		}
-		defer cc.Close()
-		deps = append(deps, api.Dependency{Name: d.id, Addr: d.addr, Conn: cc})
+		w.Closers = append(w.Closers, func() { cc.Close() })
+		*d.conn = cc
+		w.API.Deps = append(w.API.Deps, api.Dependency{Name: d.id, Addr: d.addr, Conn: cc})
 	}
+	w.API.Version, w.API.StartedAt, w.API.Logger = o.Version, time.Now(), ld.Logger
 
-	svc := api.New(api.Config{
-		Version: o.Version, StartedAt: time.Now(), Deps: deps, Logger: ld.Logger,
-		Token: func() string { return token },
-	})
+	// Order matters: secrets (config + token) first, then sandbox (the agent's
+	// executor), then messaging (channels feeding the agent), then operations.
+	for _, wire := range []func(context.Context, *Wiring) error{wireSecrets, wireSandbox, wireMessaging, wireOps} {
+		if err := wire(ctx, w); err != nil {
+			return err
+		}
+	}
+	if err := auth.CheckToken(w.Token); err != nil {
+		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
+	}
+	if w.GatewayAuth == nil {
+		w.GatewayAuth = auth.NewGatewayToken(w.Token)
+	}
+	if w.API.Token == nil {
+		w.API.Token = func() string { return w.Token }
+	}
+	authz, err := auth.Merge(append([]auth.Table{api.Authz()}, w.Authz...)...)
+	if err != nil {
+		return err
+	}
+	svc := api.New(w.API)
 	srv, err := server.New(server.Config{
 		Name:   auth.IDGateway,
 		Addr:   ld.Base.Addr,
 		TLS:    ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:   &auth.Authenticator{Verifier: gw, Limiter: auth.NewLimiter()},
-		Authz:  api.Authz(),
+		Auth:   &auth.Authenticator{Verifier: w.GatewayAuth, Limiter: auth.NewLimiter()},
+		Authz:  authz,
 		Logger: ld.Logger,
 		Register: func(r grpc.ServiceRegistrar) {
 			api.RegisterService(r, svc)
+			for _, reg := range w.Register {
+				reg(r)
+			}
 		},
 	})
 	if err != nil {
 		return err
 	}
-	ld.Logger.Info("gateway auth", "mode", "token", "token_source", src, "strength", auth.DescribeToken(token))
+	for _, bg := range w.Background {
+		go bg(ctx)
+	}
+	ld.Logger.Info("gateway auth", "mode", "token", "token_source", w.TokenSource, "strength", auth.DescribeToken(w.Token))
 	return srv.Run(ctx)
 }

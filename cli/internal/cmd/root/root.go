@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/status"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/token"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/version"
@@ -24,11 +25,15 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 	pf.StringVar(&f.GatewayAddr, "gateway", f.GatewayAddr, "gateway address host:port")
 	pf.BoolVar(&f.JSON, "json", false, "print JSON")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
+	// One line per command; `security` takes its verbs from their packages.
 	cmd.AddCommand(
 		certs.NewCmd(f),
 		token.NewCmd(f),
 		status.NewCmd(f, nil),
 		version.NewCmd(f, ver),
+		security.NewCmd(
+		// security verbs
+		),
 	)
 	return cmd
 }
