@@ -92,6 +92,7 @@ type GatewayToken struct {
 	mu      sync.Mutex
 	current atomic.Pointer[gatewayTokenState]
 	onSwap  []func(gen uint64)
+	streams *streamRegistry
 }
 
 type gatewayTokenState struct {

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/atomicfile"
@@ -49,10 +50,7 @@ func Init(o Options) (tlsutil.Result, error) {
 	}
 	var leaves []tlsutil.LeafSpec
 	for _, id := range Identities() {
-		l := tlsutil.LeafSpec{ID: id, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
-		if id == auth.IDGateway {
-			l.DNS = append(l.DNS, o.ExtraDNS...)
-		}
+		l := leafSpec(id, o.ExtraDNS)
 		if ow, ok := o.Owners[id]; ok {
 			l.Owner = &ow
 		}
@@ -91,6 +89,17 @@ func Init(o Options) (tlsutil.Result, error) {
 	}
 	record(&res, gp, created)
 	return res, nil
+}
+
+// leafSpec is the certificate an identity gets: its name, plus loopback so
+// a single-host install and health checks can dial 127.0.0.1. The gateway
+// always carries its compose DNS name.
+func leafSpec(id string, extraDNS []string) tlsutil.LeafSpec {
+	l := tlsutil.LeafSpec{ID: id, DNS: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}}
+	if id == auth.IDGateway {
+		l.DNS = append(l.DNS, extraDNS...)
+	}
+	return l
 }
 
 func owner(m map[string]tlsutil.Owner, id string) *tlsutil.Owner {
@@ -228,4 +237,21 @@ func ChownDir(dir string, ow tlsutil.Owner) error {
 		return fmt.Errorf("chown %s: %w", dir, err)
 	}
 	return os.Chmod(dir, 0o700)
+}
+
+// Rotate reissues every identity's leaf under the current CA (or a new CA
+// with ca=true, keeping the old one in the bundle for the overlap). Key
+// files keep their owner and mode, so compose services can still read them.
+func Rotate(pkiDir string, ca bool, now time.Time) (tlsutil.Result, error) {
+	var leaves []tlsutil.LeafSpec
+	for _, id := range Identities() {
+		l := leafSpec(id, nil)
+		if fi, err := os.Stat(tlsutil.FilesFor(pkiDir, id).Key); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Getuid() || int(st.Gid) != os.Getgid()) {
+				l.Owner = &tlsutil.Owner{UID: int(st.Uid), GID: int(st.Gid), Mode: fi.Mode().Perm()}
+			}
+		}
+		leaves = append(leaves, l)
+	}
+	return tlsutil.Rotate(pkiDir, leaves, ca, now)
 }

@@ -30,6 +30,7 @@ type Base struct {
 	PKIDir   string
 	LogLevel string
 	LogJSON  bool
+	Version  string
 }
 
 // Flags registers the shared flags; env MOLTBOT_<NAME>_ADDR etc. are read by Env.
@@ -102,6 +103,7 @@ func (l *Loaded) InternalServer(authz auth.Table, register func(grpc.ServiceRegi
 		Authz:    authz,
 		Logger:   l.Logger,
 		Register: register,
+		Version:  l.Base.Version,
 	})
 }
 

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/moltbot/moltbot-secure/services/auth"
@@ -43,6 +44,13 @@ type Config struct {
 	Register func(grpc.ServiceRegistrar)
 	// Listener, when set, is used instead of listening on Addr (tests).
 	Listener net.Listener
+	// StreamGuards run after authorization on streams (e.g. closing
+	// streams whose token was rotated).
+	StreamGuards []grpc.StreamServerInterceptor
+	// Version is reported to health-check callers in the
+	// moltbot-version header, with moltbot-started (RFC 3339).
+	Version   string
+	StartedAt time.Time
 }
 
 // Server is a ready-to-run daemon server.
@@ -102,24 +110,30 @@ func Options(cfg Config) []grpc.ServerOption {
 		logging.WithFieldsFromContext(peerFields),
 	}
 	lg := logAdapter(cfg.Logger)
+	if cfg.StartedAt.IsZero() {
+		cfg.StartedAt = time.Now()
+	}
+	streams := []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(rec),
+		selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
+		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(cfg.Auth.AuthFunc), notHealth),
+		selector.StreamServerInterceptor(cfg.Authz.StreamInterceptor(), notHealth),
+	}
+	streams = append(streams, cfg.StreamGuards...)
+	streams = append(streams, errorStream(cfg.Logger))
 	return []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(rec),
+			versionHeader(cfg.Version, cfg.StartedAt),
 			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(lg, logOpts...), notHealth),
 			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(cfg.Auth.AuthFunc), notHealth),
 			selector.UnaryServerInterceptor(cfg.Authz.UnaryInterceptor(), notHealth),
 			errorUnary(cfg.Logger),
 		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(rec),
-			selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
-			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(cfg.Auth.AuthFunc), notHealth),
-			selector.StreamServerInterceptor(cfg.Authz.StreamInterceptor(), notHealth),
-			errorStream(cfg.Logger),
-		),
+		grpc.ChainStreamInterceptor(streams...),
 	}
 }
 
@@ -156,6 +170,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.cfg.Logger.Info("stopped")
 	return nil
+}
+
+// versionHeader tells health-check callers (the gateway's status) which
+// version runs and since when; nothing else is revealed unauthenticated.
+func versionHeader(version string, started time.Time) grpc.UnaryServerInterceptor {
+	md := metadata.Pairs("moltbot-version", version, "moltbot-started", started.UTC().Format(time.RFC3339))
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == healthpb.Health_Check_FullMethodName {
+			_ = grpc.SetHeader(ctx, md)
+		}
+		return h(ctx, req)
+	}
 }
 
 func peerFields(ctx context.Context) logging.Fields {

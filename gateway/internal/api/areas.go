@@ -10,5 +10,4 @@ type SecretsDeps struct{}
 // MessagingDeps: channels, the DM/group policy and the local channel's Send.
 type MessagingDeps struct{}
 
-// OpsDeps: audit, reload, sessions, security log, cert rotation.
-type OpsDeps struct{}
+// OpsDeps is in ops.go.

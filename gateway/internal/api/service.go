@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
@@ -89,6 +90,9 @@ func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*ga
 	for _, d := range s.cfg.Deps {
 		resp.Services = append(resp.Services, probe(ctx, d))
 	}
+	if req.GetAll() {
+		s.statusAll(ctx, resp)
+	}
 	return resp, nil
 }
 
@@ -96,7 +100,16 @@ func probe(ctx context.Context, d Dependency) *gatewayv1.ServiceStatus {
 	st := &gatewayv1.ServiceStatus{Name: d.Name, Address: d.Addr}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	r, err := healthpb.NewHealthClient(d.Conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	var md metadata.MD
+	r, err := healthpb.NewHealthClient(d.Conn).Check(ctx, &healthpb.HealthCheckRequest{}, probeOpts(&md)...)
+	if v := md.Get("moltbot-version"); len(v) > 0 {
+		st.Version = v[0]
+	}
+	if v := md.Get("moltbot-started"); len(v) > 0 {
+		if t, perr := time.Parse(time.RFC3339, v[0]); perr == nil {
+			st.StartedAt = timestamppb.New(t)
+		}
+	}
 	switch {
 	case err != nil:
 		st.Error = err.Error()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,6 +16,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/server"
 	"github.com/moltbot/moltbot-secure/services/statedir"
 )
@@ -58,6 +60,10 @@ type Wiring struct {
 	Background []func(ctx context.Context)
 	// Closers run at shutdown, in reverse order.
 	Closers []func()
+
+	// SecLog is the security event log (logs/security.jsonl): record auth
+	// outcomes, pairing decisions, secret writes and rotations; never a secret.
+	SecLog *seclog.Log
 }
 
 // Run loads everything, serves until ctx ends and stops gracefully.
@@ -75,6 +81,12 @@ func Run(ctx context.Context, o Options) error {
 	if err := statedir.Ensure(w.StateDir); err != nil {
 		return err
 	}
+	sl, err := seclog.Open(filepath.Join(w.StateDir, "logs"))
+	if err != nil {
+		return err
+	}
+	w.SecLog = sl
+	w.Closers = append(w.Closers, func() { _ = sl.Close() })
 	for _, d := range []struct {
 		id, addr string
 		conn     **grpc.ClientConn
@@ -113,12 +125,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 	svc := api.New(w.API)
 	srv, err := server.New(server.Config{
-		Name:   auth.IDGateway,
-		Addr:   ld.Base.Addr,
-		TLS:    ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:   &auth.Authenticator{Verifier: w.GatewayAuth, Limiter: auth.NewLimiter()},
-		Authz:  authz,
-		Logger: ld.Logger,
+		Name: auth.IDGateway,
+		Addr: ld.Base.Addr,
+		TLS:  ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
+		Auth: &auth.Authenticator{Verifier: w.GatewayAuth, Limiter: auth.NewLimiter(), OnEvent: func(_ context.Context, ev auth.Event) {
+			w.SecLog.Record(seclog.Event{Kind: ev.Kind, Actor: firstNonEmpty(ev.ID, ev.CertID), Addr: ev.Addr, Target: ev.Method})
+		}},
+		Authz:        authz,
+		Logger:       ld.Logger,
+		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},
+		Version:      o.Version,
+		StartedAt:    w.API.StartedAt,
 		Register: func(r grpc.ServiceRegistrar) {
 			api.RegisterService(r, svc)
 			for _, reg := range w.Register {
@@ -134,4 +151,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ld.Logger.Info("gateway auth", "mode", "token", "token_source", w.TokenSource, "strength", auth.DescribeToken(w.Token))
 	return srv.Run(ctx)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -3,6 +3,7 @@ package certs
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,37 @@ import (
 // NewCmd returns `moltbot certs`.
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "certs", Short: "Internal CA, service certificates and service tokens"}
-	cmd.AddCommand(newCmdInit(f, nil))
+	cmd.AddCommand(newCmdInit(f, nil), newCmdRotate(f))
+	return cmd
+}
+
+func newCmdRotate(f *cmdutil.Factory) *cobra.Command {
+	var ca bool
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Reissue every leaf certificate (--ca: also a new CA; the old one stays trusted during the overlap)",
+		Long: "Run where the CA key lives (the state dir's pki/). Services re-read their certificate files\n" +
+			"within a second; open connections keep working. In compose: docker-compose run --rm init certs rotate --state-dir=/init",
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			pki, err := f.PKIDir()
+			if err != nil {
+				return err
+			}
+			res, err := pkiinit.Rotate(pki, ca, time.Now())
+			if err != nil {
+				return err
+			}
+			if f.JSON {
+				return f.PrintJSON(map[string]any{"pki_dir": pki, "reissued": res.Created})
+			}
+			for _, c := range res.Created {
+				fmt.Fprintf(f.Out, "reissued %s\n", c)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&ca, "ca", false, "also create a new CA (the bundle keeps the old CA for the overlap)")
 	return cmd
 }
 

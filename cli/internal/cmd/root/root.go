@@ -5,7 +5,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/gateway"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/seclogcmd"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/status"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/token"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/version"
@@ -31,7 +33,9 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		token.NewCmd(f),
 		status.NewCmd(f, nil),
 		version.NewCmd(f, ver),
+		gateway.NewCmd(f),
 		security.NewCmd(
+			seclogcmd.NewCmd(f, nil),
 		// security verbs
 		),
 	)

@@ -60,12 +60,17 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 			down++
 		}
 	}
+	// With --all a sandbox that cannot run (Docker unreachable) counts as
+	// down when the config needs it: non-main sessions would be refused.
+	if sb := resp.GetSandbox(); o.All && sb != nil && sb.GetMode() != "off" && !sb.GetDockerReachable() {
+		down++
+	}
 	if f.JSON {
 		if err := f.PrintJSON(resp); err != nil {
 			return err
 		}
 	} else {
-		print(f, resp)
+		print(f, resp, o.All)
 	}
 	if down > 0 {
 		return &cmdutil.DegradedError{Msg: fmt.Sprintf("%d service(s) down", down)}
@@ -73,15 +78,66 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	return nil
 }
 
-func print(f *cmdutil.Factory, r *gatewayv1.StatusResponse) {
+func print(f *cmdutil.Factory, r *gatewayv1.StatusResponse, all bool) {
+	fmt.Fprintln(f.Out, "SERVICES")
 	for _, s := range r.GetServices() {
 		state, detail := "up", s.GetVersion()
+		if s.GetStartedAt() != nil {
+			detail += fmt.Sprintf(", up %s", time.Since(s.GetStartedAt().AsTime()).Round(time.Second))
+		}
 		if !s.GetUp() {
 			state, detail = "DOWN", s.GetError()
 		}
-		fmt.Fprintf(f.Out, "%-10s %-5s %s\n", s.GetName(), state, detail)
+		fmt.Fprintf(f.Out, "  %-10s %-5s %s\n", s.GetName(), state, detail)
 	}
-	fmt.Fprintf(f.Out, "auth: %s, token %s\n", r.GetAuthMode(), r.GetTokenStrength())
+	fmt.Fprintf(f.Out, "AUTH\n  mode %s, token %s\n", r.GetAuthMode(), r.GetTokenStrength())
+	if all {
+		fmt.Fprintln(f.Out, "CERTIFICATES")
+		for _, c := range r.GetCerts() {
+			if c.GetError() != "" {
+				fmt.Fprintf(f.Out, "  %-10s ERROR %s\n", c.GetName(), c.GetError())
+				continue
+			}
+			left := time.Until(c.GetNotAfter().AsTime())
+			fmt.Fprintf(f.Out, "  %-10s expires %s (%d days)\n", c.GetName(), c.GetNotAfter().AsTime().Format(time.DateOnly), int(left.Hours()/24))
+		}
+		fmt.Fprintln(f.Out, "KEYS")
+		for _, k := range r.GetKeys() {
+			p := ""
+			if k.GetPrimary() {
+				p = " (primary)"
+			}
+			fmt.Fprintf(f.Out, "  %-4s%s fingerprint %s, age %d days\n", k.GetKid(), p, k.GetFingerprint(), int(time.Since(k.GetCreatedAt().AsTime()).Hours()/24))
+		}
+		if sb := r.GetSandbox(); sb != nil {
+			fmt.Fprintf(f.Out, "SANDBOX\n  mode %s, docker reachable %v, image %s present %v, containers %d\n", sb.GetMode(), sb.GetDockerReachable(), sb.GetImage(), sb.GetImagePresent(), sb.GetContainers())
+			if sb.GetError() != "" {
+				fmt.Fprintf(f.Out, "  error: %s\n", sb.GetError())
+			}
+		}
+		if p := r.GetPairing(); p != nil {
+			fmt.Fprintln(f.Out, "PAIRING")
+			for ch, n := range p.GetPending() {
+				fmt.Fprintf(f.Out, "  %-10s %d pending\n", ch, n)
+			}
+			for _, ch := range p.GetFullChannels() {
+				fmt.Fprintf(f.Out, "  %-10s QUEUE FULL: approve or reject pending requests (moltbot pairing list)\n", ch)
+			}
+			if p.GetError() != "" {
+				fmt.Fprintf(f.Out, "  error: %s\n", p.GetError())
+			}
+		}
+		if len(r.GetChannels()) > 0 {
+			fmt.Fprintln(f.Out, "CHANNELS")
+			for _, c := range r.GetChannels() {
+				state := "connected"
+				if !c.GetConnected() {
+					state = "DISCONNECTED " + c.GetError()
+				}
+				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), state, c.GetDmPolicy(), c.GetGroupPolicy())
+			}
+		}
+	}
 	for _, w := range r.GetWarnings() {
 		fmt.Fprintf(f.Out, "warning: %s\n", w)
 	}

@@ -1,0 +1,107 @@
+// Package seclogcmd is `moltbot security log`.
+package seclogcmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+)
+
+// Options are the flags of `security log`.
+type Options struct {
+	Follow bool
+	Verify bool
+}
+
+// NewCmd returns `moltbot security log`.
+func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Show the security event log (hash-chained; --verify checks every line)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return run(f, o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new events")
+	cmd.Flags().BoolVar(&o.Verify, "verify", false, "verify the hash chain; exit 3 naming the first bad line")
+	return cmd
+}
+
+func run(f *cmdutil.Factory, o *Options) error {
+	cc, err := f.Gateway()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	stream, err := gatewayv1.NewGatewayClient(cc).SecurityLog(ctx, &gatewayv1.SecurityLogRequest{Follow: o.Follow, Verify: o.Verify})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if r.GetVerifyError() != "" {
+			fmt.Fprintln(f.Err, "verify failed:", r.GetVerifyError())
+			return &cmdutil.DegradedError{Msg: r.GetVerifyError()}
+		}
+		n++
+		if f.JSON {
+			fmt.Fprintln(f.Out, r.GetLine())
+			continue
+		}
+		fmt.Fprintln(f.Out, human(r.GetLine()))
+	}
+	if o.Verify {
+		fmt.Fprintf(f.Err, "verified %d lines: the chain is intact\n", n)
+	}
+	return nil
+}
+
+func human(line string) string {
+	var l struct {
+		Seq    uint64            `json:"seq"`
+		TS     string            `json:"ts"`
+		Kind   string            `json:"kind"`
+		Actor  string            `json:"actor"`
+		Addr   string            `json:"addr"`
+		Target string            `json:"target"`
+		Fields map[string]string `json:"fields"`
+	}
+	if json.Unmarshal([]byte(line), &l) != nil {
+		return line
+	}
+	s := fmt.Sprintf("%5d %s %-16s", l.Seq, l.TS, l.Kind)
+	for _, kv := range [][2]string{{"actor", l.Actor}, {"addr", l.Addr}, {"target", l.Target}} {
+		if kv[1] != "" {
+			s += " " + kv[0] + "=" + kv[1]
+		}
+	}
+	for k, v := range l.Fields {
+		s += " " + k + "=" + v
+	}
+	return s
+}
