@@ -15,7 +15,6 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/hashicorp/go-hclog"
@@ -105,17 +104,12 @@ func Options(cfg Config) []grpc.ServerOption {
 		cfg.Logger.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(peerFields),
-	}
-	lg := logAdapter(cfg.Logger)
 	if cfg.StartedAt.IsZero() {
 		cfg.StartedAt = time.Now()
 	}
 	streams := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(rec),
-		selector.StreamServerInterceptor(logging.StreamServerInterceptor(lg, logOpts...), notHealth),
+		logStream(cfg.Logger),
 		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(cfg.Auth.AuthFunc), notHealth),
 		selector.StreamServerInterceptor(cfg.Authz.StreamInterceptor(), notHealth),
 	}
@@ -128,7 +122,7 @@ func Options(cfg Config) []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(rec),
 			versionHeader(cfg.Version, cfg.StartedAt),
-			selector.UnaryServerInterceptor(logging.UnaryServerInterceptor(lg, logOpts...), notHealth),
+			logUnary(cfg.Logger),
 			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(cfg.Auth.AuthFunc), notHealth),
 			selector.UnaryServerInterceptor(cfg.Authz.UnaryInterceptor(), notHealth),
 			errorUnary(cfg.Logger),
@@ -182,28 +176,6 @@ func versionHeader(version string, started time.Time) grpc.UnaryServerIntercepto
 		}
 		return h(ctx, req)
 	}
-}
-
-func peerFields(ctx context.Context) logging.Fields {
-	addr, certID := auth.PeerInfo(ctx)
-	return logging.Fields{"peer", addr, "cert", certID}
-}
-
-// logAdapter writes middleware log lines through hclog. Only the fields the
-// middleware builds reach it (method, code, duration, peer): never payloads.
-func logAdapter(l hclog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
-		switch lvl {
-		case logging.LevelDebug:
-			l.Debug(msg, fields...)
-		case logging.LevelInfo:
-			l.Info(msg, fields...)
-		case logging.LevelWarn:
-			l.Warn(msg, fields...)
-		default:
-			l.Error(msg, fields...)
-		}
-	})
 }
 
 // errorUnary maps domain errors to status codes once, at the edge, and logs
