@@ -32,11 +32,13 @@ build binaries:
 	@cd cli && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/moltbot ./cmd/moltbot
 	@cd sandboxd && if [ -d cmd/moltbot-sandbox-agent ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/moltbot-sandbox-agent ./cmd/moltbot-sandbox-agent; fi
 	@cp /etc/ssl/certs/ca-certificates.crt bin/ 2>/dev/null || touch bin/ca-certificates.crt
+	@cp /bin/busybox bin/busybox 2>/dev/null && file -L bin/busybox | grep -q "statically linked" || { echo "the gateway image needs a static /bin/busybox (main-session /exec): apt-get install busybox-static" >&2; exit 1; }
 
 images: binaries
 	@for s in $(SERVICES) cli; do \
 	  docker build -q -t moltbot-$$s:latest -f deploy/$$s.Dockerfile bin >/dev/null || exit 1; \
 	done
+	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/faketelegram ./cmd/faketelegram && docker build -q -t moltbot-faketelegram:latest -f ../deploy/faketelegram.Dockerfile ../bin >/dev/null
 	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):latest)"
 
 up: images
@@ -52,6 +54,7 @@ up: images
 
 down:
 	$(COMPOSE) down -v --remove-orphans
+	@ids=$$(docker ps -aq --filter label=moltbot.sandbox.instance=compose); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 
 test: test-unit test-integration
 

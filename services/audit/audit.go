@@ -192,6 +192,12 @@ type auditor struct {
 	in    Input
 	byID  map[string]*Finding
 	order []string
+
+	noAuth         bool // no usable gateway credential
+	sawEnvelope    bool // some secret is encrypted (so the key matters)
+	sawSecretField bool
+	surface        surface
+	sandboxModes   []string
 }
 
 // add records a finding, merging repeated ids: the worst severity wins,
@@ -265,11 +271,13 @@ func Run(in Input) Report {
 	} {
 		a.safely(c.name, c.fn)
 	}
+	var acks []ack
+	a.safely("acknowledgements", func() { acks = a.acks() })
 	findings := make([]Finding, 0, len(a.order))
 	for _, id := range a.order {
 		findings = append(findings, *a.byID[id])
 	}
-	findings = append(findings, applyAcks(findings, a.acks(), in.Now)...)
+	findings = append(findings, applyAcks(findings, acks, in.Now)...)
 	sortFindings(findings)
 	score := Score(findings)
 	return Report{Findings: findings, Score: score, Band: Band(score)}

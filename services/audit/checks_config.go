@@ -316,9 +316,9 @@ func (a *auditor) checkAuth() {
 	if noAuth && !isLoopback(bind) {
 		a.add(Finding{
 			ID: "gateway.bind_no_auth", Severity: Critical,
-			Title:  "Gateway listens beyond loopback without authentication",
-			Detail: fmt.Sprintf("gateway.bind is %q and no usable gateway %s is configured", bind, field),
-			Remedy: "moltbot security audit --fix   (generates a token), or `moltbot config set gateway.bind loopback`",
+			Title:   "Gateway listens beyond loopback without authentication",
+			Detail:  fmt.Sprintf("gateway.bind is %q and no usable gateway %s is configured", bind, field),
+			Remedy:  "moltbot security audit --fix   (generates a token), or `moltbot config set gateway.bind loopback`",
 			Fixable: fixable && field == "token", fixes: tokenFix("gateway.bind_no_auth"),
 		})
 	}
@@ -336,13 +336,13 @@ func isLoopback(bind string) bool {
 // code: if it panics (an upstream fork's check threw and took the audit
 // down), that is a finding too.
 func (a *auditor) checkTokenStrength(tok string, fixable bool) {
-	err, panicked := a.callCheckToken(tok)
+	panicked, err := a.callCheckToken(tok)
 	if panicked != nil {
 		a.add(Finding{
 			ID: "gateway.auth.token_unchecked", Severity: Warn,
-			Title:  "The gateway token could not be checked",
-			Detail: fmt.Sprintf("the token rule failed: %v", panicked),
-			Remedy: "moltbot security audit --fix   (replaces the token with a generated one)",
+			Title:   "The gateway token could not be checked",
+			Detail:  fmt.Sprintf("the token rule failed: %v", panicked),
+			Remedy:  "moltbot security audit --fix   (replaces the token with a generated one)",
 			Fixable: fixable, fixes: tokenFix("gateway.auth.token_unchecked"),
 		})
 		return
@@ -374,13 +374,13 @@ func (a *auditor) checkTokenStrength(tok string, fixable bool) {
 	a.add(f)
 }
 
-func (a *auditor) callCheckToken(tok string) (err error, panicked any) {
+func (a *auditor) callCheckToken(tok string) (panicked any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = r
 		}
 	}()
-	return a.in.CheckToken(tok), nil
+	return nil, a.in.CheckToken(tok)
 }
 
 func (a *auditor) checkPassword(pw string) {
@@ -419,9 +419,9 @@ func (a *auditor) checkControlUI() {
 		}
 		a.add(Finding{
 			ID: fl.id, Severity: Critical,
-			Title:  "Deprecated dangerous flag " + path + " is set",
-			Detail: detail,
-			Remedy: "moltbot config unset " + path + "   (or `moltbot security audit --fix`)",
+			Title:   "Deprecated dangerous flag " + path + " is set",
+			Detail:  detail,
+			Remedy:  "moltbot config unset " + path + "   (or `moltbot security audit --fix`)",
 			Fixable: true,
 			fixes: []FixAction{{ID: fl.id, Kind: KindRemoveConfig, Path: path,
 				Keys: []string{"gateway", "controlUi", fl.key}, Description: "remove " + path}},
@@ -567,9 +567,9 @@ func (a *auditor) checkChannelBlock(name, path string, b map[string]any) {
 		gp := strings.Join(gkeys, ".")
 		a.add(Finding{
 			ID: "channels." + name + ".groups.open", Severity: Warn,
-			Title:  "Any group can add and use the bot on " + name,
-			Detail: gp + " is \"open\"",
-			Remedy: "moltbot config set " + gp + " allowlist   (or `moltbot security audit --fix`)",
+			Title:   "Any group can add and use the bot on " + name,
+			Detail:  gp + " is \"open\"",
+			Remedy:  "moltbot config set " + gp + " allowlist   (or `moltbot security audit --fix`)",
 			Fixable: true,
 			fixes: []FixAction{{ID: "channels." + name + ".groups.open", Kind: KindSetConfig, Path: gp, Keys: gkeys,
 				Value: "allowlist", Description: "set " + gp + " to \"allowlist\""}},

@@ -2,14 +2,8 @@ package api
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,6 +15,7 @@ import (
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/seclog"
+	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
 // OpsDeps: status --all, the security log, cert rotation, reload, audit.
@@ -92,40 +87,13 @@ func certStatus(dir string) []*gatewayv1.CertStatus {
 	if dir == "" {
 		return nil
 	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
-	sort.Strings(matches)
 	var out []*gatewayv1.CertStatus
-	for _, m := range matches {
-		base := filepath.Base(m)
-		if strings.HasSuffix(base, "-key.pem") || base == "ca-cert.pem" {
-			continue
-		}
-		name := strings.TrimSuffix(base, ".pem")
-		cs := &gatewayv1.CertStatus{Name: name}
-		b, err := os.ReadFile(m)
-		if err != nil {
-			cs.Error = err.Error()
-			out = append(out, cs)
-			continue
-		}
-		var earliest time.Time
-		for rest := b; ; {
-			var blk *pem.Block
-			blk, rest = pem.Decode(rest)
-			if blk == nil {
-				break
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				cs.Error = err.Error()
-				break
-			}
-			if earliest.IsZero() || c.NotAfter.Before(earliest) {
-				earliest = c.NotAfter
-			}
-		}
-		if !earliest.IsZero() {
-			cs.NotAfter = timestamppb.New(earliest)
+	for _, e := range tlsutil.Expiries(dir) {
+		cs := &gatewayv1.CertStatus{Name: e.Name}
+		if e.Err != nil {
+			cs.Error = e.Err.Error()
+		} else {
+			cs.NotAfter = timestamppb.New(e.NotAfter)
 		}
 		out = append(out, cs)
 	}

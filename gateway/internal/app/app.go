@@ -15,6 +15,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
+	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/server"
@@ -64,6 +65,8 @@ type Wiring struct {
 	// SecLog is the security event log (logs/security.jsonl): record auth
 	// outcomes, pairing decisions, secret writes and rotations; never a secret.
 	SecLog *seclog.Log
+	// Config owns moltbot.json: Config.Current() is the loaded config with its secrets decrypted.
+	Config *configstore.Store
 }
 
 // Run loads everything, serves until ctx ends and stops gracefully.
@@ -105,13 +108,17 @@ func Run(ctx context.Context, o Options) error {
 
 	// Order matters: secrets (config + token) first, then sandbox (the agent's
 	// executor), then messaging (channels feeding the agent), then operations.
-	for _, wire := range []func(context.Context, *Wiring) error{wireSecrets, wireSandbox, wireMessaging, wireOps} {
+	if err := wireSecrets(ctx, w); err != nil {
+		return err
+	}
+	// Refuse a weak token before anything else starts (channels, pollers).
+	if err := auth.CheckToken(w.Token); err != nil {
+		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
+	}
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}
-	}
-	if err := auth.CheckToken(w.Token); err != nil {
-		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
 	if w.GatewayAuth == nil {
 		w.GatewayAuth = auth.NewGatewayToken(w.Token)

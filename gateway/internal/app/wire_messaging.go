@@ -1,6 +1,202 @@
 package app
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
 
-// wireMessaging starts the channels and the DM/group policy pipeline.
-func wireMessaging(_ context.Context, w *Wiring) error { return nil }
+	"google.golang.org/grpc"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/api"
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels/local"
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram"
+	"github.com/moltbot/moltbot-secure/gateway/internal/pairingproxy"
+	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
+	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
+	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
+	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
+	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
+)
+
+// wireMessaging starts the channels and the DM/group policy pipeline, and
+// registers the pairing admin proxy for the CLI.
+func wireMessaging(ctx context.Context, w *Wiring) error {
+	cfg, err := messagingConfig(w)
+	if err != nil {
+		return err
+	}
+	v := config.View{Channels: map[string]config.Channel{}}
+	if cfg != nil {
+		v = cfg.View()
+		if err := channelProblems(cfg); err != nil {
+			return err
+		}
+	}
+	scope, err := sessions.ParseDMScope(dmScope(cfg))
+	if err != nil {
+		return fmt.Errorf("config %s: %w", w.ConfigPath, err)
+	}
+	pc := pairingv1.NewPairingClient(w.PairingConn)
+	engine, err := policy.New(policy.EngineConfig{Pairing: policy.GRPCPairing{C: pc}})
+	if err != nil {
+		return err
+	}
+	chans := []pipeline.Channel{{Channel: local.New(), Policy: policyOf(v.Channels[local.Name])}}
+	for _, name := range sortedChannels(v.Channels) {
+		ch := v.Channels[name]
+		switch {
+		case name == local.Name || !ch.Enabled:
+		case name == "telegram":
+			tok, err := secretValue(ctx, w, ch.BotToken)
+			if err != nil {
+				return fmt.Errorf("config %s: %w", w.ConfigPath, err)
+			}
+			log := w.Logger.Named("telegram")
+			bot, err := telegram.New(telegram.Config{
+				Token: tok, BaseURL: ch.BaseURL,
+				Logf: func(f string, a ...any) { log.Warn(fmt.Sprintf(f, a...)) },
+			})
+			if err != nil {
+				return fmt.Errorf("config %s: channels.telegram: %w", w.ConfigPath, err)
+			}
+			chans = append(chans, pipeline.Channel{Channel: bot, Policy: policyOf(ch)})
+		default:
+			w.Logger.Warn("channel not supported by this gateway; ignored", "channel", "channels."+name)
+		}
+	}
+	st, err := sessions.Open(sessions.Path(w.StateDir), nil)
+	if err != nil {
+		return err
+	}
+	if w.Agent == nil {
+		w.Logger.Warn("no agent is wired: allowed messages will be refused, not answered")
+	}
+	p, err := pipeline.New(pipeline.Config{
+		Engine: engine, Channels: chans, Agent: w.Agent, Sessions: st,
+		DMScope: scope, SandboxMode: v.Agents.Sandbox.Mode, Logger: w.Logger.Named("pipeline"),
+		OnDecision: func(_ context.Context, in channels.Inbound, r pipeline.Result) {
+			if w.SecLog != nil && !r.ReachedAgent && r.Decision != "" {
+				w.SecLog.Record(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
+					Target: in.Channel, Fields: map[string]string{"decision": r.Decision}})
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("config %s: %w", w.ConfigPath, err)
+	}
+	proxy, err := pairingproxy.New(pairingproxy.Config{
+		Client: pc, HasChannel: p.HasChannel,
+		Notify: func(ctx context.Context, channel, sender string) error {
+			if w.SecLog != nil {
+				w.SecLog.Record(seclog.Event{Kind: "pairing.approve", Actor: "cli", Target: channel + ":" + sender})
+			}
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return p.Notify(ctx, channel, sender, policy.ApprovedNotice)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	w.API.Messaging = api.MessagingDeps{Pipeline: p, Pairing: pc}
+	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { pairingproxy.RegisterService(r, proxy) })
+	w.Authz = append(w.Authz, pairingproxy.Authz())
+	w.Background = append(w.Background, p.Start)
+	w.Closers = append(w.Closers, func() { _ = st.Flush() })
+	w.Logger.Info("messaging", "channels", strings.Join(p.ChannelNames(), ","), "dm_scope", string(scope))
+	return nil
+}
+
+// messagingConfig is the config the channels read: nil when there is no
+// config file (the local channel then runs with the defaults).
+// TODO(integrator): take the config the secrets wiring loads once it is on Wiring.
+func messagingConfig(w *Wiring) (*config.Config, error) {
+	c, err := config.Load(w.ConfigPath)
+	if errors.Is(err, errs.ErrNotFound) {
+		return nil, nil
+	}
+	return c, err
+}
+
+// channelProblems refuses to start on an invalid channel or session
+// setting (dm.policy "open" among them), naming the field and the fix.
+func channelProblems(c *config.Config) error {
+	var msgs []string
+	for _, p := range config.Errors(c.Validate()) {
+		if strings.HasPrefix(p.Path, "channels.") || strings.HasPrefix(p.Path, "session.") {
+			msgs = append(msgs, p.String())
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("invalid config, the gateway will not start:\n  %s\n(check with `moltbot config validate`): %w",
+			strings.Join(msgs, "\n  "), errs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func dmScope(c *config.Config) string {
+	if c == nil {
+		return ""
+	}
+	if s, ok := c.Raw["session"].(map[string]any); ok {
+		if v, ok := s["dmScope"].(string); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func policyOf(ch config.Channel) policy.Config {
+	return policy.Config{
+		DMPolicy: policy.DMPolicy(ch.DM.Policy), DMAllowFrom: ch.DM.AllowFrom,
+		GroupPolicy: policy.GroupPolicy(ch.Groups.Policy), GroupAllowFrom: ch.Groups.AllowFrom,
+	}
+}
+
+func sortedChannels(m map[string]config.Channel) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// secretValue returns a secret field's value: plaintext, a resolved
+// ${VAR}/${file:...} reference, or an envelope decrypted by secretsd (with
+// the field's path as AAD). The value is never logged or put in an error.
+func secretValue(ctx context.Context, w *Wiring, s config.Secret) (string, error) {
+	switch s.State {
+	case config.StatePlain:
+		return s.Plain, nil
+	case config.StateReference:
+		v, err := config.ResolveString(s.Ref, config.ResolveOptions{StateDir: w.StateDir})
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return v, nil
+	case config.StateEnvelope:
+		if s.Envelope == nil {
+			return "", fmt.Errorf("%s: malformed encrypted value; set it again with `moltbot config set %s`", s.Path, s.Path)
+		}
+		text, err := s.Envelope.Encode()
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", s.Path, err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		r, err := secretsv1.NewSecretsClient(w.SecretsConn).Decrypt(ctx, &secretsv1.DecryptRequest{Envelope: text, Aad: s.Path})
+		if err != nil {
+			return "", fmt.Errorf("%s: decrypt through secretsd: %w", s.Path, errs.FromStatus(err))
+		}
+		return string(r.GetPlaintext()), nil
+	}
+	return "", fmt.Errorf("%s: not set; the channel needs it (set it with `moltbot config set %s <token>`)", s.Path, s.Path)
+}

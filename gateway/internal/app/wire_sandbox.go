@@ -1,6 +1,30 @@
 package app
 
-import "context"
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
+	"github.com/moltbot/moltbot-secure/gateway/internal/api/sandboxproxy"
+	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
+)
 
 // wireSandbox sets up the agent's executor and the sandbox admin proxy.
-func wireSandbox(_ context.Context, w *Wiring) error { return nil }
+//
+// The sandbox policy is read from the config file for every command (parsed
+// again only when the file changed), so a changed agents.defaults.sandbox
+// reaches sandboxd with the next message, which recreates the container.
+// Only the sandbox section is read, which never holds secrets.
+func wireSandbox(_ context.Context, w *Wiring) error {
+	sb := sandboxv1.NewSandboxClient(w.SandboxConn)
+	policy := agent.FilePolicySource(w.ConfigPath)
+	w.Executor = &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy), Local: &agent.Local{}}
+	if w.Agent == nil {
+		w.Agent = &agent.Echo{Executor: w.Executor}
+	}
+	proxy := sandboxproxy.New(sandboxproxy.Config{Sandbox: sb, Policy: policy})
+	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { sandboxproxy.RegisterService(r, proxy) })
+	w.Authz = append(w.Authz, sandboxproxy.Authz())
+	return nil
+}

@@ -3,12 +3,15 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 
 	"google.golang.org/grpc"
 
-	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
-	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/pairingd/internal/api"
+	"github.com/moltbot/moltbot-secure/pairingd/internal/pairing"
+	"github.com/moltbot/moltbot-secure/pairingd/internal/store"
 	"github.com/moltbot/moltbot-secure/services/server"
 )
 
@@ -31,29 +34,30 @@ func main() {
 	}
 }
 
+// DBPath is the pairing store inside the state dir.
+func dbPath(stateDir string) string { return filepath.Join(stateDir, "credentials", "pairing.db") }
+
 func run(b server.Base) error {
 	ld, err := b.Load()
 	if err != nil {
 		return err
 	}
-	authz := auth.Table{
-		pairingv1.Pairing_Request_FullMethodName:     {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_List_FullMethodName:        {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_Approve_FullMethodName:     {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_Reject_FullMethodName:      {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_Revoke_FullMethodName:      {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_IsAllowed_FullMethodName:   {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_Watch_FullMethodName:       {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_Import_FullMethodName:      {auth.IDGateway, auth.IDCLI},
-		pairingv1.Pairing_ListAllowed_FullMethodName: {auth.IDGateway, auth.IDCLI},
+	st, err := store.Open(dbPath(ld.Base.StateDir))
+	if err != nil {
+		return err
 	}
-	srv, err := ld.InternalServer(authz, func(r grpc.ServiceRegistrar) {
-		pairingv1.RegisterPairingServer(r, pairingv1.UnimplementedPairingServer{})
-	})
+	defer st.Close()
+	svc, err := pairing.New(pairing.Config{Store: st, Logger: ld.Logger.Named("pairing")})
+	if err != nil {
+		return fmt.Errorf("pairing service: %w", err)
+	}
+	a := api.New(api.Config{Pairing: svc, Logger: ld.Logger})
+	srv, err := ld.InternalServer(api.Authz(), func(r grpc.ServiceRegistrar) { api.RegisterService(r, a) })
 	if err != nil {
 		return err
 	}
 	ctx, cancel := server.SignalContext()
 	defer cancel()
+	ld.Logger.Info("pairing store", "path", dbPath(ld.Base.StateDir))
 	return srv.Run(ctx)
 }

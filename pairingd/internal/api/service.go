@@ -71,13 +71,43 @@ func Authz() map[string][]string {
 	}
 }
 
+// OnBehalfOfHeader carries, on calls from the gateway's admin proxy, the
+// verified identity of the gateway's own caller (e.g. "cli"). pairingd trusts
+// it only when the transport identity is the gateway.
+const OnBehalfOfHeader = "x-moltbot-on-behalf-of"
+
 // callerKey is the key wrong codes count against: the verified identity, so
-// the gateway and the operator's CLI have separate lockouts.
+// the gateway and the operator's CLI have separate lockouts. Calls the
+// gateway forwards for its admin client count as "gateway>cli", apart from
+// the gateway's own calls: a brute force through the proxy locks out the
+// proxy path only, never the gateway's message pipeline.
 func callerKey(ctx context.Context) string {
-	if c, ok := auth.CallerFrom(ctx); ok && c.ID != "" {
+	c, ok := auth.CallerFrom(ctx)
+	if !ok || c.ID == "" {
+		return "unauthenticated"
+	}
+	if c.ID != auth.IDGateway {
 		return c.ID
 	}
-	return "unauthenticated"
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(OnBehalfOfHeader); len(v) == 1 && validForwarded(v[0]) {
+		return c.ID + ">" + v[0]
+	}
+	return c.ID
+}
+
+// validForwarded accepts identity-shaped values only, so the header cannot
+// mint unbounded lockout keys or inject into logs.
+func validForwarded(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) fail(ctx context.Context, method string, err error) error {

@@ -2,22 +2,56 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"os"
+	"strconv"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
-	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/sandboxd/internal/api"
+	"github.com/moltbot/moltbot-secure/sandboxd/internal/backend"
+	"github.com/moltbot/moltbot-secure/sandboxd/internal/sandbox"
 	"github.com/moltbot/moltbot-secure/services/server"
 )
 
 const name = "sandboxd"
 
+// HealthService is the grpc.health.v1 service name that is SERVING only
+// while Docker answers and the default image exists. The overall "" status
+// stays SERVING so the stack starts and can report the problem.
+const HealthService = "sandbox"
+
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
+type options struct {
+	poolSize    int
+	idle        time.Duration
+	maxAge      time.Duration
+	pruneEvery  time.Duration
+	image       string
+	instance    string
+	healthEvery time.Duration
+}
+
 func main() {
-	b := server.Base{Name: name}
+	b := server.Base{Name: name, Version: version}
+	var o options
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	b.Flags(fs, "0.0.0.0:18792")
+	fs.IntVar(&o.poolSize, "pool-size", envInt("MOLTBOT_SANDBOX_POOL_SIZE", 2), "warm containers kept for the default policy (0 disables the pool)")
+	fs.DurationVar(&o.idle, "idle", envDuration("MOLTBOT_SANDBOX_IDLE", 24*time.Hour), "prune containers idle longer than this")
+	fs.DurationVar(&o.maxAge, "max-age", envDuration("MOLTBOT_SANDBOX_MAX_AGE", 7*24*time.Hour), "prune containers older than this")
+	fs.DurationVar(&o.pruneEvery, "prune-every", envDuration("MOLTBOT_SANDBOX_PRUNE_EVERY", time.Hour), "how often to prune (0 disables the loop)")
+	fs.StringVar(&o.image, "image", envStr("MOLTBOT_SANDBOX_IMAGE", sandbox.DefaultImage), "default sandbox image (the warm pool's)")
+	fs.StringVar(&o.instance, "instance", os.Getenv("MOLTBOT_SANDBOX_INSTANCE"), "label containers with this instance and manage only those (tests)")
+	fs.DurationVar(&o.healthEvery, "health-every", 5*time.Second, "how often to check Docker for the \"sandbox\" health status")
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		_ = fs.Parse(os.Args[2:])
 		if err := server.Healthcheck(b, name); err != nil {
@@ -26,32 +60,115 @@ func main() {
 		return
 	}
 	_ = fs.Parse(os.Args[1:])
-	if err := run(b); err != nil {
+	if err := run(b, o); err != nil {
 		server.Exit(name, err)
 	}
 }
 
-func run(b server.Base) error {
+func run(b server.Base, o options) error {
+	if o.idle <= 0 || o.maxAge <= 0 || o.healthEvery <= 0 {
+		return fmt.Errorf("--idle, --max-age and --health-every must be positive durations (example: 24h)")
+	}
 	ld, err := b.Load()
 	if err != nil {
 		return err
 	}
-	authz := auth.Table{
-		sandboxv1.Sandbox_Ensure_FullMethodName:   {auth.IDGateway},
-		sandboxv1.Sandbox_Exec_FullMethodName:     {auth.IDGateway},
-		sandboxv1.Sandbox_List_FullMethodName:     {auth.IDGateway, auth.IDCLI},
-		sandboxv1.Sandbox_Explain_FullMethodName:  {auth.IDGateway, auth.IDCLI},
-		sandboxv1.Sandbox_Recreate_FullMethodName: {auth.IDGateway, auth.IDCLI},
-		sandboxv1.Sandbox_Prune_FullMethodName:    {auth.IDGateway, auth.IDCLI},
-		sandboxv1.Sandbox_Info_FullMethodName:     {auth.IDGateway, auth.IDCLI},
+	log := ld.Logger
+	// NewDocker does not contact the engine: a missing socket shows up in
+	// Info and in the "sandbox" health status, and sandboxed work is refused.
+	be, err := backend.NewDocker(backend.DockerConfig{Logger: log.Named("docker"), Instance: o.instance})
+	if err != nil {
+		return err
 	}
-	srv, err := ld.InternalServer(authz, func(r grpc.ServiceRegistrar) {
-		sandboxv1.RegisterSandboxServer(r, sandboxv1.UnimplementedSandboxServer{})
+	defer be.Close()
+	pool := o.poolSize
+	if pool <= 0 {
+		pool = -1
+	}
+	prune := o.pruneEvery
+	if prune <= 0 {
+		prune = -1
+	}
+	prefix := "moltbot-sbx"
+	if o.instance != "" {
+		prefix += "-" + o.instance
+	}
+	svc, err := sandbox.New(sandbox.Config{Backend: be, Logger: log.Named("sandbox"), PoolSize: pool,
+		IdleTimeout: o.idle, MaxAge: o.maxAge, PruneEvery: prune, NamePrefix: prefix,
+		Defaults: sandbox.Policy{Image: o.image}})
+	if err != nil {
+		return err
+	}
+	srv, err := ld.InternalServer(api.Authz(), func(r grpc.ServiceRegistrar) {
+		api.RegisterService(r, api.New(api.Config{Sandbox: svc, Logger: log}))
 	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := server.SignalContext()
 	defer cancel()
+	svc.Start(ctx)
+	defer svc.Close()
+	srv.Health().SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
+	go watchHealth(ctx, svc, srv.Health(), log, o.healthEvery)
 	return srv.Run(ctx)
+}
+
+// watchHealth keeps the "sandbox" health status in step with Docker and the
+// image, logging each change once with the fix.
+func watchHealth(ctx context.Context, svc *sandbox.Service, hs *health.Server, log hclog.Logger, every time.Duration) {
+	last := ""
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		in := svc.Info(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		st, problem := healthpb.HealthCheckResponse_SERVING, ""
+		if !in.DockerReachable || !in.ImagePresent {
+			st, problem = healthpb.HealthCheckResponse_NOT_SERVING, in.DockerError
+		}
+		hs.SetServingStatus(HealthService, st)
+		if problem != last {
+			if problem != "" {
+				log.Error("sandboxing unavailable; non-main sessions are refused", "problem", problem)
+			} else {
+				log.Info("sandboxing available", "docker_api", in.APIVersion, "image", in.Image)
+			}
+			last = problem
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func envStr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(k string, def int) int {
+	if v := os.Getenv(k); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		server.Exit(name, fmt.Errorf("$%s=%q is not an integer", k, v))
+	}
+	return def
+}
+
+func envDuration(k string, def time.Duration) time.Duration {
+	if v := os.Getenv(k); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		server.Exit(name, fmt.Errorf("$%s=%q is not a duration (example: 24h)", k, v))
+	}
+	return def
 }

@@ -35,9 +35,10 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy) (Explana
 	src := func(set bool, configured bool) string {
 		switch {
 		case set:
-			return "set for this request"
-		case configured:
+			// The gateway sends the fields its config sets.
 			return "configured (agents.defaults.sandbox)"
+		case configured:
+			return "sandboxd setting"
 		}
 		return "default"
 	}

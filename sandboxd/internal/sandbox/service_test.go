@@ -256,7 +256,8 @@ func TestExplain(t *testing.T) {
 		items[it.Name] = it
 		require.NotContains(t, it.Value, "s3cret", "env values must not be shown")
 	}
-	require.Contains(t, items["mode"].Why, "set for this request")
+	require.Contains(t, items["mode"].Why, "configured (agents.defaults.sandbox)")
+	require.Contains(t, items["docker.pidsLimit"].Why, "sandboxd setting")
 	require.Equal(t, "none", items["docker.network"].Value)
 	require.Equal(t, "10001:10001", items["docker.user"].Value)
 	require.Equal(t, "ALL", items["capDrop"].Value)

@@ -4,11 +4,12 @@ package main
 import (
 	"flag"
 	"os"
+	"path/filepath"
 
 	"google.golang.org/grpc"
 
-	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
-	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/secretsd/internal/api"
+	"github.com/moltbot/moltbot-secure/secretsd/internal/keyring"
 	"github.com/moltbot/moltbot-secure/services/server"
 )
 
@@ -31,22 +32,25 @@ func main() {
 	}
 }
 
+// KeyFile is the keyring inside the state dir; secretsd is its only reader.
+func keyFile(stateDir string) string { return filepath.Join(stateDir, "keys", "secrets.key") }
+
 func run(b server.Base) error {
 	ld, err := b.Load()
 	if err != nil {
 		return err
 	}
-	authz := auth.Table{
-		secretsv1.Secrets_Encrypt_FullMethodName: {auth.IDGateway, auth.IDCLI},
-		secretsv1.Secrets_Decrypt_FullMethodName: {auth.IDGateway, auth.IDCLI},
-		secretsv1.Secrets_Rotate_FullMethodName:  {auth.IDGateway, auth.IDCLI},
-		secretsv1.Secrets_Rewrap_FullMethodName:  {auth.IDGateway, auth.IDCLI},
-		secretsv1.Secrets_Status_FullMethodName:  {auth.IDGateway, auth.IDCLI},
-		secretsv1.Secrets_Retire_FullMethodName:  {auth.IDGateway, auth.IDCLI},
+	// A key file that exists but does not load is refused with the fix
+	// (keyring.FileStore); it is never regenerated, which would orphan
+	// every secret sealed under it.
+	kr, err := keyring.Open(keyring.Config{Store: keyring.NewFileStore(keyFile(ld.Base.StateDir))})
+	if err != nil {
+		return err
 	}
-	srv, err := ld.InternalServer(authz, func(r grpc.ServiceRegistrar) {
-		secretsv1.RegisterSecretsServer(r, secretsv1.UnimplementedSecretsServer{})
-	})
+	st := kr.Status()
+	ld.Logger.Info("keyring loaded", "file", st.Location, "primary", st.Primary, "keys", len(st.Keys))
+	svc := api.New(api.Config{Keyring: kr, Logger: ld.Logger})
+	srv, err := ld.InternalServer(api.Authz(), func(r grpc.ServiceRegistrar) { api.RegisterService(r, svc) })
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
+	configcmd "github.com/moltbot/moltbot-secure/cli/internal/cmd/config"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/doctor"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/gateway"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/message"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/pairing"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/rollback"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/sandbox"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/auditcmd"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/migrate"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/rotatekey"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/seclogcmd"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/sessions"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/status"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/token"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/version"
@@ -34,8 +44,18 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		status.NewCmd(f, nil),
 		version.NewCmd(f, ver),
 		gateway.NewCmd(f),
+		doctor.NewCmd(f, nil),
+		sandbox.NewCmd(f),
+		pairing.NewCmd(f),
+		message.NewCmd(f),
+		sessions.NewCmd(f),
+		configcmd.NewCmd(f),
+		rollback.NewCmd(f, nil),
 		security.NewCmd(
 			seclogcmd.NewCmd(f, nil),
+			auditcmd.NewCmd(f, nil),
+			migrate.NewCmd(f, nil),
+			rotatekey.NewCmd(f, nil),
 		// security verbs
 		),
 	)

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// GetOptions are the flags of `config get`.
+type GetOptions struct {
+	Path   string
+	Reveal bool
+}
+
+func newCmdGet(f *cmdutil.Factory, runF func(*GetOptions) error) *cobra.Command {
+	o := &GetOptions{}
+	cmd := &cobra.Command{
+		Use:   "get [PATH]",
+		Short: "Print a config value (secrets show as <encrypted>; --reveal decrypts, admin only)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.Path = args[0]
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return getRun(c.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Reveal, "reveal", false, "decrypt secrets (needs the admin certificate pki/cli.pem)")
+	return cmd
+}
+
+func getRun(ctx context.Context, f *cmdutil.Factory, o *GetOptions) error {
+	cc, err := f.Gateway()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	resp, err := gatewayv1.NewGatewayClient(cc).GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: o.Path, Reveal: o.Reveal})
+	if err != nil {
+		return errs.FromStatus(err)
+	}
+	if f.JSON {
+		return f.PrintJSON(map[string]any{"path": o.Path, "value": json.RawMessage(resp.GetValueJson())})
+	}
+	var s string
+	if json.Unmarshal([]byte(resp.GetValueJson()), &s) == nil {
+		fmt.Fprintln(f.Out, s)
+		return nil
+	}
+	fmt.Fprintln(f.Out, resp.GetValueJson())
+	return nil
+}
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, 30*time.Second)
+}

@@ -1,0 +1,110 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// SetOptions are the flags of `config set`.
+type SetOptions struct {
+	Path   string
+	Value  string
+	String bool
+	Unset  bool
+	// Stdin is read when the value is "-" (tests replace it).
+	Stdin io.Reader
+}
+
+func newCmdSet(f *cmdutil.Factory, runF func(*SetOptions) error) *cobra.Command {
+	o := &SetOptions{Stdin: os.Stdin}
+	cmd := &cobra.Command{
+		Use:   "set PATH VALUE|-",
+		Short: "Change a config value; secret fields are encrypted through secretsd (use - to read the value from stdin)",
+		Long: "Change a config value. Secret fields (tokens, API keys) are encrypted through secretsd before they are\n" +
+			"written; the old file is kept as a sealed backup (moltbot.json.backup, `moltbot rollback` restores it).\n" +
+			"Give a secret as - and pipe it in, so it stays out of your shell history. References such as ${VAR}\n" +
+			"or ${file:tokens/bot} are stored as written and resolved when the gateway loads the config.",
+		Args: func(c *cobra.Command, args []string) error {
+			if o.Unset {
+				return cobra.ExactArgs(1)(c, args)
+			}
+			return cobra.ExactArgs(2)(c, args)
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			o.Path = args[0]
+			if len(args) > 1 {
+				o.Value = args[1]
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return setRun(c.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.String, "string", false, "store the value as a string even if it looks like a number, boolean or JSON")
+	cmd.Flags().BoolVar(&o.Unset, "unset", false, "remove PATH instead (no VALUE)")
+	return cmd
+}
+
+// readValue returns the value, reading stdin for "-" (one trailing newline
+// is dropped, as `echo` and heredocs add it).
+func readValue(o *SetOptions) (string, error) {
+	if o.Value != "-" {
+		return o.Value, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(o.Stdin, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("read value from stdin: %w", err)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if v == "" {
+		return "", &cmdutil.UsageError{Err: fmt.Errorf("the value on stdin is empty (to remove %s use --unset)", o.Path)}
+	}
+	return v, nil
+}
+
+func setRun(ctx context.Context, f *cmdutil.Factory, o *SetOptions) error {
+	v, err := readValue(o)
+	if err != nil {
+		return err
+	}
+	cc, err := f.Gateway()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	resp, err := gatewayv1.NewGatewayClient(cc).SetConfig(ctx, &gatewayv1.SetConfigRequest{Path: o.Path, Value: v, ValueIsString: o.String, Unset: o.Unset})
+	if err != nil {
+		return errs.FromStatus(err)
+	}
+	if f.JSON {
+		return f.PrintJSON(resp)
+	}
+	// Never echo the value: it may be a secret.
+	verb := "set"
+	if o.Unset {
+		verb = "removed"
+	}
+	msg := fmt.Sprintf("%s %s", verb, o.Path)
+	if resp.GetEncrypted() {
+		msg += " (encrypted through secretsd)"
+	}
+	fmt.Fprintln(f.Out, msg)
+	if resp.GetBackupPath() != "" {
+		fmt.Fprintf(f.Err, "previous config kept as %s (sealed under the secrets key; `moltbot rollback` restores it)\n", resp.GetBackupPath())
+	}
+	for _, w := range resp.GetWarnings() {
+		fmt.Fprintln(f.Err, problemString(w))
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// Config ownership: thin handlers over package configstore.
+
+func (s *Service) configStore() (*configstore.Store, error) {
+	if s.cfg.Secrets.Config == nil {
+		return nil, fmt.Errorf("the config store is not wired in this gateway: %w", errs.ErrFailedPrecondition)
+	}
+	return s.cfg.Secrets.Config, nil
+}
+
+func (s *Service) secretsEvent(ctx context.Context, kind, target string) {
+	if s.cfg.Secrets.OnEvent != nil {
+		s.cfg.Secrets.OnEvent(ctx, kind, target)
+	}
+}
+
+// GetConfig returns a value; secrets stay "<encrypted>" unless reveal, which
+// only the admin identity (the CLI with its client certificate) may ask.
+func (s *Service) GetConfig(ctx context.Context, req *gatewayv1.GetConfigRequest) (*gatewayv1.GetConfigResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetReveal() {
+		if c, _ := auth.CallerFrom(ctx); c.ID != auth.IDCLI {
+			return nil, fmt.Errorf("--reveal needs the admin identity: run the CLI where it can read pki/cli.pem and pki/cli-key.pem: %w", errs.ErrPermissionDenied)
+		}
+		s.secretsEvent(ctx, "config.reveal", orWhole(req.GetPath()))
+	}
+	v, err := st.Get(ctx, req.GetPath(), req.GetReveal())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.GetConfigResponse{ValueJson: v}, nil
+}
+
+// SetConfig validates, encrypts secret fields through secretsd, backs up
+// (sealed) and writes atomically.
+func (s *Service) SetConfig(ctx context.Context, req *gatewayv1.SetConfigRequest) (*gatewayv1.SetConfigResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(req.GetPath()) == "" {
+		return nil, fmt.Errorf("path is empty (example: gateway.auth.token): %w", errs.ErrInvalidArgument)
+	}
+	res, err := st.Set(ctx, req.GetPath(), req.GetValue(), req.GetValueIsString(), req.GetUnset())
+	if err != nil {
+		return nil, err
+	}
+	s.secretsEvent(ctx, "config.set", req.GetPath())
+	return &gatewayv1.SetConfigResponse{Encrypted: res.Encrypted, BackupPath: res.BackupPath, Warnings: problems(res.Warnings)}, nil
+}
+
+// ValidateConfig checks the given text or the file on disk.
+func (s *Service) ValidateConfig(ctx context.Context, req *gatewayv1.ValidateConfigRequest) (*gatewayv1.ValidateConfigResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	ps, err := st.Validate(ctx, req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.ValidateConfigResponse{Valid: len(config.Errors(ps)) == 0, Problems: problems(ps)}, nil
+}
+
+// Migrate converts an upstream state dir (see services/migrate).
+func (s *Service) Migrate(ctx context.Context, req *gatewayv1.MigrateRequest) (*gatewayv1.MigrateResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.Migrate(ctx, req.GetDryRun())
+	if err != nil {
+		return nil, err
+	}
+	if res.Changed && !req.GetDryRun() {
+		s.secretsEvent(ctx, "config.migrate", st.Path())
+	}
+	return &gatewayv1.MigrateResponse{Actions: res.Actions, Unfixed: problems(res.Unfixed), BackupPath: res.BackupPath, Changed: res.Changed}, nil
+}
+
+// Rollback restores the sealed backup.
+func (s *Service) Rollback(ctx context.Context, req *gatewayv1.RollbackRequest) (*gatewayv1.RollbackResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	from, err := st.Rollback(ctx, req.GetBackup())
+	if err != nil {
+		return nil, err
+	}
+	s.secretsEvent(ctx, "config.rollback", from)
+	return &gatewayv1.RollbackResponse{RestoredFrom: from}, nil
+}
+
+// RotateKey rotates the secrets key and, with rewrap, re-seals every envelope.
+func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest) (*gatewayv1.RotateKeyResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	kid, n, err := st.RotateKey(ctx, req.GetRewrap())
+	if err != nil {
+		return nil, err
+	}
+	s.secretsEvent(ctx, "key.rotate", kid)
+	return &gatewayv1.RotateKeyResponse{NewKid: kid, Rewrapped: int32(n)}, nil
+}
+
+func problems(ps []config.Problem) []*gatewayv1.Problem {
+	out := make([]*gatewayv1.Problem, len(ps))
+	for i, p := range ps {
+		out[i] = &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)}
+	}
+	return out
+}
+
+func orWhole(p string) string {
+	if p == "" {
+		return "(whole config)"
+	}
+	return p
+}

@@ -1,0 +1,190 @@
+package auditrun
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
+	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/audit"
+	"github.com/moltbot/moltbot-secure/services/client"
+	"github.com/moltbot/moltbot-secure/services/tlsutil"
+)
+
+// Endpoint is a service the probes attack.
+type Endpoint struct {
+	Name       string // gateway, secretsd, ...
+	Addr       string // dialable host:port
+	ServerName string
+}
+
+// Prober runs the --deep live probes: each checks from the outside that
+// a control really holds (auth enforced, mTLS required, plaintext refused,
+// the sandbox isolated), rather than trusting the config that says so.
+type Prober struct {
+	Gateway  Endpoint
+	Internal []Endpoint
+	CAFile   string
+	Secrets  secretsv1.SecretsClient
+	Sandbox  sandboxv1.SandboxClient
+	// SandboxPolicy is the configured sandbox policy for the isolation probe.
+	SandboxPolicy func() *sandboxv1.Policy
+}
+
+// Run runs every probe; each result becomes a `deep.<id>` finding.
+func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
+	var out []audit.ProbeResult
+	add := func(r audit.ProbeResult) { out = append(out, r) }
+
+	caOnly, caErr := tlsutil.CAOnlyClientConfig(p.CAFile, p.Gateway.ServerName)
+	// 1. The gateway refuses a call without a token (loopback is not exempt).
+	if caErr == nil {
+		err := callNoToken(ctx, p.Gateway.Addr, caOnly)
+		ok := status.Code(err) == codes.Unauthenticated
+		add(probe("gateway.auth_enforced", ok, "gateway refuses calls without a token",
+			fmt.Sprintf("a call without a token to %s returned %s", p.Gateway.Addr, codeOf(err)),
+			"gateway auth must be required: set gateway.auth.token (moltbot security audit --fix) and restart"))
+	} else {
+		add(probe("gateway.auth_enforced", false, "gateway refuses calls without a token", caErr.Error(), "moltbot certs init"))
+	}
+	// 2. Plaintext is refused on every port.
+	for _, e := range append([]Endpoint{p.Gateway}, p.Internal...) {
+		err := healthCheck(ctx, e.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		add(probe(e.Name+".plaintext_refused", err != nil, e.Name+" refuses plaintext",
+			fmt.Sprintf("a plaintext health check to %s %s", e.Addr, outcome(err)), "serve TLS only (the shared server kit never serves plaintext)"))
+	}
+	// 3. Internal ports refuse a client without a certificate.
+	for _, e := range p.Internal {
+		cfg, err := tlsutil.CAOnlyClientConfig(p.CAFile, e.ServerName)
+		if err == nil {
+			err = healthCheckTLS(ctx, e.Addr, cfg)
+		}
+		add(probe(e.Name+".mtls_required", err != nil, e.Name+" requires a client certificate",
+			fmt.Sprintf("a TLS health check without a client certificate to %s %s", e.Addr, outcome(err)), "internal ports must use tls.RequireAndVerifyClientCert"))
+	}
+	// 4. secretsd answers and holds a key.
+	if p.Secrets != nil {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := p.Secrets.Status(cctx, &secretsv1.StatusRequest{})
+		cancel()
+		ok := err == nil && st.GetPrimaryKid() != ""
+		detail := "secretsd Status: primary key " + st.GetPrimaryKid()
+		if err != nil {
+			detail = "secretsd Status failed: " + err.Error()
+		}
+		add(probe("secretsd.status", ok, "secretsd reachable with a primary key", detail, "start secretsd; check keys/secrets.key"))
+	}
+	// 5. Docker, the image, and a probe container that proves isolation.
+	if p.Sandbox != nil {
+		p.sandboxProbes(ctx, add)
+	}
+	return out
+}
+
+func (p *Prober) sandboxProbes(ctx context.Context, add func(audit.ProbeResult)) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	in, err := p.Sandbox.Info(cctx, &sandboxv1.InfoRequest{})
+	cancel()
+	if err != nil {
+		add(probe("sandbox.docker", false, "sandboxd reaches Docker", "sandboxd Info failed: "+err.Error(), "start sandboxd and the Docker engine"))
+		return
+	}
+	add(probe("sandbox.docker", in.GetDockerReachable(), "sandboxd reaches Docker", "docker: "+orOK(in.GetDockerError()), "start the Docker engine"))
+	add(probe("sandbox.image", in.GetImagePresent(), "sandbox image present", "image "+in.GetImage(), "make sandbox-image"))
+	if !in.GetDockerReachable() || !in.GetImagePresent() {
+		return
+	}
+	var pol *sandboxv1.Policy
+	if p.SandboxPolicy != nil {
+		pol = p.SandboxPolicy()
+	}
+	cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := p.Sandbox.Exec(cctx, &sandboxv1.ExecRequest{
+		SessionKey: "agent:audit:probe:deep", AgentId: "audit", Policy: pol,
+		Shell: `id -u; if touch /.moltbot-probe 2>/dev/null; then echo rootfs=rw; else echo rootfs=ro; fi; ls /sys/class/net 2>/dev/null | tr '\n' ' '; echo`,
+	})
+	if err != nil {
+		add(probe("sandbox.isolation", false, "sandbox isolation holds", "probe container failed: "+err.Error(), "moltbot sandbox explain"))
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(res.GetStdout())), "\n")
+	uid, fs, nets := "", "", ""
+	if len(lines) >= 3 {
+		uid, fs, nets = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1]), strings.TrimSpace(lines[2])
+	}
+	ok := uid != "" && uid != "0" && fs == "rootfs=ro" && nets == "lo"
+	add(probe("sandbox.isolation", ok, "sandbox isolation holds (non-root, read-only root, network none)",
+		fmt.Sprintf("probe container: uid=%s %s interfaces=[%s]", uid, fs, nets), "check agents.defaults.sandbox.docker (network none, no root user); moltbot sandbox recreate --all"))
+}
+
+func probe(id string, ok bool, title, detail, remedy string) audit.ProbeResult {
+	return audit.ProbeResult{ID: id, OK: ok, Title: title, Detail: detail, Remedy: remedy}
+}
+
+func orOK(s string) string {
+	if s == "" {
+		return "ok"
+	}
+	return s
+}
+
+func callNoToken(ctx context.Context, addr string, cfg *tls.Config) error {
+	cc, err := client.Dial(addr, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = gatewayv1.NewGatewayClient(cc).Status(cctx, &gatewayv1.StatusRequest{})
+	return err
+}
+
+func healthCheckTLS(ctx context.Context, addr string, cfg *tls.Config) error {
+	cc, err := client.Dial(addr, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+func healthCheck(ctx context.Context, addr string, opt grpc.DialOption) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, opt)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+func outcome(err error) string {
+	if err == nil {
+		return "SUCCEEDED"
+	}
+	return "was refused (" + codeOf(err) + ")"
+}
+
+func codeOf(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	return status.Code(err).String()
+}

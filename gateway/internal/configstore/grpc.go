@@ -1,0 +1,67 @@
+package configstore
+
+import (
+	"context"
+
+	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
+	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// SecretsClient adapts the secretsd gRPC client to Secrets; status errors
+// come back as errs classes so errors.Is works.
+type SecretsClient struct{ C secretsv1.SecretsClient }
+
+// Encrypt implements Secrets.
+func (c SecretsClient) Encrypt(ctx context.Context, pt []byte, aad string) (string, error) {
+	r, err := c.C.Encrypt(ctx, &secretsv1.EncryptRequest{Plaintext: pt, Aad: aad})
+	if err != nil {
+		return "", errs.FromStatus(err)
+	}
+	return r.GetEnvelope(), nil
+}
+
+// Decrypt implements Secrets.
+func (c SecretsClient) Decrypt(ctx context.Context, env, aad string) ([]byte, error) {
+	r, err := c.C.Decrypt(ctx, &secretsv1.DecryptRequest{Envelope: env, Aad: aad})
+	if err != nil {
+		return nil, errs.FromStatus(err)
+	}
+	return r.GetPlaintext(), nil
+}
+
+// Rewrap implements Secrets.
+func (c SecretsClient) Rewrap(ctx context.Context, env, aad string) (string, bool, error) {
+	r, err := c.C.Rewrap(ctx, &secretsv1.RewrapRequest{Envelope: env, Aad: aad})
+	if err != nil {
+		return "", false, errs.FromStatus(err)
+	}
+	return r.GetEnvelope(), r.GetChanged(), nil
+}
+
+// Rotate implements Secrets.
+func (c SecretsClient) Rotate(ctx context.Context) (string, error) {
+	r, err := c.C.Rotate(ctx, &secretsv1.RotateRequest{})
+	if err != nil {
+		return "", errs.FromStatus(err)
+	}
+	return r.GetPrimary().GetKid(), nil
+}
+
+// Ping implements Secrets.
+func (c SecretsClient) Ping(ctx context.Context) error {
+	_, err := c.C.Status(ctx, &secretsv1.StatusRequest{})
+	return errs.FromStatus(err)
+}
+
+// PairingImporter adapts pairingd's Import RPC to Importer.
+type PairingImporter struct{ C pairingv1.PairingClient }
+
+// Import implements Importer.
+func (p PairingImporter) Import(ctx context.Context, channel string, pj, aj []byte) (int, int, int, error) {
+	r, err := p.C.Import(ctx, &pairingv1.ImportRequest{Channel: channel, PairingJson: pj, AllowFromJson: aj})
+	if err != nil {
+		return 0, 0, 0, errs.FromStatus(err)
+	}
+	return int(r.GetPendingImported()), int(r.GetAllowedImported()), int(r.GetSkipped()), nil
+}

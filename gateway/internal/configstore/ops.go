@@ -1,0 +1,453 @@
+package configstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moltbot/moltbot-secure/services/atomicfile"
+	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/envelope"
+	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/migrate"
+)
+
+// Redacted values shown by Get without reveal.
+const (
+	ShownEncrypted = "<encrypted>"
+	ShownPlain     = "<plaintext secret: run `moltbot security migrate` to encrypt it>"
+)
+
+// Get returns the JSON of the value at path ("" = the whole config), read
+// from the file on disk. Secrets show as ShownEncrypted unless reveal, when
+// they are decrypted through secretsd (the caller checks who may reveal).
+// References are shown as written.
+func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, error) {
+	c, err := s.read()
+	if err != nil {
+		return "", err
+	}
+	tree := config.Clone(c.Raw)
+	for _, ref := range config.SecretPaths(c.Raw) {
+		var shown any
+		switch ref.State {
+		case config.StateReference, config.StateEmpty:
+			continue
+		case config.StateEnvelope:
+			shown = ShownEncrypted
+			if reveal {
+				v, err := s.secretValue(ctx, c, ref)
+				if err != nil {
+					return "", err
+				}
+				shown = v
+			}
+		case config.StatePlain:
+			shown = ShownPlain
+			if reveal {
+				shown = ref.Value
+			}
+		default:
+			shown = ShownEncrypted + " (malformed)"
+		}
+		if err := config.SetIn(tree, ref.Keys, shown); err != nil {
+			return "", err
+		}
+	}
+	var v any = tree
+	if path != "" {
+		sub := config.New(s.cfg.Path, tree)
+		if v, err = sub.Get(path); err != nil {
+			if errors.Is(err, errs.ErrNotFound) {
+				return "", fmt.Errorf("%s: %s is not set: %w", s.cfg.Path, path, errs.ErrNotFound)
+			}
+			return "", err
+		}
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", path, err)
+	}
+	return string(b), nil
+}
+
+// SetResult is what Set did.
+type SetResult struct {
+	Encrypted  bool
+	BackupPath string
+	Warnings   []config.Problem
+}
+
+// Set changes one path: validate -> encrypt every plain secret at or below
+// path through secretsd (AAD = the field path) -> sealed backup of the old
+// file -> atomic write 0600 -> reload. A reference (${VAR}, ${file:...})
+// stays a reference. valueIsString keeps value a string; otherwise it is
+// converted to the field's type. On any error the file is unchanged.
+func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unset bool) (SetResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	orig, err := os.ReadFile(s.cfg.Path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return SetResult{}, fmt.Errorf("read config %s: %w", s.cfg.Path, err)
+	}
+	c, err := s.read()
+	if err != nil {
+		return SetResult{}, err
+	}
+	secret := config.IsSecretPath(path)
+	switch {
+	case unset:
+		err = c.Unset(path)
+	case valueIsString || secret:
+		err = c.Set(path, value)
+	default:
+		err = c.SetString(path, value)
+	}
+	if err != nil {
+		return SetResult{}, fmt.Errorf("%s: %w", s.cfg.Path, err)
+	}
+	// Validate before encrypting, so a weak plain token is still visible.
+	if err := c.Resolve(s.resolveOpts()); err != nil {
+		return SetResult{}, fmt.Errorf("%s: %w", s.cfg.Path, err)
+	}
+	problems := c.Validate()
+	if bad := config.Errors(problems); len(bad) > 0 {
+		return SetResult{}, fmt.Errorf("the config would be invalid, nothing written:\n  %s: %w", joinProblems(bad), errs.ErrInvalidArgument)
+	}
+	var refs []config.SecretRef
+	for _, r := range config.SecretPaths(c.Raw) {
+		if r.Path == path || strings.HasPrefix(r.Path, path+".") {
+			refs = append(refs, r)
+		}
+	}
+	sealed, err := config.SealSecrets(c.Raw, refs, func(pt []byte, aad string) (string, error) {
+		return s.cfg.Secrets.Encrypt(ctx, pt, aad)
+	})
+	if err != nil {
+		return SetResult{}, err
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return SetResult{}, err
+	}
+	res := SetResult{Encrypted: len(sealed) > 0}
+	for _, p := range problems {
+		if p.Severity != config.SevError {
+			res.Warnings = append(res.Warnings, p)
+		}
+	}
+	if orig != nil {
+		if res.BackupPath, err = migrate.WriteSealedBackup(ctx, s.encrypter(), s.cfg.StateDir, s.cfg.Path, orig, s.cfg.Now()); err != nil {
+			return SetResult{}, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o700); err != nil {
+		return SetResult{}, err
+	}
+	if err := atomicfile.WriteFile(s.cfg.Path, data, 0o600); err != nil {
+		return SetResult{}, err
+	}
+	if _, err := s.Load(ctx); err != nil {
+		// The write succeeded and was validated; a reload failure (e.g.
+		// secretsd gone) leaves the previous snapshot serving.
+		s.log.Warn("config written but not reloaded", "error", err.Error())
+	}
+	return res, nil
+}
+
+// Validate checks config text (JSON5), or the file on disk when text is
+// empty, including that every envelope decrypts for its field.
+func (s *Store) Validate(ctx context.Context, text string) ([]config.Problem, error) {
+	var c *config.Config
+	var err error
+	if text != "" {
+		c, err = config.Parse("<request>", []byte(text))
+	} else {
+		c, err = s.read()
+	}
+	if err != nil {
+		var pe *config.ParseError
+		if errors.As(err, &pe) {
+			return []config.Problem{{File: pe.File, Line: pe.Line, Message: pe.Msg, Severity: config.SevError, Fix: "fix the syntax (the file must be a JSON5 object)"}}, nil
+		}
+		return nil, err
+	}
+	var out []config.Problem
+	if err := c.Resolve(s.resolveOpts()); err != nil {
+		out = append(out, config.Problem{File: c.File, Message: err.Error(), Severity: config.SevError, Fix: "set the variable or fix the file reference"})
+	}
+	out = append(out, c.Validate()...)
+	for _, ref := range config.SecretPaths(c.Raw) {
+		if ref.State != config.StateEnvelope && ref.State != config.StateBadEnvelope {
+			continue
+		}
+		if _, err := s.secretValue(ctx, c, ref); err != nil {
+			out = append(out, config.Problem{File: c.File, Line: c.Line(ref.Path), Path: ref.Path, Message: errText(err), Severity: config.SevError,
+				Fix: "moltbot config set " + ref.Path + " -"})
+		}
+	}
+	return out, nil
+}
+
+func errText(err error) string { return err.Error() }
+
+// MigrateResult is what Migrate did.
+type MigrateResult struct {
+	migrate.Report
+	BackupPath string
+}
+
+// Migrate runs services/migrate on the state dir with secretsd as the
+// encrypter, then imports the upstream pairing files into pairingd.
+func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	rep, err := migrate.Run(ctx, migrate.Options{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Encrypter: s.encrypter(), DryRun: dryRun, Now: s.cfg.Now})
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	res := MigrateResult{Report: rep}
+	for _, w := range rep.Written {
+		if w == s.cfg.Path+migrate.BackupSuffix {
+			res.BackupPath = w
+		}
+	}
+	acts, changed, err := s.importPairing(ctx, dryRun)
+	if err != nil {
+		return res, err
+	}
+	res.Actions = append(res.Actions, acts...)
+	res.Changed = res.Changed || changed
+	if !dryRun && res.Changed {
+		if _, err := s.Load(ctx); err != nil {
+			s.log.Warn("migrated config not reloaded; restart the gateway", "error", err.Error())
+		}
+	}
+	return res, nil
+}
+
+// importPairing feeds credentials/<channel>-pairing.json and
+// <channel>-allowFrom.json to pairingd, which merges (a rerun skips what
+// it already has).
+func (s *Store) importPairing(ctx context.Context, dryRun bool) ([]string, bool, error) {
+	dir := filepath.Join(s.cfg.StateDir, "credentials")
+	chans := map[string]bool{}
+	for _, suf := range []string{"-pairing.json", "-allowFrom.json"} {
+		m, _ := filepath.Glob(filepath.Join(dir, "*"+suf))
+		for _, p := range m {
+			chans[strings.TrimSuffix(filepath.Base(p), suf)] = true
+		}
+	}
+	names := make([]string, 0, len(chans))
+	for ch := range chans {
+		names = append(names, ch)
+	}
+	sort.Strings(names)
+	var acts []string
+	changed := false
+	for _, ch := range names {
+		pj, _ := os.ReadFile(filepath.Join(dir, ch+"-pairing.json"))
+		aj, _ := os.ReadFile(filepath.Join(dir, ch+"-allowFrom.json"))
+		if dryRun || s.cfg.Pairing == nil {
+			why := "import"
+			if s.cfg.Pairing == nil {
+				why = "skip (pairingd not connected):"
+			}
+			acts = append(acts, fmt.Sprintf("credentials/%s-*.json: %s pairing requests and allowlist into pairingd", ch, why))
+			continue
+		}
+		pend, allowed, skipped, err := s.cfg.Pairing.Import(ctx, ch, pj, aj)
+		if err != nil {
+			return acts, changed, fmt.Errorf("import credentials/%s pairing files: %w", ch, err)
+		}
+		if pend+allowed > 0 {
+			changed = true
+			acts = append(acts, fmt.Sprintf("credentials/%s-*.json: imported %d pending request(s) and %d allowed sender(s) into pairingd (%d skipped)", ch, pend, allowed, skipped))
+		}
+	}
+	return acts, changed, nil
+}
+
+// Rollback restores the newest sealed backups (or the named timestamped
+// config backup) and returns what was restored from.
+func (s *Store) Rollback(ctx context.Context, backup string) (string, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if backup == "" {
+		done, err := migrate.Rollback(ctx, migrate.RollbackOptions{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Decrypter: s.decrypter()})
+		if err != nil {
+			return "", err
+		}
+		from := make([]string, len(done))
+		for i, d := range done {
+			from[i] = d + migrate.BackupSuffix
+		}
+		return strings.Join(from, ", "), nil
+	}
+	name := filepath.Base(backup)
+	if name != backup || !strings.HasPrefix(name, filepath.Base(s.cfg.Path)+migrate.BackupSuffix) {
+		return "", fmt.Errorf("backup %q: give a file name like %s%s.<time> from the config's directory: %w", backup, filepath.Base(s.cfg.Path), migrate.BackupSuffix, errs.ErrInvalidArgument)
+	}
+	p := filepath.Join(filepath.Dir(s.cfg.Path), name)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("rollback: %w: %w", err, errs.ErrNotFound)
+	}
+	_, orig, err := migrate.OpenBackup(ctx, s.decrypter(), p, data)
+	if err != nil {
+		return "", fmt.Errorf("rollback: %w", err)
+	}
+	if err := atomicfile.WriteFile(s.cfg.Path, orig, 0o600); err != nil {
+		return "", fmt.Errorf("rollback: %w", err)
+	}
+	return p, nil
+}
+
+// RotateKey adds a new primary key in secretsd; with rewrap it re-seals
+// every envelope in the config, the auth profiles and the sealed backups
+// under it (inside secretsd), each file written atomically.
+func (s *Store) RotateKey(ctx context.Context, rewrap bool) (kid string, rewrapped int, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	kid, err = s.cfg.Secrets.Rotate(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("rotate: %w", err)
+	}
+	if !rewrap {
+		return kid, 0, nil
+	}
+	type write struct {
+		path string
+		data []byte
+	}
+	var writes []write
+	// Re-seal everything first, write after: a failure writes nothing.
+	rewrapTree := func(path string, tree map[string]any, refs []config.SecretRef) error {
+		n := 0
+		for _, r := range refs {
+			text, ok := r.EnvelopeText()
+			if !ok {
+				continue
+			}
+			out, changed, err := s.cfg.Secrets.Rewrap(ctx, text, r.AAD)
+			if err != nil {
+				return fmt.Errorf("rewrap %s in %s: %w", r.Path, path, err)
+			}
+			if !changed {
+				continue
+			}
+			v, err := config.EnvelopeValue(out)
+			if err != nil {
+				return err
+			}
+			if err := config.SetIn(tree, r.Keys, v); err != nil {
+				return err
+			}
+			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		b, err := config.MarshalTree(tree)
+		if err != nil {
+			return err
+		}
+		rewrapped += n
+		writes = append(writes, write{path, b})
+		return nil
+	}
+	if c, err := config.Load(s.cfg.Path); err == nil {
+		if err := rewrapTree(s.cfg.Path, c.Raw, config.SecretPaths(c.Raw)); err != nil {
+			return kid, 0, err
+		}
+	} else if !errors.Is(err, errs.ErrNotFound) {
+		return kid, 0, err
+	}
+	ids, files, err := s.authProfileFiles()
+	if err != nil {
+		return kid, 0, err
+	}
+	for _, p := range files {
+		c, err := config.Load(p)
+		if err != nil {
+			return kid, 0, err
+		}
+		if err := rewrapTree(p, c.Raw, config.AuthProfileSecrets(ids[p], c.Raw)); err != nil {
+			return kid, 0, err
+		}
+	}
+	backups, err := migrate.BackupFiles(s.cfg.StateDir, s.cfg.Path)
+	if err != nil {
+		return kid, 0, err
+	}
+	for _, p := range backups {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return kid, 0, err
+		}
+		out, changed, err := migrate.RewrapBackup(ctx, s.cfg.Secrets, p, data)
+		if err != nil {
+			return kid, 0, err
+		}
+		if changed {
+			rewrapped++
+			writes = append(writes, write{p, out})
+		}
+	}
+	for _, w := range writes {
+		if err := atomicfile.WriteFile(w.path, w.data, 0o600); err != nil {
+			return kid, rewrapped, err
+		}
+	}
+	if _, err := s.Load(ctx); err != nil {
+		s.log.Warn("config not reloaded after rewrap", "error", err.Error())
+	}
+	return kid, rewrapped, nil
+}
+
+type encrypter struct{ s Secrets }
+
+func (e encrypter) Encrypt(ctx context.Context, pt []byte, aad string) (string, error) {
+	return e.s.Encrypt(ctx, pt, aad)
+}
+
+type decrypter struct{ s Secrets }
+
+func (d decrypter) Decrypt(ctx context.Context, env, aad string) ([]byte, error) {
+	return d.s.Decrypt(ctx, env, aad)
+}
+
+func (s *Store) encrypter() migrate.Encrypter { return encrypter{s.cfg.Secrets} }
+func (s *Store) decrypter() migrate.Decrypter { return decrypter{s.cfg.Secrets} }
+
+func getIn(tree map[string]any, keys []string) (any, bool) {
+	var cur any = tree
+	for _, k := range keys {
+		switch t := cur.(type) {
+		case map[string]any:
+			v, ok := t[k]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(t) {
+				return nil, false
+			}
+			cur = t[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func envelopeFromMap(m map[string]any) (envelope.Envelope, error) { return envelope.FromMap(m) }

@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels/local"
+	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
+	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// memPairing stands in for pairingd (tested for real in services/integration).
+type memPairing struct {
+	mu      sync.Mutex
+	allowed map[string]bool
+	codes   map[string]string
+	down    bool
+}
+
+func (m *memPairing) Request(_ context.Context, ch, id string, _ map[string]string) (policy.RequestResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return policy.RequestResult{}, errs.ErrUnavailable
+	}
+	if c, ok := m.codes[ch+"/"+id]; ok {
+		return policy.RequestResult{Code: c, ResendAllowed: true}, nil
+	}
+	c := "ABCDEFG" + string(rune('A'+len(m.codes)))
+	m.codes[ch+"/"+id] = c
+	return policy.RequestResult{Code: c, Created: true, ResendAllowed: true, ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+
+func (m *memPairing) IsAllowed(_ context.Context, ch, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return false, errs.ErrUnavailable
+	}
+	return m.allowed[ch+"/"+id], nil
+}
+
+type echo struct{}
+
+func (echo) Reply(_ context.Context, t agent.Turn) (string, error) { return "echo: " + t.Text, nil }
+
+func newPipeline(t testing.TB, pol policy.Config, ag agent.Agent, scope sessions.DMScope) (*Pipeline, *memPairing) {
+	t.Helper()
+	mp := &memPairing{allowed: map[string]bool{}, codes: map[string]string{}}
+	eng, err := policy.New(policy.EngineConfig{Pairing: mp})
+	require.NoError(t, err)
+	st, err := sessions.Open(filepath.Join(t.TempDir(), "sessions.json"), nil)
+	require.NoError(t, err)
+	p, err := New(Config{Engine: eng, Channels: []Channel{{Channel: local.New(), Policy: pol}}, Agent: ag, Sessions: st, DMScope: scope})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { return p.Channels()[0].Connected }, time.Second, time.Millisecond)
+	return p, mp
+}
+
+func TestSendLocal(t *testing.T) {
+	p, mp := newPipeline(t, policy.Config{GroupAllowFrom: []string{"team"}}, echo{}, "")
+	ctx := context.Background()
+
+	r, err := p.SendLocal(ctx, Message{From: "alice", Text: "hi"})
+	require.NoError(t, err)
+	require.False(t, r.ReachedAgent)
+	require.Equal(t, policy.ReasonDMPairingCode, r.Decision)
+	require.Len(t, r.Replies, 1)
+	require.Contains(t, r.Replies[0], "moltbot pairing approve local ABCDEFGA")
+
+	mp.allowed["local/alice"] = true
+	require.NoError(t, p.Notify(ctx, "local", "alice", policy.ApprovedNotice))
+	r, err = p.SendLocal(ctx, Message{From: "alice", Text: "hello"})
+	require.NoError(t, err)
+	require.True(t, r.ReachedAgent)
+	require.Equal(t, "agent:main:main", r.SessionKey)
+	require.Equal(t, []string{policy.ApprovedNotice, "echo: hello"}, r.Replies)
+
+	r, err = p.SendLocal(ctx, Message{From: "bob", GroupID: "team", Text: "yo"})
+	require.NoError(t, err)
+	require.True(t, r.ReachedAgent)
+	require.Equal(t, "agent:main:local:group:team", r.SessionKey)
+	r, err = p.SendLocal(ctx, Message{From: "bob", GroupID: "other", Text: "yo"})
+	require.NoError(t, err)
+	require.False(t, r.ReachedAgent)
+	require.Empty(t, r.Replies)
+
+	keys := []string{}
+	for _, s := range p.Sessions() {
+		keys = append(keys, s.Key)
+		require.Equal(t, !s.Main, s.Sandboxed, "non-main sessions are sandboxed by default")
+	}
+	require.Equal(t, []string{"agent:main:local:group:team", "agent:main:main"}, keys)
+}
+
+func TestSendLocalErrors(t *testing.T) {
+	p, mp := newPipeline(t, policy.Config{}, nil, "")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		m    Message
+		want error
+		msg  string
+	}{
+		{"empty sender", Message{Text: "hi"}, errs.ErrInvalidArgument, "from"},
+		{"empty text", Message{From: "a", Text: "  "}, errs.ErrInvalidArgument, "text"},
+		{"oversized", Message{From: "a", Text: strings.Repeat("x", policy.DefaultMaxTextBytes+1)}, errs.ErrInvalidArgument, "text"},
+	} {
+		_, err := p.SendLocal(ctx, tc.m)
+		require.ErrorIs(t, err, tc.want, tc.name)
+		require.ErrorContains(t, err, tc.msg, tc.name)
+	}
+	require.Empty(t, mp.codes, "nothing stored")
+
+	// No agent: an allowed message is refused with a clear error.
+	mp.allowed["local/a"] = true
+	_, err := p.SendLocal(ctx, Message{From: "a", Text: "hi"})
+	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
+	require.ErrorContains(t, err, "no agent")
+
+	// pairingd down: fail closed, Unavailable.
+	mp.down = true
+	r, err := p.SendLocal(ctx, Message{From: "z", Text: "hi"})
+	require.ErrorIs(t, err, errs.ErrUnavailable)
+	require.False(t, r.ReachedAgent)
+}
+
+func TestDMScopePerSender(t *testing.T) {
+	p, mp := newPipeline(t, policy.Config{}, echo{}, sessions.ScopePerSender)
+	mp.allowed["local/alice"] = true
+	r, err := p.SendLocal(context.Background(), Message{From: "alice", Text: "hi"})
+	require.NoError(t, err)
+	require.Equal(t, "agent:main:local:dm:alice", r.SessionKey)
+}
+
+func TestNewRefusesOpenPolicy(t *testing.T) {
+	eng, err := policy.New(policy.EngineConfig{Pairing: &memPairing{}})
+	require.NoError(t, err)
+	st, err := sessions.Open(filepath.Join(t.TempDir(), "s.json"), nil)
+	require.NoError(t, err)
+	_, err = New(Config{Engine: eng, Sessions: st, Channels: []Channel{{Channel: local.New(), Policy: policy.Config{DMPolicy: "open"}}}})
+	require.ErrorContains(t, err, "channels.local.dm.policy")
+	require.ErrorContains(t, err, "moltbot security migrate")
+	require.True(t, errors.Is(err, errs.ErrInvalidArgument))
+}
+
+// BenchmarkLocalSend is the per-message cost of the pipeline (policy
+// decision, session index, reply through the local channel) for an allowed
+// sender; BenchmarkDirectAgent is the agent call alone, for comparison.
+func BenchmarkLocalSend(b *testing.B) {
+	p, mp := newPipeline(b, policy.Config{}, echo{}, "")
+	mp.allowed["local/alice"] = true
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.SendLocal(ctx, Message{From: "alice", Text: "hi"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDirectAgent(b *testing.B) {
+	ctx := context.Background()
+	var a agent.Agent = echo{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.Reply(ctx, agent.Turn{SessionKey: "agent:main:main", Text: "hi"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+// Package sessions keeps the gateway's session index: which conversation
+// keys exist, which agent and channel they belong to, and when they were
+// last active. It is stored in <state>/sessions/sessions.json, written
+// atomically (temp file, fsync, rename, fsync dir), so a crash leaves the
+// old or the new index, never half of one.
+//
+// Key shapes follow upstream: agent:<agentId>:main for the owner's DMs
+// (the default dmScope folds every allowed DM into the main session),
+// agent:<agentId>:dm:<sender> and agent:<agentId>:<channel>:dm:<sender> for
+// per-peer scopes, agent:<agentId>:<channel>:group:<id> for groups.
+package sessions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moltbot/moltbot-secure/services/atomicfile"
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+// DMScope says how direct messages map to sessions (config session.dmScope).
+type DMScope string
+
+// DM scopes. PerSender is accepted as a synonym of PerChannelPeer.
+const (
+	ScopeMain           DMScope = "main"
+	ScopePerPeer        DMScope = "per-peer"
+	ScopePerChannelPeer DMScope = "per-channel-peer"
+	ScopePerSender      DMScope = "per-sender"
+)
+
+// ParseDMScope checks a session.dmScope value ("" is main).
+func ParseDMScope(s string) (DMScope, error) {
+	switch DMScope(s) {
+	case "", ScopeMain:
+		return ScopeMain, nil
+	case ScopePerPeer, ScopePerChannelPeer, ScopePerSender:
+		return DMScope(s), nil
+	}
+	return "", fmt.Errorf("session.dmScope: %q is not one of main, per-peer, per-channel-peer, per-sender: %w", s, errs.ErrInvalidArgument)
+}
+
+// DMKey is the session key of a direct message; main reports whether it is
+// the agent's main session.
+func DMKey(agentID string, scope DMScope, channel, sender string) (key string, main bool) {
+	switch scope {
+	case ScopePerPeer:
+		return "agent:" + agentID + ":dm:" + sender, false
+	case ScopePerChannelPeer, ScopePerSender:
+		return "agent:" + agentID + ":" + channel + ":dm:" + sender, false
+	}
+	return "agent:" + agentID + ":main", true
+}
+
+// GroupKey is the session key of a group conversation.
+func GroupKey(agentID, channel, groupID string) string {
+	return "agent:" + agentID + ":" + channel + ":group:" + groupID
+}
+
+// Session is one entry of the index.
+type Session struct {
+	Key          string    `json:"key"`
+	AgentID      string    `json:"agentId"`
+	Channel      string    `json:"channel"`
+	Main         bool      `json:"main"`
+	LastActiveAt time.Time `json:"lastActiveAt"`
+	Sandboxed    bool      `json:"sandboxed"`
+}
+
+type file struct {
+	Version  int       `json:"version"`
+	Sessions []Session `json:"sessions"`
+}
+
+const fileVersion = 1
+
+// FlushInterval bounds how stale lastActiveAt may be on disk: a new session
+// is written at once, activity on a known one at most this often, so a busy
+// chat does not fsync on every message.
+const FlushInterval = 10 * time.Second
+
+// Store is the index. Safe for concurrent use.
+type Store struct {
+	path string
+	now  func() time.Time
+
+	mu        sync.Mutex
+	m         map[string]Session
+	dirty     bool
+	lastFlush time.Time
+}
+
+// Path is the index file inside the state dir.
+func Path(stateDir string) string { return filepath.Join(stateDir, "sessions", "sessions.json") }
+
+// Open loads the index at path (a missing file is an empty index). now may be nil.
+func Open(path string, now func() time.Time) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Store{path: path, now: now, m: map[string]Session{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read session index %s: %w", path, err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("session index %s is not valid JSON (%v); move it aside to start a fresh index: %w", path, err, errs.ErrFailedPrecondition)
+	}
+	if f.Version > fileVersion {
+		return nil, fmt.Errorf("session index %s has version %d, newer than this gateway's %d: %w", path, f.Version, fileVersion, errs.ErrFailedPrecondition)
+	}
+	for _, x := range f.Sessions {
+		if x.Key != "" {
+			s.m[x.Key] = x
+		}
+	}
+	return s, nil
+}
+
+// Touch records activity on a session, creating it when new, and persists
+// (at once for a new session, else at most every FlushInterval).
+func (s *Store) Touch(x Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	_, known := s.m[x.Key]
+	x.LastActiveAt = now.UTC()
+	s.m[x.Key] = x
+	s.dirty = true
+	if known && now.Sub(s.lastFlush) < FlushInterval {
+		return nil
+	}
+	return s.flushLocked(now)
+}
+
+// Flush writes pending changes.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	return s.flushLocked(s.now())
+}
+
+func (s *Store) flushLocked(now time.Time) error {
+	f := file{Version: fileVersion, Sessions: s.listLocked()}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode session index: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("create session dir: %w", err)
+	}
+	if err := atomicfile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write session index: %w", err)
+	}
+	s.dirty, s.lastFlush = false, now
+	return nil
+}
+
+// List returns the sessions sorted by key.
+func (s *Store) List() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listLocked()
+}
+
+func (s *Store) listLocked() []Session {
+	out := make([]Session, 0, len(s.m))
+	for _, x := range s.m {
+		out = append(out, x)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}

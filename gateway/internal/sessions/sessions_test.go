@@ -1,0 +1,80 @@
+package sessions
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+func TestKeys(t *testing.T) {
+	for _, tc := range []struct {
+		scope DMScope
+		key   string
+		main  bool
+	}{
+		{ScopeMain, "agent:main:main", true},
+		{ScopePerPeer, "agent:main:dm:42", false},
+		{ScopePerChannelPeer, "agent:main:telegram:dm:42", false},
+		{ScopePerSender, "agent:main:telegram:dm:42", false},
+	} {
+		k, m := DMKey("main", tc.scope, "telegram", "42")
+		require.Equal(t, tc.key, k)
+		require.Equal(t, tc.main, m)
+	}
+	require.Equal(t, "agent:main:telegram:group:-100", GroupKey("main", "telegram", "-100"))
+	s, err := ParseDMScope("")
+	require.NoError(t, err)
+	require.Equal(t, ScopeMain, s)
+	_, err = ParseDMScope("per-everything")
+	require.ErrorIs(t, err, errs.ErrInvalidArgument)
+	require.ErrorContains(t, err, "session.dmScope")
+}
+
+func TestStorePersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions", "sessions.json")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := Open(path, clock)
+	require.NoError(t, err)
+	require.Empty(t, s.List())
+	require.NoError(t, s.Touch(Session{Key: "agent:main:main", AgentID: "main", Channel: "local", Main: true}))
+
+	// A new session is on disk at once.
+	s2, err := Open(path, clock)
+	require.NoError(t, err)
+	require.Len(t, s2.List(), 1)
+	require.Equal(t, now, s2.List()[0].LastActiveAt)
+
+	// Activity on a known one is batched until Flush or FlushInterval.
+	now = now.Add(time.Second)
+	require.NoError(t, s.Touch(Session{Key: "agent:main:main", AgentID: "main", Channel: "local", Main: true}))
+	s3, err := Open(path, clock)
+	require.NoError(t, err)
+	require.Equal(t, now.Add(-time.Second), s3.List()[0].LastActiveAt)
+	require.NoError(t, s.Flush())
+	s4, err := Open(path, clock)
+	require.NoError(t, err)
+	require.Equal(t, now, s4.List()[0].LastActiveAt)
+
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
+
+func TestStoreRefusesBadFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte("{not json"), 0o600))
+	_, err := Open(bad, nil)
+	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
+	require.ErrorContains(t, err, bad)
+	newer := filepath.Join(dir, "newer.json")
+	require.NoError(t, os.WriteFile(newer, []byte(`{"version": 9, "sessions": []}`), 0o600))
+	_, err = Open(newer, nil)
+	require.ErrorContains(t, err, "version 9")
+}

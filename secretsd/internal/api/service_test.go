@@ -1,0 +1,174 @@
+package api
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
+)
+
+func TestEveryMethodHasAnAuthzRow(t *testing.T) {
+	require.Empty(t, auth.MissingRows(Authz(), &secretsv1.Secrets_ServiceDesc))
+}
+
+// TestAuthzMatrix calls every method as every identity: only the gateway and
+// the admin CLI get past authorization.
+func TestAuthzMatrix(t *testing.T) {
+	e := start(t)
+	seal, err := e.as(t, auth.IDGateway).Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: []byte("x"), Aad: "a.b"})
+	require.NoError(t, err)
+	calls := map[string]func(c secretsv1.SecretsClient) error{
+		"Encrypt": func(c secretsv1.SecretsClient) error {
+			_, err := c.Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: []byte("x"), Aad: "a.b"})
+			return err
+		},
+		"Decrypt": func(c secretsv1.SecretsClient) error {
+			_, err := c.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: seal.GetEnvelope(), Aad: "a.b"})
+			return err
+		},
+		"Rewrap": func(c secretsv1.SecretsClient) error {
+			_, err := c.Rewrap(ctxT(t), &secretsv1.RewrapRequest{Envelope: seal.GetEnvelope(), Aad: "a.b"})
+			return err
+		},
+		"Status": func(c secretsv1.SecretsClient) error {
+			_, err := c.Status(ctxT(t), &secretsv1.StatusRequest{})
+			return err
+		},
+		// Retire of an unknown key: authorized callers get NotFound, which
+		// shows they got past authorization without changing the keyring.
+		"Retire": func(c secretsv1.SecretsClient) error {
+			_, err := c.Retire(ctxT(t), &secretsv1.RetireRequest{Kid: "k99"})
+			return err
+		},
+	}
+	for _, m := range secretsv1.Secrets_ServiceDesc.Methods {
+		if m.MethodName == "Rotate" {
+			continue // changes the keyring; covered in TestRotateRewrapRetire
+		}
+		require.Contains(t, calls, m.MethodName, "add the method to this matrix")
+	}
+	for _, id := range []string{auth.IDGateway, auth.IDCLI, auth.IDPairingd, auth.IDSandboxd, auth.IDSecretsd} {
+		c := e.as(t, id)
+		for name, call := range calls {
+			err := call(c)
+			allowed := id == auth.IDGateway || id == auth.IDCLI
+			switch {
+			case !allowed:
+				require.Equal(t, codes.PermissionDenied, status.Code(err), "%s as %s: %v", name, id, err)
+			case name == "Retire":
+				require.Equal(t, codes.NotFound, status.Code(err), "%s as %s: %v", name, id, err)
+			default:
+				require.NoError(t, err, "%s as %s", name, id)
+			}
+		}
+	}
+}
+
+func TestEncryptDecrypt(t *testing.T) {
+	e := start(t)
+	c := e.as(t, auth.IDGateway)
+	const secret = "sk-live-0123456789abcdefghijklmnop"
+	enc, err := c.Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: []byte(secret), Aad: "gateway.auth.token"})
+	require.NoError(t, err)
+	require.Equal(t, "k1", enc.GetKid())
+	require.NotContains(t, enc.GetEnvelope(), secret)
+	require.True(t, strings.HasPrefix(enc.GetEnvelope(), `{"$enc":"v1","kid":"k1","alg":"AES-256-GCM"`), enc.GetEnvelope())
+
+	truncated := strings.Replace(enc.GetEnvelope(), `"ct":"`, `"ct":"AAAA`, 1)
+	truncated = truncated[:strings.Index(truncated, `"ct":"`)+10] + `"}`
+	wrongKid := strings.Replace(enc.GetEnvelope(), `"kid":"k1"`, `"kid":"k7"`, 1)
+	tests := []struct {
+		name     string
+		envelope string
+		aad      string
+		code     codes.Code
+		msg      []string
+	}{
+		{"right field", enc.GetEnvelope(), "gateway.auth.token", codes.OK, nil},
+		{"moved to another field", enc.GetEnvelope(), "channels.telegram.botToken", codes.InvalidArgument, []string{"channels.telegram.botToken", "does not belong to this field"}},
+		{"empty aad", enc.GetEnvelope(), "", codes.InvalidArgument, []string{"aad"}},
+		{"truncated envelope", truncated, "gateway.auth.token", codes.InvalidArgument, []string{"gateway.auth.token", "envelope"}},
+		{"not JSON", "hello", "gateway.auth.token", codes.InvalidArgument, []string{"not a JSON object"}},
+		{"wrong key id", wrongKid, "gateway.auth.token", codes.NotFound, []string{"gateway.auth.token", `key id "k7"`, "have k1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := c.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: tc.envelope, Aad: tc.aad})
+			require.Equal(t, tc.code, status.Code(err), "err: %v", err)
+			if tc.code == codes.OK {
+				require.Equal(t, secret, string(resp.GetPlaintext()))
+				return
+			}
+			for _, m := range tc.msg {
+				require.Contains(t, status.Convert(err).Message(), m)
+			}
+			require.NotContains(t, err.Error(), secret)
+		})
+	}
+
+	_, err = c.Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: make([]byte, MaxPlaintext+1), Aad: "x"})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+func TestRotateRewrapRetire(t *testing.T) {
+	e := start(t)
+	c := e.as(t, auth.IDCLI)
+	old, err := c.Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: []byte("v1"), Aad: "p"})
+	require.NoError(t, err)
+
+	rot, err := c.Rotate(ctxT(t), &secretsv1.RotateRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "k2", rot.GetPrimary().GetKid())
+	require.True(t, rot.GetPrimary().GetPrimary())
+
+	// The old envelope still decrypts after rotate.
+	d, err := c.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: old.GetEnvelope(), Aad: "p"})
+	require.NoError(t, err)
+	require.Equal(t, "k1", d.GetKid())
+
+	// Retiring the primary is refused.
+	_, err = c.Retire(ctxT(t), &secretsv1.RetireRequest{Kid: "k2"})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+
+	rw, err := c.Rewrap(ctxT(t), &secretsv1.RewrapRequest{Envelope: old.GetEnvelope(), Aad: "p"})
+	require.NoError(t, err)
+	require.True(t, rw.GetChanged())
+	require.Equal(t, "k2", rw.GetKid())
+	again, err := c.Rewrap(ctxT(t), &secretsv1.RewrapRequest{Envelope: rw.GetEnvelope(), Aad: "p"})
+	require.NoError(t, err)
+	require.False(t, again.GetChanged())
+	require.Equal(t, rw.GetEnvelope(), again.GetEnvelope())
+
+	_, err = c.Retire(ctxT(t), &secretsv1.RetireRequest{Kid: "k1"})
+	require.NoError(t, err)
+	st, err := c.Status(ctxT(t), &secretsv1.StatusRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "k2", st.GetPrimaryKid())
+	require.Len(t, st.GetKeys(), 1)
+	require.Equal(t, e.keyFile, st.GetKeyFile())
+
+	// After retire: the rewrapped value opens; the old one names the missing key.
+	d, err = c.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: rw.GetEnvelope(), Aad: "p"})
+	require.NoError(t, err)
+	require.Equal(t, "v1", string(d.GetPlaintext()))
+	_, err = c.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: old.GetEnvelope(), Aad: "p"})
+	require.Equal(t, codes.NotFound, status.Code(err))
+
+	// Status never carries key material: the file's base64 keys are absent.
+	raw, err := os.ReadFile(e.keyFile)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if i := strings.Index(line, `"key": "`); i >= 0 {
+			key := strings.TrimSuffix(strings.TrimSpace(line[i+8:]), `"`)
+			require.NotContains(t, st.String(), key)
+		}
+	}
+	_, err = c.Retire(ctxT(t), &secretsv1.RetireRequest{})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
