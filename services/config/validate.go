@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -188,7 +189,12 @@ func (v *validator) gateway() {
 	p := "gateway.auth." + field
 	raw, ok := v.raw("gateway", "auth", field)
 	if !ok {
-		v.add(SevWarning, p, "is not set; the gateway refuses every client until it is", "moltbot token generate, then `moltbot config set "+p+" -`")
+		// The token may come from $CLAWDBOT_GATEWAY_TOKEN or the bootstrap
+		// file instead; only the gateway knows, and it refuses to start
+		// without one. Here it is a warning only when nothing else can supply it.
+		if os.Getenv("CLAWDBOT_GATEWAY_TOKEN") == "" && os.Getenv("CLAWDBOT_GATEWAY_TOKEN_FILE") == "" {
+			v.add(SevWarning, p, "is not set here; the gateway needs it, $CLAWDBOT_GATEWAY_TOKEN or $CLAWDBOT_GATEWAY_TOKEN_FILE", "moltbot token generate, then `moltbot config set "+p+" -`")
+		}
 		return
 	}
 	if field != "token" {

@@ -5,8 +5,8 @@ package integration
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -450,7 +450,20 @@ func TestPairingOpenPolicyRefused(t *testing.T) {
 	require.Contains(t, exit.Logs, "channels.local.dm.policy")
 	require.Contains(t, exit.Logs, `"pairing"`)
 	require.Contains(t, exit.Logs, "moltbot security migrate")
-	fmt.Println(strings.TrimSpace(lastLines(exit.Logs, 3)))
+	t.Log(lastLines(exit.Logs, 3))
+
+	// `moltbot config validate` (the real binary, offline on the file)
+	// prints the field, the reason and the fix, and exits non-zero.
+	bin, err := filepath.Abs("../../bin/moltbot")
+	require.NoError(t, err)
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("bin/moltbot not built (make binaries): %v", err)
+	}
+	out, err := exec.CommandContext(ctx, bin, "config", "validate", "--file", cfg).CombinedOutput()
+	require.Error(t, err, "%s", out)
+	require.Contains(t, string(out), "channels.local.dm.policy")
+	require.Contains(t, string(out), `"open" was removed`)
+	require.Contains(t, string(out), "moltbot security migrate")
 }
 
 func lastLines(s string, n int) string {

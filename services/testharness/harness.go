@@ -6,6 +6,11 @@
 // disabled (its image would need a pull) and containers are removed by
 // Close. Each Stack gets its own network, containers and temp dir, all named
 // with a random prefix, so stacks can run side by side.
+//
+// Every host connection reaches a container from one address (Docker's port
+// mapping), and each service locks an address out after 10 failed
+// authentications a minute: tests sharing a stack must stay under that per
+// service, and a test that needs more starts its own stack.
 package testharness
 
 import (

@@ -40,6 +40,36 @@ type OpsDeps struct {
 	SandboxMode func() string
 }
 
+// sandboxUsable marks sandboxd down when it cannot run a sandbox (Docker
+// unreachable or the image missing) while the config needs one: non-main
+// sessions are refused then, so `moltbot status` must not say all is well.
+func (s *Service) sandboxUsable(ctx context.Context, st *gatewayv1.ServiceStatus, resp *gatewayv1.StatusResponse) {
+	o := s.cfg.Ops
+	if o.Sandbox == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	in, err := o.Sandbox.Info(ctx, &sandboxv1.InfoRequest{})
+	problem := ""
+	switch {
+	case err != nil:
+		problem = "sandbox info: " + err.Error()
+	case !in.GetDockerReachable():
+		problem = "Docker engine unreachable (" + in.GetDockerError() + "): start Docker; non-main sessions are refused until then"
+	case !in.GetImagePresent():
+		problem = "sandbox image " + in.GetImage() + " is missing: run `make sandbox-image`; non-main sessions are refused until then"
+	}
+	if problem == "" {
+		return
+	}
+	if o.SandboxMode != nil && o.SandboxMode() == "off" {
+		resp.Warnings = append(resp.Warnings, "sandboxd: "+problem+" (sandbox mode is off)")
+		return
+	}
+	st.Up, st.Error = false, problem
+}
+
 // statusAll adds the --all sections.
 func (s *Service) statusAll(ctx context.Context, resp *gatewayv1.StatusResponse) {
 	o := s.cfg.Ops

@@ -88,7 +88,11 @@ func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*ga
 		}},
 	}
 	for _, d := range s.cfg.Deps {
-		resp.Services = append(resp.Services, probe(ctx, d))
+		st := probe(ctx, d)
+		if d.Name == auth.IDSandboxd && st.GetUp() {
+			s.sandboxUsable(ctx, st, resp)
+		}
+		resp.Services = append(resp.Services, st)
 	}
 	if req.GetAll() {
 		s.statusAll(ctx, resp)

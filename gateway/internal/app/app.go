@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -67,6 +68,26 @@ type Wiring struct {
 	SecLog *seclog.Log
 	// Config owns moltbot.json: Config.Current() is the loaded config with its secrets decrypted.
 	Config *configstore.Store
+
+	// OnReload hooks run after a reloaded config became current; each
+	// returns the changes it applied (for the Reload reply).
+	OnReload []func(ctx context.Context, snap *configstore.Snapshot) []string
+
+	tokenMu  sync.RWMutex // guards Token and TokenSource after start-up
+	reloadMu sync.Mutex   // one reload at a time
+}
+
+// CurrentToken returns the gateway token and its source (reload swaps them).
+func (w *Wiring) CurrentToken() (string, string) {
+	w.tokenMu.RLock()
+	defer w.tokenMu.RUnlock()
+	return w.Token, w.TokenSource
+}
+
+func (w *Wiring) setToken(tok, src string) {
+	w.tokenMu.Lock()
+	w.Token, w.TokenSource = tok, src
+	w.tokenMu.Unlock()
 }
 
 // Run loads everything, serves until ctx ends and stops gracefully.
@@ -124,7 +145,7 @@ func Run(ctx context.Context, o Options) error {
 		w.GatewayAuth = auth.NewGatewayToken(w.Token)
 	}
 	if w.API.Token == nil {
-		w.API.Token = func() string { return w.Token }
+		w.API.Token = func() string { t, _ := w.CurrentToken(); return t }
 	}
 	authz, err := auth.Merge(append([]auth.Table{api.Authz()}, w.Authz...)...)
 	if err != nil {
@@ -156,6 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, bg := range w.Background {
 		go bg(ctx)
 	}
+	go reloadOnSIGHUP(ctx, w)
 	ld.Logger.Info("gateway auth", "mode", "token", "token_source", w.TokenSource, "strength", auth.DescribeToken(w.Token))
 	return srv.Run(ctx)
 }

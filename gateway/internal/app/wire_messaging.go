@@ -14,6 +14,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/local"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram"
+	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pairingproxy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
@@ -33,8 +34,12 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 		return err
 	}
 	v := config.View{Channels: map[string]config.Channel{}}
-	if cfg != nil {
+	if snap := w.snapshot(); snap != nil {
+		v = snap.View
+	} else if cfg != nil {
 		v = cfg.View()
+	}
+	if cfg != nil {
 		if err := channelProblems(cfg); err != nil {
 			return err
 		}
@@ -114,10 +119,21 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	return nil
 }
 
-// messagingConfig is the config the channels read: nil when there is no
-// config file (the local channel then runs with the defaults).
-// TODO(integrator): take the config the secrets wiring loads once it is on Wiring.
+// snapshot is the config the secrets wiring loaded (secrets decrypted), if any.
+func (w *Wiring) snapshot() *configstore.Snapshot {
+	if w.Config == nil {
+		return nil
+	}
+	return w.Config.Current()
+}
+
+// messagingConfig is the config the channels read: the secrets wiring's
+// snapshot, else the file read here; nil when there is no config file (the
+// local channel then runs with the defaults).
 func messagingConfig(w *Wiring) (*config.Config, error) {
+	if snap := w.snapshot(); snap != nil {
+		return snap.Config, nil
+	}
 	c, err := config.Load(w.ConfigPath)
 	if errors.Is(err, errs.ErrNotFound) {
 		return nil, nil
@@ -173,6 +189,9 @@ func sortedChannels(m map[string]config.Channel) []string {
 // ${VAR}/${file:...} reference, or an envelope decrypted by secretsd (with
 // the field's path as AAD). The value is never logged or put in an error.
 func secretValue(ctx context.Context, w *Wiring, s config.Secret) (string, error) {
+	if v, ok := w.snapshot().Secret(s.Path); ok && v != "" {
+		return v, nil
+	}
 	switch s.State {
 	case config.StatePlain:
 		return s.Plain, nil

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/auditrun"
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
@@ -39,7 +42,7 @@ func wireOps(_ context.Context, w *Wiring) error {
 		PKIDir:     pki,
 		Secrets:    o.Secrets,
 		Writer:     storeWriter{w},
-		Token:      func() (string, string) { return w.Token, w.TokenSource },
+		Token:      w.CurrentToken,
 		Prober: &auditrun.Prober{
 			Gateway: auditrun.Endpoint{Name: auth.IDGateway, Addr: dialable(w.Loaded.Base.Addr), ServerName: auth.IDGateway},
 			Internal: []auditrun.Endpoint{
@@ -52,6 +55,24 @@ func wireOps(_ context.Context, w *Wiring) error {
 			Sandbox: o.Sandbox,
 		},
 	}).Audit
+	o.Reload = func(ctx context.Context) (*gatewayv1.ReloadResponse, error) { return reload(ctx, w) }
+	o.ConfigWarnings = func() []string {
+		var out []string
+		if w.Config != nil && w.Config.Current() != nil {
+			for _, p := range w.Config.Current().Warnings {
+				out = append(out, p.String())
+			}
+		}
+		return out
+	}
+	o.SandboxMode = func() string {
+		if w.Config != nil && w.Config.Current() != nil {
+			if m := w.Config.Current().View.Agents.Sandbox.Mode; m != "" {
+				return m
+			}
+		}
+		return "non-main"
+	}
 	if w.GatewayAuth != nil {
 		w.GatewayAuth.OnSwap(func(gen uint64) {
 			w.SecLog.Record(seclog.Event{Kind: "token.rotate", Actor: auth.IDGateway})
@@ -81,4 +102,70 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// reload re-reads and validates the config and applies it in place: an
+// invalid config or a weak token is refused with the reasons and the
+// running config stays. A new token takes effect at once, and streams
+// opened with the old one are closed (auth.GatewayToken.StreamGuard).
+func reload(ctx context.Context, w *Wiring) (*gatewayv1.ReloadResponse, error) {
+	if w.Config == nil {
+		return nil, errors.New("config store not loaded")
+	}
+	w.reloadMu.Lock()
+	defer w.reloadMu.Unlock()
+	snap, problems, err := w.Config.Prepare(ctx)
+	if err != nil {
+		resp := &gatewayv1.ReloadResponse{}
+		for _, p := range problems {
+			resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
+		}
+		w.Logger.Warn("reload refused: the running config stays", "problems", len(resp.Problems))
+		return resp, nil
+	}
+	tok, src, err := LoadToken(snap, w.ConfigPath)
+	if err == nil {
+		err = auth.CheckToken(tok)
+	}
+	if err != nil {
+		return &gatewayv1.ReloadResponse{Problems: []*gatewayv1.Problem{{
+			Path: "gateway.auth.token", Message: err.Error(), Fix: "moltbot token generate, then moltbot config set gateway.auth.token -", Severity: "error", File: w.ConfigPath,
+		}}}, nil
+	}
+	w.Config.Commit(snap)
+	resp := &gatewayv1.ReloadResponse{Applied: true, Changes: []string{"config re-read and validated: " + w.ConfigPath}}
+	if w.GatewayAuth.Set(tok) {
+		w.setToken(tok, src)
+		resp.Changes = append(resp.Changes, "gateway token rotated (source "+src+"): the old token is refused and its open streams are closed")
+	}
+	for _, h := range w.OnReload {
+		resp.Changes = append(resp.Changes, h(ctx, snap)...)
+	}
+	for _, p := range snap.Warnings {
+		resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
+	}
+	w.SecLog.Record(seclog.Event{Kind: "config.reload", Actor: callerOf(ctx)})
+	return resp, nil
+}
+
+func reloadOnSIGHUP(ctx context.Context, w *Wiring) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			resp, err := reload(ctx, w)
+			switch {
+			case err != nil:
+				w.Logger.Error("SIGHUP reload failed", "error", err)
+			case !resp.GetApplied():
+				w.Logger.Warn("SIGHUP reload refused", "problems", len(resp.GetProblems()))
+			default:
+				w.Logger.Info("SIGHUP reload applied", "changes", len(resp.GetChanges()))
+			}
+		}
+	}
 }
