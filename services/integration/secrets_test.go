@@ -115,6 +115,18 @@ func grepState(t *testing.T, dir string, values ...string) {
 	require.Positive(t, n)
 }
 
+// onceFile writes a 0600 file owned by svc's uid for a bind mount into a
+// RunOnce container (RunOnce gives the container a fresh state dir and does
+// not write ServiceOptions.StateFiles into it).
+func onceFile(t *testing.T, svc string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	uid := testharness.UIDs()[svc]
+	require.NoError(t, os.Chown(p, uid, uid))
+	return p
+}
+
 var kidRE = regexp.MustCompile(`"kid":\s*"(k[0-9]+)"`)
 
 func kidsIn(t *testing.T, paths ...string) []string {
@@ -286,7 +298,8 @@ func TestSecretsBadInput(t *testing.T) {
 			require.Equal(t, 1, r.code, "a write on a broken config is refused: %s", r.out)
 			require.Equal(t, before, e.cfgHash(), "config file unchanged")
 			// The gateway refuses to start on it, naming the field or file.
-			ex, err := e.st.RunOnce(ctxFor(t, time.Minute), testharness.Gateway, testharness.ServiceOptions{StateFiles: map[string][]byte{"moltbot.json": tc.config}}, 30*time.Second)
+			ex, err := e.st.RunOnce(ctxFor(t, time.Minute), testharness.Gateway, testharness.ServiceOptions{
+				Binds: []string{onceFile(t, testharness.Gateway, tc.config) + ":/state/moltbot.json"}}, 30*time.Second)
 			require.NoError(t, err)
 			require.NotEqual(t, 0, ex.Code, ex.Logs)
 			require.Contains(t, ex.Logs, tc.want[0])
@@ -294,9 +307,9 @@ func TestSecretsBadInput(t *testing.T) {
 	}
 
 	t.Run("corrupt key file", func(t *testing.T) {
+		key := onceFile(t, testharness.Secretsd, []byte(`{"version":1,"primary":"k1","keys":[{"id":"k1","created":"2026-01-01T00:00:00Z","key":"dG9vLXNob3J0"}]}`))
 		ex, err := e.st.RunOnce(ctxFor(t, time.Minute), testharness.Secretsd, testharness.ServiceOptions{
-			StateFiles: map[string][]byte{"keys/secrets.key": []byte(`{"version":1,"primary":"k1","keys":[{"id":"k1","created":"2026-01-01T00:00:00Z","key":"dG9vLXNob3J0"}]}`)},
-		}, 30*time.Second)
+			Binds: []string{key + ":/state/keys/secrets.key"}}, 30*time.Second)
 		require.NoError(t, err)
 		require.NotEqual(t, 0, ex.Code, ex.Logs)
 		require.Contains(t, ex.Logs, "keys/secrets.key")

@@ -55,6 +55,8 @@ func wireOps(_ context.Context, w *Wiring) error {
 			Sandbox: o.Sandbox,
 		},
 	}).Audit
+	o.PairingStatus = w.API.Messaging.PairingStatus
+	o.ChannelsStatus = w.API.Messaging.ChannelsStatus
 	o.Reload = func(ctx context.Context) (*gatewayv1.ReloadResponse, error) { return reload(ctx, w) }
 	o.ConfigWarnings = func() []string {
 		var out []string

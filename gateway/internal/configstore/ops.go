@@ -121,10 +121,19 @@ func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unse
 	if bad := config.Errors(problems); len(bad) > 0 {
 		return SetResult{}, fmt.Errorf("the config would be invalid, nothing written:\n  %s: %w", joinProblems(bad), errs.ErrInvalidArgument)
 	}
+	// The rest of the file must still load: every other envelope decrypts
+	// for its field. Setting the broken field itself is the fix, so it is
+	// not checked.
 	var refs []config.SecretRef
 	for _, r := range config.SecretPaths(c.Raw) {
 		if r.Path == path || strings.HasPrefix(r.Path, path+".") {
 			refs = append(refs, r)
+			continue
+		}
+		if r.State == config.StateEnvelope {
+			if _, err := s.secretValue(ctx, c, r); err != nil {
+				return SetResult{}, fmt.Errorf("nothing written: %w", err)
+			}
 		}
 	}
 	sealed, err := config.SealSecrets(c.Raw, refs, func(pt []byte, aad string) (string, error) {

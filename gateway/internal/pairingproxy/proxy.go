@@ -29,7 +29,7 @@ import (
 )
 
 // OnBehalfOfHeader names the forwarded caller (pairingd's api.OnBehalfOfHeader).
-const OnBehalfOfHeader = "x-moltbot-on-behalf-of"
+const OnBehalfOfHeader = auth.OnBehalfOfHeader
 
 // NotifyHeader: a client sets it to "false" on Approve to skip the
 // confirmation to the sender (`pairing approve --no-notify`).

@@ -74,7 +74,7 @@ func Authz() map[string][]string {
 // OnBehalfOfHeader carries, on calls from the gateway's admin proxy, the
 // verified identity of the gateway's own caller (e.g. "cli"). pairingd trusts
 // it only when the transport identity is the gateway.
-const OnBehalfOfHeader = "x-moltbot-on-behalf-of"
+const OnBehalfOfHeader = auth.OnBehalfOfHeader
 
 // callerKey is the key wrong codes count against: the verified identity, so
 // the gateway and the operator's CLI have separate lockouts. Calls the

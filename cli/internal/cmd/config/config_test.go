@@ -1,0 +1,103 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+)
+
+func factory() *cmdutil.Factory {
+	return &cmdutil.Factory{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, GatewayAddr: "127.0.0.1:1"}
+}
+
+func TestGetFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want GetOptions
+		err  bool
+	}{
+		{[]string{"gateway.auth.token"}, GetOptions{Path: "gateway.auth.token"}, false},
+		{[]string{"gateway.auth.token", "--reveal"}, GetOptions{Path: "gateway.auth.token", Reveal: true}, false},
+		{nil, GetOptions{}, false},
+		{[]string{"a", "b"}, GetOptions{}, true},
+	}
+	for _, tc := range tests {
+		var got *GetOptions
+		cmd := newCmdGet(factory(), func(o *GetOptions) error { got = o; return nil })
+		cmd.SetArgs(tc.args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if tc.err {
+			require.Error(t, err, tc.args)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, *got)
+	}
+}
+
+func TestSetFlagsAndStdin(t *testing.T) {
+	tests := []struct {
+		args []string
+		want SetOptions
+		err  bool
+	}{
+		{[]string{"gateway.port", "18789"}, SetOptions{Path: "gateway.port", Value: "18789"}, false},
+		{[]string{"channels.telegram.botToken", "-"}, SetOptions{Path: "channels.telegram.botToken", Value: "-"}, false},
+		{[]string{"x.y", "1", "--string"}, SetOptions{Path: "x.y", Value: "1", String: true}, false},
+		{[]string{"x.y", "--unset"}, SetOptions{Path: "x.y", Unset: true}, false},
+		{[]string{"x.y"}, SetOptions{}, true},
+	}
+	for _, tc := range tests {
+		var got *SetOptions
+		cmd := newCmdSet(factory(), func(o *SetOptions) error { got = o; return nil })
+		cmd.SetArgs(tc.args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if tc.err {
+			require.Error(t, err, tc.args)
+			continue
+		}
+		require.NoError(t, err)
+		got.Stdin = nil
+		require.Equal(t, tc.want, *got)
+	}
+	v, err := readValue(&SetOptions{Value: "-", Stdin: strings.NewReader("s3cret\n")})
+	require.NoError(t, err)
+	require.Equal(t, "s3cret", v)
+	_, err = readValue(&SetOptions{Value: "-", Path: "p", Stdin: strings.NewReader("\n")})
+	require.Error(t, err)
+}
+
+func TestValidateOffline(t *testing.T) {
+	dir := t.TempDir()
+	f := factory()
+	f.StateDirFlag = dir
+	p := dir + "/moltbot.json"
+	require.NoError(t, writeFile(p, "// upstream\n{channels: {telegram: {dm: {policy: 'open'}}}}\n"))
+	err := validateRun(nil, f, &ValidateOptions{Offline: true})
+	require.Error(t, err)
+	out := f.Out.(*bytes.Buffer).String()
+	require.Contains(t, out, p+":2: error: channels.telegram.dm.policy")
+	require.Contains(t, out, "fix: run `moltbot security migrate`")
+
+	require.NoError(t, writeFile(p, "{ not json"))
+	f.Out = &bytes.Buffer{}
+	require.Error(t, validateRun(nil, f, &ValidateOptions{File: p}))
+	require.Contains(t, f.Out.(*bytes.Buffer).String(), p+":1")
+
+	var got *ValidateOptions
+	cmd := newCmdValidate(f, func(o *ValidateOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"--offline", "--file", "x.json"})
+	require.NoError(t, cmd.Execute())
+	require.Equal(t, ValidateOptions{Offline: true, File: "x.json"}, *got)
+}
+
+func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
