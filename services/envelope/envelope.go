@@ -84,6 +84,9 @@ func Decode(text string) (Envelope, error) {
 	if len(text) > MaxTextSize {
 		return Envelope{}, invalid("is %d bytes, more than the %d-byte limit", len(text), MaxTextSize)
 	}
+	if e, ok := decodeFast(text); ok {
+		return e, nil
+	}
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
 	var m map[string]any
@@ -256,4 +259,58 @@ func invalid(format string, args ...any) error {
 // Equal reports whether two envelopes are byte-identical.
 func (e Envelope) Equal(o Envelope) bool {
 	return e.KID == o.KID && bytes.Equal(e.Nonce, o.Nonce) && bytes.Equal(e.CT, o.CT)
+}
+
+// wire is the envelope's JSON shape for the fast path.
+type wire struct {
+	Enc   *string `json:"$enc"`
+	KID   *string `json:"kid"`
+	Alg   *string `json:"alg"`
+	Nonce *string `json:"nonce"`
+	CT    *string `json:"ct"`
+}
+
+// decodeFast decodes a well-formed envelope into a struct (about twice as
+// fast as the generic map, and Decode is on every Decrypt call). Anything
+// unusual returns ok=false and goes through the map path, which owns the
+// precise error messages; the result is identical when both succeed.
+func decodeFast(text string) (Envelope, bool) {
+	// encoding/json matches struct keys case-insensitively (with Unicode
+	// folding); the format's keys are exact. Take the fast path only for
+	// plain ASCII without escapes where each key occurs exactly once in
+	// any case, so a key spelled differently always reaches the map path.
+	for i := 0; i < len(text); i++ {
+		if text[i] >= 0x80 || text[i] == '\\' {
+			return Envelope{}, false
+		}
+	}
+	lower := strings.ToLower(text)
+	for k := range knownKeys {
+		q := `"` + k + `"`
+		if strings.Count(text, q) != 1 || strings.Count(lower, q) != 1 {
+			return Envelope{}, false
+		}
+	}
+	var w wire
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&w) != nil || dec.More() {
+		return Envelope{}, false
+	}
+	if w.Enc == nil || w.KID == nil || w.Alg == nil || w.Nonce == nil || w.CT == nil || *w.Enc != Version || *w.Alg != AlgAES256GCM {
+		return Envelope{}, false
+	}
+	nonce, err := base64.StdEncoding.Strict().DecodeString(*w.Nonce)
+	if err != nil {
+		return Envelope{}, false
+	}
+	ct, err := base64.StdEncoding.Strict().DecodeString(*w.CT)
+	if err != nil {
+		return Envelope{}, false
+	}
+	e := Envelope{KID: *w.KID, Nonce: nonce, CT: ct}
+	if e.validate() != nil {
+		return Envelope{}, false
+	}
+	return e, true
 }

@@ -101,3 +101,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeFastPathAgreesOnOddKeys(t *testing.T) {
+	good := Envelope{KID: "k1", Nonce: make([]byte, NonceSize), CT: make([]byte, TagSize)}
+	text, err := good.Encode()
+	require.NoError(t, err)
+	e, err := Decode(text)
+	require.NoError(t, err)
+	require.True(t, e.Equal(good))
+	for _, bad := range []string{
+		strings.Replace(text, `"kid"`, `"KID"`, 1),
+		strings.Replace(text, `}`, `,"Kid":"k2"}`, 1),
+		strings.Replace(text, `"kid"`, `"\u212aid"`, 1),
+		strings.Replace(text, `"kid":"k1"`, `"kid":null`, 1),
+	} {
+		_, err := Decode(bad)
+		require.Error(t, err, bad)
+	}
+}

@@ -3,6 +3,7 @@
 package cmdutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,11 +142,18 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // PrintJSON writes v as indented JSON: protojson for messages, encoding/json otherwise.
 func (f *Factory) PrintJSON(v any) error {
 	if m, ok := v.(proto.Message); ok {
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(f.Out, string(b))
+		// protojson varies its whitespace on purpose; re-indent so the
+		// output is stable across runs (scripts diff it).
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = f.Out.Write(out.Bytes())
 		return err
 	}
 	enc := json.NewEncoder(f.Out)

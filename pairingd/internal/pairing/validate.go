@@ -49,19 +49,26 @@ func ValidateChannel(name string) error {
 // NormalizeCode trims and upper-cases a code and checks its shape, so
 // "abcd efgh"-style typos are rejected before they count as a guess.
 func NormalizeCode(code string) (string, error) {
-	c := strings.ToUpper(strings.TrimSpace(code))
+	// Check the bytes as typed and upper-case ASCII only afterwards:
+	// strings.ToUpper maps lookalikes such as U+017F "ſ" to "S", which would
+	// turn a non-code into a valid guess.
+	c := strings.TrimSpace(code)
 	if c == "" {
 		return "", fmt.Errorf("code: empty; copy the %d-character code from `moltbot pairing list`: %w", CodeLength, errs.ErrInvalidArgument)
 	}
 	if len(c) != CodeLength {
 		return "", fmt.Errorf("code: must be %d characters, got %d: %w", CodeLength, utf8.RuneCountInString(c), errs.ErrInvalidArgument)
 	}
-	for i := 0; i < len(c); i++ {
-		if strings.IndexByte(Alphabet, c[i]) < 0 {
+	up := []byte(c)
+	for i, b := range up {
+		if b >= 'a' && b <= 'z' {
+			up[i] = b - 'a' + 'A'
+		}
+		if strings.IndexByte(Alphabet, up[i]) < 0 {
 			return "", fmt.Errorf("code: character %d is not in the code alphabet %s: %w", i+1, Alphabet, errs.ErrInvalidArgument)
 		}
 	}
-	return c, nil
+	return string(up), nil
 }
 
 // ValidateSenderID checks a sender id: non-empty, printable UTF-8, bounded.

@@ -177,7 +177,8 @@ func (p Policy) Validate() error {
 	if p.MemoryBytes < 32<<20 || p.MemoryBytes > 64<<30 {
 		return invalid("docker.memory", "%d bytes outside 32 MiB..64 GiB", p.MemoryBytes)
 	}
-	if p.CPUs <= 0 || p.CPUs > 64 {
+	// Written as a range test so NaN (a valid proto double) is refused too.
+	if !(p.CPUs > 0 && p.CPUs <= 64) {
 		return invalid("docker.cpus", "%g outside (0, 64]", p.CPUs)
 	}
 	if p.PidsLimit < 16 || p.PidsLimit > 4096 {

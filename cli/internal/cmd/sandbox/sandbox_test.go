@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"testing"
@@ -144,7 +145,15 @@ func TestRun(t *testing.T) {
 	out.Reset()
 	f.JSON = true
 	require.NoError(t, listRun(nil, f, &ListOptions{Client: c, Now: time.Now}))
-	require.Contains(t, out.String(), `"session_key": "agent:main:local:group:g1"`)
+	// protojson varies its whitespace on purpose: compare parsed JSON.
+	var listed struct {
+		Containers []struct {
+			SessionKey string `json:"session_key"`
+		} `json:"containers"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &listed))
+	require.Len(t, listed.Containers, 1)
+	require.Equal(t, "agent:main:local:group:g1", listed.Containers[0].SessionKey)
 	f.JSON = false
 
 	out.Reset()
