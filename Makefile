@@ -19,7 +19,7 @@ BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build binaries images up down test test-unit test-integration lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly up down test test-unit test-integration lint proto proto-check tools \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -32,13 +32,14 @@ build binaries:
 	@cd cli && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/moltbot ./cmd/moltbot
 	@cd sandboxd && if [ -d cmd/moltbot-sandbox-agent ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/moltbot-sandbox-agent ./cmd/moltbot-sandbox-agent; fi
 	@cp /etc/ssl/certs/ca-certificates.crt bin/ 2>/dev/null || touch bin/ca-certificates.crt
-	@cp /bin/busybox bin/busybox 2>/dev/null && file -L bin/busybox | grep -q "statically linked" || { echo "the gateway image needs a static /bin/busybox (main-session /exec): apt-get install busybox-static" >&2; exit 1; }
+	@cp /bin/busybox bin/busybox 2>/dev/null && ! ldd bin/busybox >/dev/null 2>&1 || { echo "the gateway image needs a static /bin/busybox (main-session /exec): apt-get install busybox-static" >&2; exit 1; }
 
 images: binaries
 	@for s in $(SERVICES) cli; do \
 	  docker build -q -t moltbot-$$s:latest -f deploy/$$s.Dockerfile bin >/dev/null || exit 1; \
 	done
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/faketelegram ./cmd/faketelegram && docker build -q -t moltbot-faketelegram:latest -f ../deploy/faketelegram.Dockerfile ../bin >/dev/null
+	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/fakeopenai ./cmd/fakeopenai && docker build -q -t moltbot-fakeopenai:latest -f ../deploy/fakeopenai.Dockerfile ../bin >/dev/null
 	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):latest)"
 
 up: images
@@ -63,7 +64,14 @@ test-unit:
 	  echo "== $$m"; (cd $$m && $(GO) test -short -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; \
 	done
 
-test-integration: images sandbox-testimage
+# A gateway built with a test-only switch that disables auth, so the
+# integration tests can show `security audit --deep` catches it. Never shipped.
+images-testonly: binaries
+	@mkdir -p bin/testonly && cp bin/busybox bin/ca-certificates.crt bin/testonly/ 2>/dev/null || true
+	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -tags moltbot_insecure_testonly -o ../bin/testonly/gateway ./cmd/gateway
+	@docker build -q -t moltbot-gateway:insecure-testonly -f deploy/gateway.Dockerfile bin/testonly >/dev/null
+
+test-integration: images images-testonly sandbox-testimage
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...
 
 lint: proto-check

@@ -15,7 +15,7 @@ if ! docker version >/dev/null 2>&1; then
   echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
   exit 1
 fi
-if ! file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; then
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   echo "installing busybox-static with apt-get" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi

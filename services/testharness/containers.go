@@ -103,7 +103,11 @@ func (s *Stack) startService(ctx context.Context, svc string) error {
 	if err != nil {
 		return err
 	}
-	c, err := testcontainers.Run(ctx, Image(svc, s.opts.ImageTag), opts...)
+	img := Image(svc, s.opts.ImageTag)
+	if so := s.opts.Service[svc]; so.Image != "" {
+		img = so.Image
+	}
+	c, err := testcontainers.Run(ctx, img, opts...)
 	if c != nil {
 		s.mu.Lock()
 		s.containers[svc] = c

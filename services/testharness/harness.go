@@ -106,6 +106,8 @@ type ServiceOptions struct {
 	PKIDir string
 	// Cmd replaces the image's arguments.
 	Cmd []string
+	// Image replaces the service's image (e.g. a test-only gateway build).
+	Image string
 }
 
 // Stack is one running set of services.
@@ -250,6 +252,9 @@ func randHex(n int) string {
 func (s *Stack) checkImages(ctx context.Context, svcs []string) error {
 	for _, svc := range svcs {
 		img := Image(svc, s.opts.ImageTag)
+		if so := s.opts.Service[svc]; so.Image != "" {
+			img = so.Image
+		}
 		if _, err := s.docker.ImageInspect(ctx, img); err != nil {
 			return fmt.Errorf("image %s is not available locally (run `make images`; nothing is pulled): %w", img, err)
 		}

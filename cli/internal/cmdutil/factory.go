@@ -157,6 +157,7 @@ func (f *Factory) PrintJSON(v any) error {
 		return err
 	}
 	enc := json.NewEncoder(f.Out)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/auditrun"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
@@ -53,6 +54,16 @@ func wireOps(_ context.Context, w *Wiring) error {
 			CAFile:  tlsutil.FilesFor(pki, auth.IDGateway).CA,
 			Secrets: o.Secrets,
 			Sandbox: o.Sandbox,
+			SandboxPolicy: func() *sandboxv1.Policy {
+				if w.Config == nil || w.Config.Current() == nil {
+					return nil
+				}
+				p, err := agent.PolicyFromConfig(w.Config.Current().Config)
+				if err != nil {
+					return nil
+				}
+				return p
+			},
 		},
 	}).Audit
 	o.PairingStatus = w.API.Messaging.PairingStatus
