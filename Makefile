@@ -42,7 +42,7 @@ images: binaries
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/fakeopenai ./cmd/fakeopenai && docker build -q -t moltbot-fakeopenai:latest -f ../deploy/fakeopenai.Dockerfile ../bin >/dev/null
 	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):latest)"
 
-up: images
+up: images sandbox-image
 	@mkdir -p .moltbot && chmod 700 .moltbot
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
