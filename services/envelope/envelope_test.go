@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -88,6 +89,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		e, err := Decode(s)
+		if fast, ok := decodeFast(s); ok {
+			// The fast path may only accept what the strict path accepts.
+			var m map[string]any
+			if json.Unmarshal([]byte(s), &m) != nil {
+				t.Fatalf("fast path accepted invalid JSON %q", s)
+			}
+			strict, serr := FromMap(m)
+			if serr != nil || !strict.Equal(fast) {
+				t.Fatalf("fast path disagrees with the strict path on %q: %v", s, serr)
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -119,6 +120,10 @@ func Options(cfg Config) []grpc.ServerOption {
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4 << 20),
+		// Reused workers keep their grown stacks: with a goroutine per call,
+		// the interceptor chain's depth made every call grow a fresh stack
+		// (about 15 % of secretsd's CPU in a profile).
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(rec),
 			versionHeader(cfg.Version, cfg.StartedAt),

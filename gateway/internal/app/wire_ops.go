@@ -86,11 +86,13 @@ func wireOps(_ context.Context, w *Wiring) error {
 		}
 		return "non-main"
 	}
-	if w.GatewayAuth != nil {
-		w.GatewayAuth.OnSwap(func(gen uint64) {
-			w.SecLog.Record(seclog.Event{Kind: "token.rotate", Actor: auth.IDGateway})
-		})
+	// Made here, not after the wiring in Run, so the rotation hook below is registered.
+	if w.GatewayAuth == nil {
+		w.GatewayAuth = auth.NewGatewayToken(w.Token)
 	}
+	w.GatewayAuth.OnSwap(func(gen uint64) {
+		w.SecLog.Record(seclog.Event{Kind: "token.rotate", Actor: auth.IDGateway})
+	})
 	return nil
 }
 

@@ -2,6 +2,11 @@ package configstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
@@ -12,11 +17,25 @@ import (
 // come back as errs classes so errors.Is works.
 type SecretsClient struct{ C secretsv1.SecretsClient }
 
+// ErrSecretsdDown names the dependency and the fix when secretsd cannot be
+// reached: the gateway fails closed, it never falls back to plaintext.
+var ErrSecretsdDown = errors.New("secretsd is unreachable: secret fields cannot be read or written until it is back (start secretsd; `moltbot status`)")
+
+// fromStatus maps transport failures to ErrSecretsdDown (Unavailable) and
+// everything else to its errs class.
+func fromStatus(err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %w", ErrSecretsdDown, errs.ErrUnavailable)
+	}
+	return errs.FromStatus(err)
+}
+
 // Encrypt implements Secrets.
 func (c SecretsClient) Encrypt(ctx context.Context, pt []byte, aad string) (string, error) {
 	r, err := c.C.Encrypt(ctx, &secretsv1.EncryptRequest{Plaintext: pt, Aad: aad})
 	if err != nil {
-		return "", errs.FromStatus(err)
+		return "", fromStatus(err)
 	}
 	return r.GetEnvelope(), nil
 }
@@ -25,7 +44,7 @@ func (c SecretsClient) Encrypt(ctx context.Context, pt []byte, aad string) (stri
 func (c SecretsClient) Decrypt(ctx context.Context, env, aad string) ([]byte, error) {
 	r, err := c.C.Decrypt(ctx, &secretsv1.DecryptRequest{Envelope: env, Aad: aad})
 	if err != nil {
-		return nil, errs.FromStatus(err)
+		return nil, fromStatus(err)
 	}
 	return r.GetPlaintext(), nil
 }
@@ -34,7 +53,7 @@ func (c SecretsClient) Decrypt(ctx context.Context, env, aad string) ([]byte, er
 func (c SecretsClient) Rewrap(ctx context.Context, env, aad string) (string, bool, error) {
 	r, err := c.C.Rewrap(ctx, &secretsv1.RewrapRequest{Envelope: env, Aad: aad})
 	if err != nil {
-		return "", false, errs.FromStatus(err)
+		return "", false, fromStatus(err)
 	}
 	return r.GetEnvelope(), r.GetChanged(), nil
 }
@@ -43,7 +62,7 @@ func (c SecretsClient) Rewrap(ctx context.Context, env, aad string) (string, boo
 func (c SecretsClient) Rotate(ctx context.Context) (string, error) {
 	r, err := c.C.Rotate(ctx, &secretsv1.RotateRequest{})
 	if err != nil {
-		return "", errs.FromStatus(err)
+		return "", fromStatus(err)
 	}
 	return r.GetPrimary().GetKid(), nil
 }
@@ -51,7 +70,10 @@ func (c SecretsClient) Rotate(ctx context.Context) (string, error) {
 // Ping implements Secrets.
 func (c SecretsClient) Ping(ctx context.Context) error {
 	_, err := c.C.Status(ctx, &secretsv1.StatusRequest{})
-	return errs.FromStatus(err)
+	if err == nil {
+		return nil
+	}
+	return fromStatus(err)
 }
 
 // PairingImporter adapts pairingd's Import RPC to Importer.

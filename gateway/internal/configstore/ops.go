@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/moltbot/moltbot-secure/services/atomicfile"
 	"github.com/moltbot/moltbot-secure/services/config"
@@ -154,14 +155,14 @@ func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unse
 	}
 	if orig != nil {
 		if res.BackupPath, err = migrate.WriteSealedBackup(ctx, s.encrypter(), s.cfg.StateDir, s.cfg.Path, orig, s.cfg.Now()); err != nil {
-			return SetResult{}, err
+			return SetResult{}, diskErr(s.cfg.Path+".backup", err)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o700); err != nil {
 		return SetResult{}, err
 	}
 	if err := atomicfile.WriteFile(s.cfg.Path, data, 0o600); err != nil {
-		return SetResult{}, err
+		return SetResult{}, diskErr(s.cfg.Path, err)
 	}
 	if _, err := s.Load(ctx); err != nil {
 		// The write succeeded and was validated; a reload failure (e.g.
@@ -460,3 +461,12 @@ func getIn(tree map[string]any, keys []string) (any, bool) {
 }
 
 func envelopeFromMap(m map[string]any) (envelope.Envelope, error) { return envelope.FromMap(m) }
+
+// diskErr tells the caller a write failed for lack of space (the atomic
+// write left the previous file intact) instead of a bare internal error.
+func diskErr(path string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("write %s: no space left on device; the previous config is intact, free space and retry: %w", path, errs.ErrResourceExhausted)
+	}
+	return err
+}

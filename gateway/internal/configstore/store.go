@@ -210,6 +210,9 @@ func (s *Store) secretValue(ctx context.Context, c *config.Config, ref config.Se
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		pt, err := s.cfg.Secrets.Decrypt(dctx, text, ref.AAD)
+		if errors.Is(err, ErrSecretsdDown) {
+			return "", fmt.Errorf("%s: %s: %w", where, ref.Path, err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %s will not decrypt: %w; if the value was copied from another field or another install, set it again with `moltbot config set %s -`",
 				where, ref.Path, err, ref.Path)
