@@ -259,9 +259,18 @@ func Verify(dir string, each func(n int, raw string)) (int, error) {
 }
 
 func verify(r io.Reader, headPath string, each func(int, string)) (int, error) {
+	// The head is read before the lines: the writer appends (and syncs) a
+	// line before it updates the head, so every line the head counts is
+	// already in the file, and lines appended while we read are checked by
+	// the chain alone. Reading it after the lines raced with the writer and
+	// reported a live, intact log as edited.
+	hb, herr := os.ReadFile(headPath)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	prev, n := genesis, 0
+	var h head
+	hbad := herr == nil && json.Unmarshal(hb, &h) != nil
+	atHead := prev // the hash after line h.Seq
 	for sc.Scan() {
 		n++
 		raw := sc.Bytes()
@@ -276,6 +285,9 @@ func verify(r io.Reader, headPath string, each func(int, string)) (int, error) {
 			return n, &VerifyError{Line: n, Reason: fmt.Sprintf("sequence %d where %d was expected: a line was removed", ln.Seq, n)}
 		}
 		prev = hashLine(raw)
+		if uint64(n) == h.Seq {
+			atHead = prev
+		}
 		if each != nil {
 			each(n, string(raw))
 		}
@@ -283,23 +295,20 @@ func verify(r io.Reader, headPath string, each func(int, string)) (int, error) {
 	if err := sc.Err(); err != nil {
 		return n, fmt.Errorf("read security log: %w", err)
 	}
-	hb, err := os.ReadFile(headPath)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && n == 0 {
+	if herr != nil {
+		if errors.Is(herr, fs.ErrNotExist) && n == 0 {
 			return 0, nil
 		}
-		return n, &VerifyError{Reason: "head file missing or unreadable: " + err.Error()}
+		return n, &VerifyError{Reason: "head file missing or unreadable: " + herr.Error()}
 	}
-	var h head
-	if err := json.Unmarshal(hb, &h); err != nil {
+	if hbad {
 		return n, &VerifyError{Reason: "head file is not valid JSON"}
 	}
-	if h.Seq != uint64(n) || h.Hash != prev {
-		line := n
-		if h.Seq > uint64(n) {
-			return n, &VerifyError{Line: int(h.Seq), Reason: fmt.Sprintf("log ends at line %d but the head records %d lines: lines were removed from the end", n, h.Seq)}
-		}
-		return n, &VerifyError{Line: line, Reason: "last line does not match the head hash: it was edited"}
+	if h.Seq > uint64(n) {
+		return n, &VerifyError{Line: int(h.Seq), Reason: fmt.Sprintf("log ends at line %d but the head records %d lines: lines were removed from the end", n, h.Seq)}
+	}
+	if h.Hash != atHead {
+		return n, &VerifyError{Line: int(h.Seq), Reason: "line does not match the head hash: it was edited"}
 	}
 	return n, nil
 }

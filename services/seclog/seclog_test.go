@@ -72,3 +72,28 @@ func TestSubscribeSeesNewLines(t *testing.T) {
 	line := <-ch
 	require.Contains(t, line, `"key.rotate"`)
 }
+
+// A reader that sees a line the writer appended before it updated the head
+// (the race of a live log) must not call the log edited; a head that counts
+// more lines than the file holds still fails.
+func TestVerifyWhileTheWriterAppends(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, 3)
+	headPath := filepath.Join(dir, HeadFile)
+	old, err := os.ReadFile(headPath)
+	require.NoError(t, err)
+	write(t, dir, 2)
+	require.NoError(t, os.WriteFile(headPath, old, 0o600)) // head not yet updated
+	n, err := Verify(dir, nil)
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+
+	b, err := os.ReadFile(filepath.Join(dir, LogFile))
+	require.NoError(t, err)
+	lines := strings.SplitAfter(string(b), "\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, LogFile), []byte(strings.Join(lines[:2], "")), 0o600))
+	_, err = Verify(dir, nil)
+	var ve *VerifyError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, 3, ve.Line, "the head's last line is missing")
+}

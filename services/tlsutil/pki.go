@@ -29,6 +29,10 @@ const (
 	LeafValidity = 365 * 24 * time.Hour
 )
 
+// BundleSettle is how long Rotate waits between publishing a new CA bundle
+// and issuing leaves under the new CA.
+const BundleSettle = 2 * recheck
+
 // Files names the PEM files of one identity.
 type Files struct {
 	CA   string // CA bundle (one or more CA certs) used to verify peers
@@ -131,6 +135,11 @@ func Rotate(pkiDir string, leaves []LeafSpec, newCA bool, now time.Time) (Result
 			return res, err
 		}
 		res.Created = append(res.Created, CACertFile(pkiDir))
+		// Every peer must trust the new CA before anyone presents a leaf it
+		// signed: sources re-read files at most once per `recheck`, so wait
+		// out that window before issuing (measured: calls failed with
+		// "unknown certificate authority" for ~1 s without it).
+		time.Sleep(BundleSettle)
 	}
 	for _, l := range leaves {
 		if err := issueLeaf(pkiDir, l, caCert, caKey, now); err != nil {

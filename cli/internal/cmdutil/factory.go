@@ -32,6 +32,10 @@ const (
 	GatewayTokenFile = "gateway-auth.token"
 )
 
+// ErrNoGatewayToken: the CLI has no token to call the gateway with; the
+// commands that can work offline (audit, migrate, rollback, validate) do.
+var ErrNoGatewayToken = errors.New("no gateway token")
+
 // Factory builds dependencies lazily so --help and flag errors never dial.
 type Factory struct {
 	StateDirFlag string
@@ -76,7 +80,7 @@ func (f *Factory) GatewayToken() (string, error) {
 	}
 	t, err := client.ReadToken(filepath.Join(pki, GatewayTokenFile))
 	if err != nil {
-		return "", fmt.Errorf("no gateway token: set %s (or run `moltbot certs init`): %w", EnvGatewayToken, err)
+		return "", fmt.Errorf("%w: set %s (or run `moltbot certs init`): %w", ErrNoGatewayToken, EnvGatewayToken, err)
 	}
 	return t, nil
 }

@@ -38,7 +38,7 @@ func DefaultSecretsdAddr() string {
 // GatewayDown reports whether err means the gateway could not be reached
 // (so the offline path applies), as opposed to a refusal or a bad request.
 func GatewayDown(err error) bool {
-	return status.Code(err) == codes.Unavailable || errors.Is(err, errs.ErrUnavailable)
+	return status.Code(err) == codes.Unavailable || errors.Is(err, errs.ErrUnavailable) || errors.Is(err, cmdutil.ErrNoGatewayToken)
 }
 
 // Secrets dials secretsd as the admin identity.

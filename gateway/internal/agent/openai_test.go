@@ -137,7 +137,9 @@ func TestOpenAIErrors(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"error":{"message":"overloaded"}}`))
 	})
-	redirect := serve(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://example.invalid/", http.StatusFound) })
+	redirect := serve(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://example.invalid/", http.StatusFound)
+	})
 
 	for _, tc := range []struct {
 		name  string

@@ -3,23 +3,31 @@ package auditcmd
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	"github.com/moltbot/moltbot-secure/cli/internal/offline"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/atomicfile"
 	"github.com/moltbot/moltbot-secure/services/audit"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/envelope"
+	"github.com/moltbot/moltbot-secure/services/migrate"
 	"github.com/moltbot/moltbot-secure/services/statedir"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
@@ -76,19 +84,25 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	before := -1
 	var err error
 	if !o.Offline {
-		rep, fixes, before, err = online(ctx, f, o)
-		if status.Code(err) == codes.Unavailable {
-			fmt.Fprintln(f.Err, "notice: the gateway is not reachable; auditing the state dir offline (no key status, no live probes)")
+		cc, cerr := f.Gateway()
+		if cerr != nil {
+			fmt.Fprintf(f.Err, "notice: cannot call the gateway (%v); auditing the state dir offline\n", cerr)
 			o.Offline = true
-		} else if err != nil {
-			return err
+		} else {
+			rep, fixes, before, err = online(ctx, cc, o)
+			if status.Code(err) == codes.Unavailable {
+				fmt.Fprintln(f.Err, "notice: the gateway is not reachable; auditing the state dir offline (no key status, no live probes)")
+				o.Offline = true
+			} else if err != nil {
+				return err
+			}
 		}
 	}
 	if o.Offline {
 		if o.Deep {
 			fmt.Fprintln(f.Err, "notice: --deep needs the running stack; skipped offline")
 		}
-		rep, fixes, before, err = offline(f, o)
+		rep, fixes, before, err = runOffline(f, o)
 		if err != nil {
 			return err
 		}
@@ -102,11 +116,7 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	return nil
 }
 
-func online(ctx context.Context, f *cmdutil.Factory, o *Options) (audit.Report, []string, int, error) {
-	cc, err := f.Gateway()
-	if err != nil {
-		return audit.Report{}, nil, 0, err
-	}
+func online(ctx context.Context, cc grpc.ClientConnInterface, o *Options) (audit.Report, []string, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	resp, err := gatewayv1.NewGatewayClient(cc).Audit(ctx, &gatewayv1.AuditRequest{Deep: o.Deep, Fix: o.Fix, DryRun: o.DryRun})
@@ -117,14 +127,23 @@ func online(ctx context.Context, f *cmdutil.Factory, o *Options) (audit.Report, 
 	return rep, resp.GetFixes(), int(resp.GetScoreBeforeFix()), nil
 }
 
-// offline audits the state dir in this process. --fix applies what needs
-// no secretsd (permissions); config edits and a new token need the gateway.
-func offline(f *cmdutil.Factory, o *Options) (audit.Report, []string, int, error) {
+// runOffline audits the state dir in this process (the gateway is down, or
+// --offline). --fix tightens permissions itself and, through secretsd,
+// also generates a token and edits the config (with a sealed backup).
+func runOffline(f *cmdutil.Factory, o *Options) (audit.Report, []string, int, error) {
 	dir, err := f.StateDir()
 	if err != nil {
 		return audit.Report{}, nil, 0, err
 	}
-	in := Input(dir)
+	// secretsd, when reachable, gives the key status and opens an encrypted
+	// token to measure it; --fix also needs it to seal.
+	var sec offlineSecrets
+	sec.c, sec.err = offline.Secrets(f, offline.DefaultSecretsdAddr())
+	if sec.c != nil {
+		defer sec.c.Close()
+	}
+	ctx := context.Background()
+	in := sec.enrich(ctx, Input(dir))
 	rep := audit.Run(in)
 	before := rep.Score
 	var fixes []string
@@ -134,7 +153,8 @@ func offline(f *cmdutil.Factory, o *Options) (audit.Report, []string, int, error
 				fixes = append(fixes, "would: "+a.Description)
 				continue
 			}
-			msg, err := applyOffline(in, a)
+			in = sec.enrich(ctx, Input(dir)) // each fix sees the file as the previous one left it
+			msg, err := applyOffline(ctx, sec, in, a)
 			if err != nil {
 				fixes = append(fixes, fmt.Sprintf("not applied: %s: %v", a.Description, err))
 				continue
@@ -142,7 +162,7 @@ func offline(f *cmdutil.Factory, o *Options) (audit.Report, []string, int, error
 			fixes = append(fixes, msg)
 		}
 		if !o.DryRun && len(fixes) > 0 {
-			rep = audit.Run(Input(dir))
+			rep = audit.Run(sec.enrich(ctx, Input(dir)))
 		}
 	}
 	return rep, fixes, before, nil
@@ -173,15 +193,109 @@ func Input(dir string) audit.Input {
 	return in
 }
 
-func applyOffline(in audit.Input, a audit.FixAction) (string, error) {
-	switch a.Kind {
-	case audit.KindChmod:
+// applyOffline runs one fix without the gateway. Permissions need nothing
+// else; a new token and config edits need secretsd (the token is sealed
+// before it touches the disk, and so is the backup of the old config),
+// reached directly as the admin identity, as `security migrate` does when
+// the gateway cannot start.
+func applyOffline(ctx context.Context, sec offlineSecrets, in audit.Input, a audit.FixAction) (string, error) {
+	if a.Kind == audit.KindChmod {
 		return a.Description, audit.Chmod(filepath.Dir(in.ConfigPath), a.Path, a.Mode)
-	default:
-		// Config edits need the gateway too: its backup of the config is
-		// sealed under the secrets key, a local copy would be plaintext.
-		return "", errors.New("needs the running gateway (secretsd seals the backup and encrypts a new token): start the stack and run `moltbot security audit --fix`")
 	}
+	if sec.err != nil {
+		return "", fmt.Errorf("needs secretsd (it seals the backup and encrypts a new token): %w", sec.err)
+	}
+	if in.Config == nil {
+		return "", errors.New("the config does not parse: fix it first (`moltbot config validate`)")
+	}
+	orig, err := os.ReadFile(in.ConfigPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	tree := config.Clone(in.Config)
+	msg := a.Description
+	switch a.Kind {
+	case audit.KindGenerateToken:
+		tok, err := auth.GenerateToken(rand.Reader)
+		if err != nil {
+			return "", err
+		}
+		envText, err := sec.c.Encrypt(ctx, []byte(tok), a.Path)
+		if err != nil {
+			return "", err
+		}
+		env, err := config.EnvelopeValue(envText)
+		if err != nil {
+			return "", err
+		}
+		if err := config.SetIn(tree, strings.Split(a.Path, "."), env); err != nil {
+			return "", err
+		}
+		msg = fmt.Sprintf("generated a new gateway token at %s (encrypted); start the gateway, then give clients the new token (`moltbot config get %s --reveal`)", a.Path, a.Path)
+	default:
+		tree, _ = audit.ApplyConfigFixes(tree, []audit.FixAction{a})
+	}
+	c := config.New(in.ConfigPath, tree)
+	if bad := config.Errors(c.Validate()); len(bad) > 0 {
+		// Another problem (e.g. dm.policy open) is migrate's to fix; the
+		// edit itself is still safe, so only refuse when this fix broke it.
+		before := config.Errors(config.New(in.ConfigPath, in.Config).Validate())
+		if len(bad) > len(before) {
+			return "", fmt.Errorf("the result would not validate: %s", bad[0].String())
+		}
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return "", err
+	}
+	if orig != nil {
+		if _, err := migrate.WriteSealedBackup(ctx, sec.c, filepath.Dir(in.ConfigPath), in.ConfigPath, orig, time.Now()); err != nil {
+			return "", err
+		}
+	}
+	if err := atomicfile.WriteFile(in.ConfigPath, data, 0o600); err != nil {
+		return "", err
+	}
+	return msg, nil
+}
+
+type offlineSecrets struct {
+	c   *offline.Client
+	err error
+}
+
+// enrich adds what only secretsd knows: the key ring, and the strength of
+// a token stored encrypted (decrypted here, never printed).
+func (s offlineSecrets) enrich(ctx context.Context, in audit.Input) audit.Input {
+	if s.c == nil {
+		return in
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if st, err := s.c.C.Status(cctx, &secretsv1.StatusRequest{}); err == nil {
+		ki := &audit.KeyInfo{Primary: st.GetPrimaryKid()}
+		for _, k := range st.GetKeys() {
+			ki.IDs = append(ki.IDs, k.GetKid())
+			if k.GetPrimary() {
+				ki.CreatedAt = k.GetCreatedAt().AsTime()
+			}
+		}
+		in.KeyStatus = ki
+	}
+	if in.Token == "" && in.Config != nil {
+		if gw, ok := in.Config["gateway"].(map[string]any); ok {
+			if au, ok := gw["auth"].(map[string]any); ok && envelope.IsEnvelope(au["token"]) {
+				if e, err := envelope.DecodeValue(au["token"]); err == nil {
+					if text, err := e.Encode(); err == nil {
+						if pt, err := s.c.Decrypt(cctx, text, "gateway.auth.token"); err == nil {
+							in.Token, in.TokenSource = string(pt), in.ConfigPath+": gateway.auth.token"
+						}
+					}
+				}
+			}
+		}
+	}
+	return in
 }
 
 func render(f *cmdutil.Factory, o *Options, rep audit.Report, fixes []string, before int) error {
