@@ -2,17 +2,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/moltbot/moltbot-secure/sandboxd/internal/api"
 	"github.com/moltbot/moltbot-secure/sandboxd/internal/backend"
@@ -21,11 +17,6 @@ import (
 )
 
 const name = "sandboxd"
-
-// HealthService is the grpc.health.v1 service name that is SERVING only
-// while Docker answers and the default image exists. The overall "" status
-// stays SERVING so the stack starts and can report the problem.
-const HealthService = "sandbox"
 
 // version is set with -ldflags "-X main.version=...".
 var version = "dev"
@@ -109,41 +100,8 @@ func run(b server.Base, o options) error {
 	defer cancel()
 	svc.Start(ctx)
 	defer svc.Close()
-	srv.Health().SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
-	go watchHealth(ctx, svc, srv.Health(), log, o.healthEvery)
+	go api.WatchHealth(ctx, svc, srv.Health(), log, o.healthEvery)
 	return srv.Run(ctx)
-}
-
-// watchHealth keeps the "sandbox" health status in step with Docker and the
-// image, logging each change once with the fix.
-func watchHealth(ctx context.Context, svc *sandbox.Service, hs *health.Server, log hclog.Logger, every time.Duration) {
-	last := ""
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		in := svc.Info(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		st, problem := healthpb.HealthCheckResponse_SERVING, ""
-		if !in.DockerReachable || !in.ImagePresent {
-			st, problem = healthpb.HealthCheckResponse_NOT_SERVING, in.DockerError
-		}
-		hs.SetServingStatus(HealthService, st)
-		if problem != last {
-			if problem != "" {
-				log.Error("sandboxing unavailable; non-main sessions are refused", "problem", problem)
-			} else {
-				log.Info("sandboxing available", "docker_api", in.APIVersion, "image", in.Image)
-			}
-			last = problem
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }
 
 func envStr(k, def string) string {
