@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export GOTOOLCHAIN=local TESTCONTAINERS_RYUK_DISABLED=true
 compose=$(if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
-make -s images sandbox-testimage >/dev/null
+make -s images sandbox-testimage >/dev/null 2>&1
 # Full stack to healthy, images built, fresh volumes.
 $compose down -v --remove-orphans >/dev/null 2>&1 || true
 mkdir -p .moltbot && chmod 700 .moltbot
