@@ -177,7 +177,7 @@ func (c *Config) Get(path string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, ok := getIn(c.Raw, keys)
+	v, ok := GetIn(c.Raw, keys)
 	if !ok {
 		return nil, fmt.Errorf("%s: %s is not set: %w", c.where(path), path, errs.ErrNotFound)
 	}
@@ -251,7 +251,7 @@ func (c *Config) Unset(path string) error {
 	if err != nil {
 		return err
 	}
-	parent, ok := getIn(c.Raw, keys[:len(keys)-1])
+	parent, ok := GetIn(c.Raw, keys[:len(keys)-1])
 	m, isMap := parent.(map[string]any)
 	if !ok || !isMap {
 		return fmt.Errorf("unset %s: not set: %w", path, errs.ErrNotFound)
@@ -277,7 +277,7 @@ func (c *Config) checkPath(path string, forWrite bool) ([]string, error) {
 		return keys, nil
 	}
 	if !forWrite {
-		if _, ok := getIn(c.Raw, keys); ok {
+		if _, ok := GetIn(c.Raw, keys); ok {
 			return keys, nil
 		}
 	}
@@ -376,8 +376,8 @@ func article(t string) string {
 	return "a " + t
 }
 
-// getIn walks a tree by keys (array elements by index).
-func getIn(tree map[string]any, keys []string) (any, bool) {
+// GetIn walks a tree by keys (array elements by index).
+func GetIn(tree map[string]any, keys []string) (any, bool) {
 	var cur any = tree
 	for _, k := range keys {
 		switch t := cur.(type) {

@@ -129,12 +129,12 @@ func envelopeLike(m map[string]any) bool { _, ok := m["$enc"]; return ok }
 // resolved returns the value at keys from Resolved when present, else Raw.
 func (v *validator) resolved(keys ...string) (any, bool) {
 	if v.c.Resolved != nil {
-		return getIn(v.c.Resolved, keys)
+		return GetIn(v.c.Resolved, keys)
 	}
-	return getIn(v.c.Raw, keys)
+	return GetIn(v.c.Raw, keys)
 }
 
-func (v *validator) raw(keys ...string) (any, bool) { return getIn(v.c.Raw, keys) }
+func (v *validator) raw(keys ...string) (any, bool) { return GetIn(v.c.Raw, keys) }
 
 func (v *validator) semantic() {
 	if ver, ok := v.raw("version"); ok {

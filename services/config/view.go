@@ -199,9 +199,9 @@ type treeReader struct{ raw, res map[string]any }
 
 func (r treeReader) get(keys ...string) (any, bool) {
 	if r.res != nil {
-		return getIn(r.res, keys)
+		return GetIn(r.res, keys)
 	}
-	return getIn(r.raw, keys)
+	return GetIn(r.raw, keys)
 }
 
 func (r treeReader) str(def string, keys ...string) string {
@@ -246,7 +246,7 @@ func (r treeReader) boolean(def bool, keys ...string) bool {
 }
 
 func (r treeReader) keys(keys ...string) []string {
-	v, _ := getIn(r.raw, keys)
+	v, _ := GetIn(r.raw, keys)
 	m, _ := v.(map[string]any)
 	return sortedKeys(m)
 }
@@ -283,7 +283,7 @@ func (r treeReader) strMap(keys ...string) map[string]string {
 
 func (r treeReader) secret(keys ...string) Secret {
 	s := Secret{Path: strings.Join(keys, ".")}
-	raw, ok := getIn(r.raw, keys)
+	raw, ok := GetIn(r.raw, keys)
 	if !ok {
 		s.State = StateEmpty
 		return s
@@ -295,7 +295,7 @@ func (r treeReader) secret(keys ...string) Secret {
 	case StateReference:
 		s.Ref = raw.(string)
 		if r.res != nil {
-			if v, ok := getIn(r.res, keys); ok {
+			if v, ok := GetIn(r.res, keys); ok {
 				if str, ok := v.(string); ok && str != s.Ref {
 					s.Plain = str
 				}

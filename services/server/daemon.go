@@ -162,3 +162,25 @@ func Exit(name string, err error) {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 	os.Exit(1)
 }
+
+// Main is every daemon's main after its flags are declared on fs:
+// `<name> healthcheck [flags]` checks the running daemon (the container
+// healthcheck); anything else parses the flags and calls run. An error is
+// one line on stderr and exit code 1.
+func Main(b *Base, fs *flag.FlagSet, run func() error) {
+	args := os.Args[1:]
+	check := len(args) > 0 && args[0] == "healthcheck"
+	if check {
+		args = args[1:]
+	}
+	_ = fs.Parse(args) // flag.ExitOnError: a bad flag exits 2 with usage
+	var err error
+	if check {
+		err = Healthcheck(*b, b.Name)
+	} else {
+		err = run()
+	}
+	if err != nil {
+		Exit(b.Name, err)
+	}
+}

@@ -22,19 +22,11 @@ func main() {
 	fs.StringVar(&o.SecretsAddr, "secretsd-addr", env("MOLTBOT_SECRETSD_ADDR", "127.0.0.1:18790"), "secretsd address")
 	fs.StringVar(&o.PairingAddr, "pairingd-addr", env("MOLTBOT_PAIRINGD_ADDR", "127.0.0.1:18791"), "pairingd address")
 	fs.StringVar(&o.SandboxAddr, "sandboxd-addr", env("MOLTBOT_SANDBOXD_ADDR", "127.0.0.1:18792"), "sandboxd address")
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		_ = fs.Parse(os.Args[2:])
-		if err := server.Healthcheck(o.Base, name); err != nil {
-			server.Exit(name, err)
-		}
-		return
-	}
-	_ = fs.Parse(os.Args[1:])
-	ctx, cancel := server.SignalContext()
-	defer cancel()
-	if err := app.Run(ctx, o); err != nil {
-		server.Exit(name, err)
-	}
+	server.Main(&o.Base, fs, func() error {
+		ctx, cancel := server.SignalContext()
+		defer cancel()
+		return app.Run(ctx, o)
+	})
 }
 
 func env(k, def string) string {

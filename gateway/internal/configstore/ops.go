@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -437,28 +436,6 @@ func (d decrypter) Decrypt(ctx context.Context, env, aad string) ([]byte, error)
 func (s *Store) encrypter() migrate.Encrypter { return encrypter{s.cfg.Secrets} }
 func (s *Store) decrypter() migrate.Decrypter { return decrypter{s.cfg.Secrets} }
 
-func getIn(tree map[string]any, keys []string) (any, bool) {
-	var cur any = tree
-	for _, k := range keys {
-		switch t := cur.(type) {
-		case map[string]any:
-			v, ok := t[k]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(k)
-			if err != nil || i < 0 || i >= len(t) {
-				return nil, false
-			}
-			cur = t[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
-}
 
 func envelopeFromMap(m map[string]any) (envelope.Envelope, error) { return envelope.FromMap(m) }
 

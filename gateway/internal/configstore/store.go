@@ -199,7 +199,7 @@ func (s *Store) secretValue(ctx context.Context, c *config.Config, ref config.Se
 	case config.StatePlain:
 		return ref.Value.(string), nil
 	case config.StateReference:
-		v, ok := getIn(c.Resolved, ref.Keys)
+		v, ok := config.GetIn(c.Resolved, ref.Keys)
 		str, _ := v.(string)
 		if !ok {
 			return "", fmt.Errorf("%s: %s: reference not resolved: %w", where, ref.Path, errs.ErrInvalidArgument)

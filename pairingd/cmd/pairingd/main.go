@@ -4,7 +4,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc"
@@ -17,21 +16,14 @@ import (
 
 const name = "pairingd"
 
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	b := server.Base{Name: name}
+	b := server.Base{Name: name, Version: version}
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	b.Flags(fs, "0.0.0.0:18791")
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		_ = fs.Parse(os.Args[2:])
-		if err := server.Healthcheck(b, name); err != nil {
-			server.Exit(name, err)
-		}
-		return
-	}
-	_ = fs.Parse(os.Args[1:])
-	if err := run(b); err != nil {
-		server.Exit(name, err)
-	}
+	server.Main(&b, fs, func() error { return run(b) })
 }
 
 // DBPath is the pairing store inside the state dir.

@@ -43,17 +43,7 @@ func main() {
 	fs.StringVar(&o.image, "image", envStr("MOLTBOT_SANDBOX_IMAGE", sandbox.DefaultImage), "default sandbox image (the warm pool's)")
 	fs.StringVar(&o.instance, "instance", os.Getenv("MOLTBOT_SANDBOX_INSTANCE"), "label containers with this instance and manage only those (tests)")
 	fs.DurationVar(&o.healthEvery, "health-every", 5*time.Second, "how often to check Docker for the \"sandbox\" health status")
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		_ = fs.Parse(os.Args[2:])
-		if err := server.Healthcheck(b, name); err != nil {
-			server.Exit(name, err)
-		}
-		return
-	}
-	_ = fs.Parse(os.Args[1:])
-	if err := run(b, o); err != nil {
-		server.Exit(name, err)
-	}
+	server.Main(&b, fs, func() error { return run(b, o) })
 }
 
 func run(b server.Base, o options) error {

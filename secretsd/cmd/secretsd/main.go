@@ -3,7 +3,6 @@ package main
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc"
@@ -15,21 +14,14 @@ import (
 
 const name = "secretsd"
 
+// version is set with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
-	b := server.Base{Name: name}
+	b := server.Base{Name: name, Version: version}
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	b.Flags(fs, "0.0.0.0:18790")
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		_ = fs.Parse(os.Args[2:])
-		if err := server.Healthcheck(b, name); err != nil {
-			server.Exit(name, err)
-		}
-		return
-	}
-	_ = fs.Parse(os.Args[1:])
-	if err := run(b); err != nil {
-		server.Exit(name, err)
-	}
+	server.Main(&b, fs, func() error { return run(b) })
 }
 
 // KeyFile is the keyring inside the state dir; secretsd is its only reader.
