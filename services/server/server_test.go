@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +200,8 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+func TestHealthPrefixMatchesGeneratedName(t *testing.T) {
+	require.True(t, strings.HasPrefix(healthpb.Health_Check_FullMethodName, server.HealthPrefix))
 }
