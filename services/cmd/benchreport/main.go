@@ -274,14 +274,33 @@ func printRow(w *os.File, r result) {
 	fmt.Fprintf(w, "  [%s] %s\n", r.row.target, verdict(r))
 }
 
+// previous reads the last report's figure and ratio per path, so each run
+// shows how far it moved from the one before (the reproducibility check).
+func previous(path string) map[string][2]string {
+	out := map[string][2]string{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		cells := strings.Split(l, "|")
+		if len(cells) < 6 || !strings.HasPrefix(l, "| ") {
+			continue
+		}
+		out[strings.TrimSpace(cells[1])] = [2]string{strings.TrimSpace(cells[2]), strings.TrimSpace(cells[4])}
+	}
+	return out
+}
+
 func write(path string, results []result, rounds int, up string) error {
+	prev := previous(path)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (services/cmd/benchreport) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Each row runs its subject and its baseline alternately, %d rounds, in the same run on the same machine; figures are medians, the spread is (max-min)/median over the rounds. Throughput rows give the ratio as subject ops/s over baseline ops/s; time rows as subject time over baseline time.\n\n", rounds)
-	b.WriteString("| path | figure | baseline | ratio | target | result | spread (subject / baseline) |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| path | figure | baseline | ratio | target | result | spread (subject / baseline) | previous run (figure, ratio) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | error | | | %s | ERROR | %s |\n", r.row.name, r.row.target, strings.ReplaceAll(firstLine(r.err.Error()), "|", "/"))
+			fmt.Fprintf(&b, "| %s | error | | | %s | ERROR | %s | |\n", r.row.name, r.row.target, strings.ReplaceAll(firstLine(r.err.Error()), "|", "/"))
 			continue
 		}
 		base, ratio, sp := "-", "-", fmt.Sprintf("%.0f %%", r.spreadF*100)
@@ -290,10 +309,12 @@ func write(path string, results []result, rounds int, up string) error {
 			ratio = fmt.Sprintf("%.3fx", r.ratio)
 			sp += fmt.Sprintf(" / %.0f %%", r.spreadB*100)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.row.name, fmtFig(r.fig, r.row.scale, r.row.unit), base, ratio, r.row.target, verdict(r), sp)
+		p := prev[r.row.name]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.row.name, fmtFig(r.fig, r.row.scale, r.row.unit), base, ratio, r.row.target, verdict(r), sp, strings.Trim(p[0]+", "+p[1], ", "))
 	}
 	if up != "" {
-		fmt.Fprintf(&b, "| full stack `make up` to all healthy (images built) | %s s | - | - | < 5 s | %s | single run |\n", up, upVerdict(up))
+		p := prev["full stack `make up` to all healthy (images built)"]
+		fmt.Fprintf(&b, "| full stack `make up` to all healthy (images built) | %s s | - | - | < 5 s | %s | single run | %s |\n", up, upVerdict(up), p[0])
 	}
 	fmt.Fprintf(&b, "\nMachine: %s, %d CPUs, %s, %s.\n", cpuModel(), runtime.NumCPU(), runtime.Version(), dockerVersion())
 	return os.WriteFile(path, []byte(b.String()), 0o644)
