@@ -436,7 +436,6 @@ func (d decrypter) Decrypt(ctx context.Context, env, aad string) ([]byte, error)
 func (s *Store) encrypter() migrate.Encrypter { return encrypter{s.cfg.Secrets} }
 func (s *Store) decrypter() migrate.Decrypter { return decrypter{s.cfg.Secrets} }
 
-
 func envelopeFromMap(m map[string]any) (envelope.Envelope, error) { return envelope.FromMap(m) }
 
 // diskErr tells the caller a write failed for lack of space (the atomic
