@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -17,7 +18,6 @@ import (
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/audit"
-	"github.com/moltbot/moltbot-secure/services/client"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
@@ -49,7 +49,7 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	caOnly, caErr := tlsutil.CAOnlyClientConfig(p.CAFile, p.Gateway.ServerName)
 	// 1. The gateway refuses a call without a token (loopback is not exempt).
 	if caErr == nil {
-		err := callNoToken(ctx, p.Gateway.Addr, caOnly)
+		err := probeCall(ctx, p.Gateway.Addr, tlsCreds(caOnly), gatewayStatus)
 		ok := status.Code(err) == codes.Unauthenticated
 		add(probe("gateway.auth_enforced", ok, "gateway refuses calls without a token",
 			fmt.Sprintf("a call without a token to %s returned %s", p.Gateway.Addr, codeOf(err)),
@@ -59,7 +59,7 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	}
 	// 2. Plaintext is refused on every port.
 	for _, e := range append([]Endpoint{p.Gateway}, p.Internal...) {
-		err := healthCheck(ctx, e.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		err := probeCall(ctx, e.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()), healthCheck)
 		add(probe(e.Name+".plaintext_refused", err != nil, e.Name+" refuses plaintext",
 			fmt.Sprintf("a plaintext health check to %s %s", e.Addr, outcome(err)), "serve TLS only (the shared server kit never serves plaintext)"))
 	}
@@ -67,7 +67,7 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	for _, e := range p.Internal {
 		cfg, err := tlsutil.CAOnlyClientConfig(p.CAFile, e.ServerName)
 		if err == nil {
-			err = healthCheckTLS(ctx, e.Addr, cfg)
+			err = probeCall(ctx, e.Addr, tlsCreds(cfg), healthCheck)
 		}
 		add(probe(e.Name+".mtls_required", err != nil, e.Name+" requires a client certificate",
 			fmt.Sprintf("a TLS health check without a client certificate to %s %s", e.Addr, outcome(err)), "internal ports must use tls.RequireAndVerifyClientCert"))
@@ -139,40 +139,31 @@ func orOK(s string) string {
 	return s
 }
 
-func callNoToken(ctx context.Context, addr string, cfg *tls.Config) error {
-	cc, err := client.Dial(addr, cfg, "")
+// probeCall dials addr with creds only (never a token), makes one call
+// with a short deadline and closes the connection.
+func probeCall(ctx context.Context, addr string, creds grpc.DialOption, call func(context.Context, *grpc.ClientConn) error) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, creds)
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	_, err = gatewayv1.NewGatewayClient(cc).Status(cctx, &gatewayv1.StatusRequest{})
+	return call(cctx, cc)
+}
+
+func gatewayStatus(ctx context.Context, cc *grpc.ClientConn) error {
+	_, err := gatewayv1.NewGatewayClient(cc).Status(ctx, &gatewayv1.StatusRequest{})
 	return err
 }
 
-func healthCheckTLS(ctx context.Context, addr string, cfg *tls.Config) error {
-	cc, err := client.Dial(addr, cfg, "")
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+func healthCheck(ctx context.Context, cc *grpc.ClientConn) error {
+	_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 	return err
 }
 
-func healthCheck(ctx context.Context, addr string, opt grpc.DialOption) error {
-	cc, err := grpc.NewClient("passthrough:///"+addr, opt)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	_, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
-	return err
+func tlsCreds(cfg *tls.Config) grpc.DialOption {
+	return grpc.WithTransportCredentials(credentials.NewTLS(cfg))
 }
 
 func outcome(err error) string {
