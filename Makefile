@@ -13,6 +13,10 @@ SERVICES := gateway secretsd pairingd sandboxd
 LDFLAGS := -s -w -X main.version=$(VERSION)
 DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
 TEST_TIMEOUT ?= 15m
+# Tag of the service images (parallel worktrees use their own; the harness reads MOLTBOT_IMAGE_TAG).
+IMAGE_TAG ?= latest
+export MOLTBOT_IMAGE_TAG := $(IMAGE_TAG)
+TESTONLY_TAG := $(if $(filter latest,$(IMAGE_TAG)),insecure-testonly,insecure-testonly-$(IMAGE_TAG))
 
 # Pinned tool versions (see GRPC-NOTES.md: newest that build with our Go).
 BUF_VERSION             := v1.75.0
@@ -36,11 +40,11 @@ build binaries:
 
 images: binaries
 	@for s in $(SERVICES) cli; do \
-	  docker build -q -t moltbot-$$s:latest -f deploy/$$s.Dockerfile bin >/dev/null || exit 1; \
+	  docker build -q -t moltbot-$$s:$(IMAGE_TAG) -f deploy/$$s.Dockerfile bin >/dev/null || exit 1; \
 	done
-	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/faketelegram ./cmd/faketelegram && docker build -q -t moltbot-faketelegram:latest -f ../deploy/faketelegram.Dockerfile ../bin >/dev/null
-	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/fakeopenai ./cmd/fakeopenai && docker build -q -t moltbot-fakeopenai:latest -f ../deploy/fakeopenai.Dockerfile ../bin >/dev/null
-	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):latest)"
+	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/faketelegram ./cmd/faketelegram && docker build -q -t moltbot-faketelegram:$(IMAGE_TAG) -f ../deploy/faketelegram.Dockerfile ../bin >/dev/null
+	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/fakeopenai ./cmd/fakeopenai && docker build -q -t moltbot-fakeopenai:$(IMAGE_TAG) -f ../deploy/fakeopenai.Dockerfile ../bin >/dev/null
+	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):$(IMAGE_TAG))"
 
 up: images sandbox-image
 	@mkdir -p .moltbot && chmod 700 .moltbot
@@ -69,7 +73,7 @@ test-unit:
 images-testonly: binaries
 	@mkdir -p bin/testonly && cp bin/busybox bin/ca-certificates.crt bin/testonly/ 2>/dev/null || true
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -tags moltbot_insecure_testonly -o ../bin/testonly/gateway ./cmd/gateway
-	@docker build -q -t moltbot-gateway:insecure-testonly -f deploy/gateway.Dockerfile bin/testonly >/dev/null
+	@docker build -q -t moltbot-gateway:$(TESTONLY_TAG) -f deploy/gateway.Dockerfile bin/testonly >/dev/null
 
 test-integration: images images-testonly sandbox-testimage
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...

@@ -61,7 +61,7 @@ func TestAuditDeepFreshStack(t *testing.T) {
 // the deep probe must notice and report it as critical.
 func TestAuditDeepCatchesDisabledAuth(t *testing.T) {
 	st := auditStack(t, testharness.ServiceOptions{
-		Image: "moltbot-gateway:insecure-testonly",
+		Image: "moltbot-gateway:" + testonlyTag(),
 		Env:   map[string]string{"MOLTBOT_TESTONLY_DISABLE_AUTH": "1"},
 	})
 	ctx := ctxFor(t, 2*time.Minute)

@@ -63,3 +63,21 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// imageTag is the tag `make images IMAGE_TAG=...` built (default latest).
+func imageTag() string {
+	if t := os.Getenv("MOLTBOT_IMAGE_TAG"); t != "" {
+		return t
+	}
+	return "latest"
+}
+
+// testonlyTag is the tag of the auth-disabled gateway (make images-testonly).
+func testonlyTag() string {
+	if t := imageTag(); t != "latest" {
+		return "insecure-testonly-" + t
+	}
+	return "insecure-testonly"
+}
+
+var fakeOpenAIImage = fakeOpenAIImageName + ":" + imageTag()

@@ -42,10 +42,10 @@ import (
 // The fake OpenAI API (gateway/cmd/fakeopenai, image moltbot-fakeopenai
 // from `make images`) on the stack's network.
 const (
-	fakeOpenAIImage = "moltbot-fakeopenai:latest"
-	fakeOpenAIAlias = "fakeopenai"
-	fakeOpenAIPort  = "8082/tcp"
-	fakeOpenAIKey   = "sk-fake-OPSTEST-0123456789abcdefghijklmnop"
+	fakeOpenAIImageName = "moltbot-fakeopenai"
+	fakeOpenAIAlias     = "fakeopenai"
+	fakeOpenAIPort      = "8082/tcp"
+	fakeOpenAIKey       = "sk-fake-OPSTEST-0123456789abcdefghijklmnop"
 )
 
 // fakeOpenAIRequest is a row of the fake's /_fake/requests.

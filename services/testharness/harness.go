@@ -166,6 +166,10 @@ func New(ctx context.Context, opts Options) (s *Stack, err error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
+	if opts.ImageTag == "" {
+		// Parallel worktrees build their own images under their own tag.
+		opts.ImageTag = os.Getenv("MOLTBOT_IMAGE_TAG")
+	}
 	for _, svc := range opts.Services {
 		if _, ok := Ports()[svc]; !ok {
 			return nil, fmt.Errorf("testharness: unknown service %q (want one of %s)", svc, strings.Join(Services(), ", "))
