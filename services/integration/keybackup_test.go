@@ -100,8 +100,10 @@ func TestKeyBackupExportImportAcrossStacks(t *testing.T) {
 	require.Contains(t, r.out, "imported the keyring")
 
 	// A's whole config placed into B's gateway: B decrypts A's envelope.
+	// `gateway restart` (a reload in place) is the step README gives.
 	require.NoError(t, b.st.WriteStateFile(testharness.Gateway, "moltbot.json", cfgA))
-	b.restartGateway()
+	r = b.cli("", "gateway", "restart")
+	require.Equal(t, 0, r.code, r.out)
 	r = b.cli("", "config", "get", "channels.telegram.botToken", "--reveal")
 	require.Equal(t, 0, r.code, r.out)
 	require.Equal(t, bot, strings.TrimSpace(r.out))

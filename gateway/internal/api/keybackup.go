@@ -57,7 +57,7 @@ func (s *Service) ExportKey(ctx context.Context, req *gatewayv1.ExportKeyRequest
 	defer cancel()
 	r, err := sc.ExportKey(ctx, &secretsv1.ExportKeyRequest{Passphrase: req.GetPassphrase()})
 	if err != nil {
-		return nil, fmt.Errorf("export key: %w", errs.FromStatus(err))
+		return nil, errs.FromStatus(err)
 	}
 	// Security log: who exported which keys; never the export itself.
 	s.secretsEvent(ctx, "key.export", keyTarget(r.GetPrimaryKid(), len(r.GetKeys())))
@@ -76,18 +76,18 @@ func (s *Service) ImportKey(ctx context.Context, req *gatewayv1.ImportKeyRequest
 	defer cancel()
 	for i, r := range s.cfg.KeyBackup.Resealers {
 		if err := r.Unseal(ctx); err != nil {
-			return nil, fmt.Errorf("import key: nothing changed: gateway-internal sealed data (%d) does not open under the current key: %w", i, err)
+			return nil, fmt.Errorf("key import: nothing changed: the gateway's internal sealed data #%d does not open under the current key: %w", i+1, err)
 		}
 	}
 	r, err := sc.ImportKey(ctx, &secretsv1.ImportKeyRequest{Sealed: req.GetSealed(), Passphrase: req.GetPassphrase()})
 	if err != nil {
-		return nil, fmt.Errorf("import key: %w", errs.FromStatus(err))
+		return nil, errs.FromStatus(err)
 	}
 	s.secretsEvent(ctx, "key.import", keyTarget(r.GetPrimaryKid(), len(r.GetKeys())))
 	resp := &gatewayv1.ImportKeyResponse{Keys: keyStatuses(r.GetKeys()), PrimaryKid: r.GetPrimaryKid(), BackupPath: r.GetBackupPath()}
 	for i, rs := range s.cfg.KeyBackup.Resealers {
 		if err := rs.Reseal(ctx); err != nil {
-			return nil, fmt.Errorf("the key was imported (the old key file is kept at %s in secretsd's state), but gateway-internal sealed data (%d) could not be sealed under it; restart the gateway to seal it afresh: %w", r.GetBackupPath(), i, err)
+			return nil, fmt.Errorf("key import: the key was imported (secretsd kept the old key file at %s), but the gateway's internal sealed data #%d could not be sealed under it; restart the gateway to seal it afresh: %w", r.GetBackupPath(), i+1, err)
 		}
 		resp.Resealed++
 	}

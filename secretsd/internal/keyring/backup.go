@@ -74,34 +74,34 @@ func checkPassphrase(p []byte, export bool) error {
 // file text exists in memory only for the time of sealing.
 func (k *Keyring) Export(passphrase []byte) ([]byte, Status, error) {
 	if err := checkPassphrase(passphrase, true); err != nil {
-		return nil, Status{}, fmt.Errorf("export: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: %w", err)
 	}
 	k.mu.RLock()
 	plain, err := encodeKeyFile(k.keys)
 	k.mu.RUnlock()
 	if err != nil {
-		return nil, Status{}, fmt.Errorf("export: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: %w", err)
 	}
 	defer clear(plain)
 	r, err := age.NewScryptRecipient(string(passphrase))
 	if err != nil {
-		return nil, Status{}, fmt.Errorf("export: %w: %w", err, errs.ErrInvalidArgument)
+		return nil, Status{}, fmt.Errorf("key export: %w: %w", err, errs.ErrInvalidArgument)
 	}
 	r.SetWorkFactor(k.wf)
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, r)
 	if err != nil {
-		return nil, Status{}, fmt.Errorf("export: seal: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: seal: %w", err)
 	}
 	if _, err := w.Write(plain); err != nil {
-		return nil, Status{}, fmt.Errorf("export: seal: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: seal: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, Status{}, fmt.Errorf("export: seal: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: seal: %w", err)
 	}
 	if err := aw.Close(); err != nil {
-		return nil, Status{}, fmt.Errorf("export: seal: %w", err)
+		return nil, Status{}, fmt.Errorf("key export: seal: %w", err)
 	}
 	return out.Bytes(), k.Status(), nil
 }
@@ -112,17 +112,17 @@ func (k *Keyring) Export(passphrase []byte) ([]byte, Status, error) {
 // user secret. It returns the new status and the backup's path.
 func (k *Keyring) Import(sealed, passphrase []byte) (Status, string, error) {
 	if err := checkPassphrase(passphrase, false); err != nil {
-		return Status{}, "", fmt.Errorf("import: %w", err)
+		return Status{}, "", fmt.Errorf("key import: %w", err)
 	}
 	if len(sealed) == 0 {
-		return Status{}, "", fmt.Errorf("import: the key export is empty: %w", errs.ErrInvalidArgument)
+		return Status{}, "", fmt.Errorf("key import: the key export is empty: %w", errs.ErrInvalidArgument)
 	}
 	if len(sealed) > maxExport {
-		return Status{}, "", fmt.Errorf("import: the key export is %d bytes, more than the %d-byte limit; is it the file `moltbot security key export` wrote?: %w", len(sealed), maxExport, errs.ErrInvalidArgument)
+		return Status{}, "", fmt.Errorf("key import: the key export is %d bytes, more than the %d-byte limit; is it the file `moltbot security key export` wrote?: %w", len(sealed), maxExport, errs.ErrInvalidArgument)
 	}
 	keys, err := k.open(sealed, passphrase)
 	if err != nil {
-		return Status{}, "", fmt.Errorf("import: %w", err)
+		return Status{}, "", fmt.Errorf("key import: %w", err)
 	}
 	defer func() {
 		for _, key := range keys.Keys {
@@ -139,15 +139,15 @@ func (k *Keyring) Import(sealed, passphrase []byte) (Status, string, error) {
 		return refuseInUse(u)
 	})
 	if err != nil {
-		return Status{}, "", fmt.Errorf("import: %w", err)
+		return Status{}, "", fmt.Errorf("key import: %w", err)
 	}
 	// Load back what was persisted so memory matches the file exactly.
 	cur, err := k.store.Load()
 	if err != nil {
-		return Status{}, "", fmt.Errorf("import: reload: %w", err)
+		return Status{}, "", fmt.Errorf("key import: reload: %w", err)
 	}
 	if err := k.install(cur); err != nil {
-		return Status{}, "", fmt.Errorf("import: reload: %w", err)
+		return Status{}, "", fmt.Errorf("key import: reload: %w", err)
 	}
 	return k.Status(), backup, nil
 }
