@@ -76,6 +76,8 @@ func (k *Keyring) Export(passphrase []byte) ([]byte, Status, error) {
 	if err := checkPassphrase(passphrase, true); err != nil {
 		return nil, Status{}, fmt.Errorf("key export: %w", err)
 	}
+	k.scryptMu.Lock()
+	defer k.scryptMu.Unlock()
 	k.mu.RLock()
 	plain, err := encodeKeyFile(k.keys)
 	k.mu.RUnlock()
@@ -120,7 +122,9 @@ func (k *Keyring) Import(sealed, passphrase []byte) (Status, string, error) {
 	if len(sealed) > maxExport {
 		return Status{}, "", fmt.Errorf("key import: the key export is %d bytes, more than the %d-byte limit; is it the file `moltbot security key export` wrote?: %w", len(sealed), maxExport, errs.ErrInvalidArgument)
 	}
+	k.scryptMu.Lock()
 	keys, err := k.open(sealed, passphrase)
+	k.scryptMu.Unlock()
 	if err != nil {
 		return Status{}, "", fmt.Errorf("key import: %w", err)
 	}

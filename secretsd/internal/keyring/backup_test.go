@@ -256,3 +256,12 @@ func TestFirstUseIsDurableBeforeCiphertext(t *testing.T) {
 	_, _, err = f.EncryptString([]byte("v"), "internal/seclog/hmac-key")
 	require.NoError(t, err)
 }
+
+// A scrypt cost above what an import accepts (or below 1) is refused at
+// Open, instead of panicking inside age at the first export.
+func TestExportWorkFactorBounds(t *testing.T) {
+	for _, wf := range []int{-1, DefaultExportWorkFactor + 1, 31} {
+		_, err := Open(Config{Store: NewFileStore(filepath.Join(t.TempDir(), "keys", "secrets.key")), ExportWorkFactor: wf})
+		require.ErrorContains(t, err, "ExportWorkFactor", "wf %d", wf)
+	}
+}

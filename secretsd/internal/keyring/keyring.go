@@ -54,6 +54,9 @@ type Keyring struct {
 	// its fast path (true once the keyring must be kept).
 	usedMu sync.Mutex
 	used   atomic.Bool
+	// scryptMu runs one export/import at a time: each scrypt takes about
+	// 256 MiB at the default cost.
+	scryptMu sync.Mutex
 
 	mu    sync.RWMutex
 	keys  Keys
@@ -85,6 +88,9 @@ func Open(cfg Config) (*Keyring, error) {
 	k := &Keyring{store: cfg.Store, rand: cfg.Rand, now: cfg.Now, wf: cfg.ExportWorkFactor}
 	if k.wf == 0 {
 		k.wf = DefaultExportWorkFactor
+	}
+	if k.wf < 1 || k.wf > DefaultExportWorkFactor {
+		return nil, fmt.Errorf("keyring: ExportWorkFactor %d is outside 1..%d", k.wf, DefaultExportWorkFactor)
 	}
 	if k.rand == nil {
 		k.rand = rand.Reader
