@@ -74,9 +74,11 @@ func (s *Service) ImportKey(ctx context.Context, req *gatewayv1.ImportKeyRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, keyBackupTimeout)
 	defer cancel()
+	// The errors below carry a class so the edge keeps their message (a
+	// class-less error would reach the owner as "internal error").
 	for i, r := range s.cfg.KeyBackup.Resealers {
 		if err := r.Unseal(ctx); err != nil {
-			return nil, fmt.Errorf("key import: nothing changed: the gateway's internal sealed data #%d does not open under the current key: %w", i+1, err)
+			return nil, fmt.Errorf("key import: nothing changed: the gateway's internal sealed data #%d does not open under the current key: %w: %w", i+1, err, errs.ErrFailedPrecondition)
 		}
 	}
 	r, err := sc.ImportKey(ctx, &secretsv1.ImportKeyRequest{Sealed: req.GetSealed(), Passphrase: req.GetPassphrase()})
@@ -87,7 +89,7 @@ func (s *Service) ImportKey(ctx context.Context, req *gatewayv1.ImportKeyRequest
 	resp := &gatewayv1.ImportKeyResponse{Keys: keyStatuses(r.GetKeys()), PrimaryKid: r.GetPrimaryKid(), BackupPath: r.GetBackupPath()}
 	for i, rs := range s.cfg.KeyBackup.Resealers {
 		if err := rs.Reseal(ctx); err != nil {
-			return nil, fmt.Errorf("key import: the key was imported (secretsd kept the old key file at %s), but the gateway's internal sealed data #%d could not be sealed under it; restart the gateway to seal it afresh: %w", r.GetBackupPath(), i+1, err)
+			return nil, fmt.Errorf("key import: the key was imported (secretsd kept the old key file at %s), but the gateway's internal sealed data #%d could not be sealed under it; restart the gateway to seal it afresh: %w: %w", r.GetBackupPath(), i+1, err, errs.ErrFailedPrecondition)
 		}
 		resp.Resealed++
 	}

@@ -91,8 +91,8 @@ func TestImportKeyKeepsInternalDataSealed(t *testing.T) {
 	}{
 		{name: "imported", wantCalls: []string{"unseal a", "unseal b", "import", "reseal a", "reseal b"}, logged: true},
 		{name: "secretsd refuses", importErr: refused, wantCalls: []string{"unseal a", "unseal b", "import"}, wantErr: errs.ErrFailedPrecondition, msg: "already protects secrets"},
-		{name: "unseal fails: secretsd untouched", unsealErr: errors.New("hmac key does not open"), wantCalls: []string{"unseal a"}, msg: "nothing changed"},
-		{name: "reseal fails after import", resealErr: errors.New("disk full"), wantCalls: []string{"unseal a", "unseal b", "import", "reseal a"}, msg: "the key was imported", logged: true},
+		{name: "unseal fails: secretsd untouched", unsealErr: errors.New("hmac key does not open"), wantCalls: []string{"unseal a"}, wantErr: errs.ErrFailedPrecondition, msg: "nothing changed"},
+		{name: "reseal fails after import", resealErr: errors.New("disk full"), wantCalls: []string{"unseal a", "unseal b", "import", "reseal a"}, wantErr: errs.ErrFailedPrecondition, msg: "the key was imported", logged: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +121,8 @@ func TestImportKeyKeepsInternalDataSealed(t *testing.T) {
 				require.ErrorIs(t, err, tc.wantErr)
 			}
 			require.NotContains(t, err.Error(), "rpc error")
+			// What the owner sees after the server edge: the message, not "internal error".
+			require.Contains(t, errs.ToStatus(err).Error(), tc.msg)
 		})
 	}
 }
