@@ -23,7 +23,7 @@ BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build binaries images images-testonly up down test test-unit test-integration lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration lint proto proto-check tools \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -57,9 +57,28 @@ up: images sandbox-image
 	@echo "or inside the stack's network:"
 	@echo "  $(COMPOSE) run --rm cli status"
 
+# Sandbox containers and volumes are created by sandboxd, not compose, so
+# compose does not know them: they are found by label.
+SANDBOX_LABEL := moltbot.sandbox.instance=compose
+
+# down stops the stack and KEEPS every volume (config, approvals, the
+# encryption key); only the throwaway sandbox containers go.
 down:
+	$(COMPOSE) down --remove-orphans
+	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+
+# purge deletes everything the stack keeps. It says what first.
+purge:
+	@echo "make purge deletes the stack's volumes and sandboxd's sandbox containers and volumes. Lost for good:"
+	@echo "  - the encryption key (secretsd's keys/secrets.key): nothing encrypted under it can be read again;"
+	@echo "    export it first with \`moltbot security key export --out FILE\`"
+	@echo "  - the config (moltbot.json and its sealed backups), pairing approvals and allowlists,"
+	@echo "    sessions, sandbox workspaces and the security log"
+	@echo "  - the internal CA, certificates and service tokens (a new set is made by the next make up)"
 	$(COMPOSE) down -v --remove-orphans
-	@ids=$$(docker ps -aq --filter label=moltbot.sandbox.instance=compose); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	@vols=$$(docker volume ls -q --filter label=$(SANDBOX_LABEL)); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
+	@echo "purged"
 
 test: test-unit test-integration
 

@@ -3,15 +3,17 @@ module github.com/moltbot/moltbot-secure/secretsd
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
 	github.com/moltbot/moltbot-secure/proto v0.0.0
 	github.com/moltbot/moltbot-secure/services v0.0.0
 	google.golang.org/grpc v1.85.0
 )
 
 require (
-	github.com/davecgh/go-spew v1.1.1 // indirect
-	github.com/pmezard/go-difflib v1.0.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	filippo.io/hpke v0.4.0 // indirect
+	github.com/titanous/json5 v1.0.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 )
 
 require (
@@ -21,12 +23,12 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.14 // indirect
-	github.com/stretchr/testify v1.11.1
+	github.com/stretchr/testify v1.12.1
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12
 )
 
 replace github.com/moltbot/moltbot-secure/proto => ../proto

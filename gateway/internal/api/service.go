@@ -35,6 +35,7 @@ type Config struct {
 	Secrets   SecretsDeps
 	Messaging MessagingDeps
 	Ops       OpsDeps
+	KeyBackup KeyBackupDeps
 }
 
 // Service implements gatewayv1.GatewayServer.
@@ -75,6 +76,8 @@ func Authz() auth.Table {
 		gatewayv1.Gateway_ListSessions_FullMethodName:   both,
 		gatewayv1.Gateway_SecurityLog_FullMethodName:    admin,
 		gatewayv1.Gateway_RotateCerts_FullMethodName:    admin,
+		gatewayv1.Gateway_ExportKey_FullMethodName:      admin,
+		gatewayv1.Gateway_ImportKey_FullMethodName:      admin,
 	}
 }
 

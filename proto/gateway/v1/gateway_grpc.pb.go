@@ -32,6 +32,8 @@ const (
 	Gateway_ListSessions_FullMethodName   = "/moltbot.gateway.v1.Gateway/ListSessions"
 	Gateway_SecurityLog_FullMethodName    = "/moltbot.gateway.v1.Gateway/SecurityLog"
 	Gateway_RotateCerts_FullMethodName    = "/moltbot.gateway.v1.Gateway/RotateCerts"
+	Gateway_ExportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ExportKey"
+	Gateway_ImportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ImportKey"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -67,6 +69,10 @@ type GatewayClient interface {
 	SecurityLog(ctx context.Context, in *SecurityLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SecurityLogResponse], error)
 	// RotateCerts reissues leaf certificates (and optionally the CA).
 	RotateCerts(ctx context.Context, in *RotateCertsRequest, opts ...grpc.CallOption) (*RotateCertsResponse, error)
+	// ExportKey returns the secrets keyring sealed under a passphrase (age, scrypt); owner only.
+	ExportKey(ctx context.Context, in *ExportKeyRequest, opts ...grpc.CallOption) (*ExportKeyResponse, error)
+	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
+	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
 }
 
 type gatewayClient struct {
@@ -216,6 +222,26 @@ func (c *gatewayClient) RotateCerts(ctx context.Context, in *RotateCertsRequest,
 	return out, nil
 }
 
+func (c *gatewayClient) ExportKey(ctx context.Context, in *ExportKeyRequest, opts ...grpc.CallOption) (*ExportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportKeyResponse)
+	err := c.cc.Invoke(ctx, Gateway_ExportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeyResponse)
+	err := c.cc.Invoke(ctx, Gateway_ImportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -249,6 +275,10 @@ type GatewayServer interface {
 	SecurityLog(*SecurityLogRequest, grpc.ServerStreamingServer[SecurityLogResponse]) error
 	// RotateCerts reissues leaf certificates (and optionally the CA).
 	RotateCerts(context.Context, *RotateCertsRequest) (*RotateCertsResponse, error)
+	// ExportKey returns the secrets keyring sealed under a passphrase (age, scrypt); owner only.
+	ExportKey(context.Context, *ExportKeyRequest) (*ExportKeyResponse, error)
+	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
+	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -297,6 +327,12 @@ func (UnimplementedGatewayServer) SecurityLog(*SecurityLogRequest, grpc.ServerSt
 }
 func (UnimplementedGatewayServer) RotateCerts(context.Context, *RotateCertsRequest) (*RotateCertsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateCerts not implemented")
+}
+func (UnimplementedGatewayServer) ExportKey(context.Context, *ExportKeyRequest) (*ExportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportKey not implemented")
+}
+func (UnimplementedGatewayServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -546,6 +582,42 @@ func _Gateway_RotateCerts_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ExportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ExportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ExportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ExportKey(ctx, req.(*ExportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ImportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ImportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ImportKey(ctx, req.(*ImportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -600,6 +672,14 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCerts",
 			Handler:    _Gateway_RotateCerts_Handler,
+		},
+		{
+			MethodName: "ExportKey",
+			Handler:    _Gateway_ExportKey_Handler,
+		},
+		{
+			MethodName: "ImportKey",
+			Handler:    _Gateway_ImportKey_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -668,6 +668,226 @@ func (*RetireResponse) Descriptor() ([]byte, []int) {
 	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{12}
 }
 
+type ExportKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// passphrase seals the export; it is never stored or logged.
+	Passphrase    []byte `protobuf:"bytes,1,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportKeyRequest) Reset() {
+	*x = ExportKeyRequest{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportKeyRequest) ProtoMessage() {}
+
+func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportKeyRequest.ProtoReflect.Descriptor instead.
+func (*ExportKeyRequest) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExportKeyRequest) GetPassphrase() []byte {
+	if x != nil {
+		return x.Passphrase
+	}
+	return nil
+}
+
+type ExportKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sealed is an age file (scrypt recipient) holding the keyring.
+	Sealed        []byte     `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Keys          []*KeyInfo `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	PrimaryKid    string     `protobuf:"bytes,3,opt,name=primary_kid,json=primaryKid,proto3" json:"primary_kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportKeyResponse) Reset() {
+	*x = ExportKeyResponse{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportKeyResponse) ProtoMessage() {}
+
+func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportKeyResponse.ProtoReflect.Descriptor instead.
+func (*ExportKeyResponse) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExportKeyResponse) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *ExportKeyResponse) GetKeys() []*KeyInfo {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ExportKeyResponse) GetPrimaryKid() string {
+	if x != nil {
+		return x.PrimaryKid
+	}
+	return ""
+}
+
+type ImportKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sealed is the output of ExportKey.
+	Sealed        []byte `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Passphrase    []byte `protobuf:"bytes,2,opt,name=passphrase,proto3" json:"passphrase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyRequest) Reset() {
+	*x = ImportKeyRequest{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyRequest) ProtoMessage() {}
+
+func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ImportKeyRequest) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *ImportKeyRequest) GetPassphrase() []byte {
+	if x != nil {
+		return x.Passphrase
+	}
+	return nil
+}
+
+type ImportKeyResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Keys       []*KeyInfo             `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	PrimaryKid string                 `protobuf:"bytes,2,opt,name=primary_kid,json=primaryKid,proto3" json:"primary_kid,omitempty"`
+	// backup_path is where the replaced key file was kept.
+	BackupPath    string `protobuf:"bytes,3,opt,name=backup_path,json=backupPath,proto3" json:"backup_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyResponse) Reset() {
+	*x = ImportKeyResponse{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyResponse) ProtoMessage() {}
+
+func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImportKeyResponse) GetKeys() []*KeyInfo {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ImportKeyResponse) GetPrimaryKid() string {
+	if x != nil {
+		return x.PrimaryKid
+	}
+	return ""
+}
+
+func (x *ImportKeyResponse) GetBackupPath() string {
+	if x != nil {
+		return x.BackupPath
+	}
+	return ""
+}
+
 var File_secrets_v1_secrets_proto protoreflect.FileDescriptor
 
 const file_secrets_v1_secrets_proto_rawDesc = "" +
@@ -709,14 +929,36 @@ const file_secrets_v1_secrets_proto_rawDesc = "" +
 	"\bkey_file\x18\x03 \x01(\tR\akeyFile\"!\n" +
 	"\rRetireRequest\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\"\x10\n" +
-	"\x0eRetireResponse2\xf5\x03\n" +
+	"\x0eRetireResponse\"2\n" +
+	"\x10ExportKeyRequest\x12\x1e\n" +
+	"\n" +
+	"passphrase\x18\x01 \x01(\fR\n" +
+	"passphrase\"}\n" +
+	"\x11ExportKeyResponse\x12\x16\n" +
+	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12/\n" +
+	"\x04keys\x18\x02 \x03(\v2\x1b.moltbot.secrets.v1.KeyInfoR\x04keys\x12\x1f\n" +
+	"\vprimary_kid\x18\x03 \x01(\tR\n" +
+	"primaryKid\"J\n" +
+	"\x10ImportKeyRequest\x12\x16\n" +
+	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1e\n" +
+	"\n" +
+	"passphrase\x18\x02 \x01(\fR\n" +
+	"passphrase\"\x86\x01\n" +
+	"\x11ImportKeyResponse\x12/\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1b.moltbot.secrets.v1.KeyInfoR\x04keys\x12\x1f\n" +
+	"\vprimary_kid\x18\x02 \x01(\tR\n" +
+	"primaryKid\x12\x1f\n" +
+	"\vbackup_path\x18\x03 \x01(\tR\n" +
+	"backupPath2\xa9\x05\n" +
 	"\aSecrets\x12R\n" +
 	"\aEncrypt\x12\".moltbot.secrets.v1.EncryptRequest\x1a#.moltbot.secrets.v1.EncryptResponse\x12R\n" +
 	"\aDecrypt\x12\".moltbot.secrets.v1.DecryptRequest\x1a#.moltbot.secrets.v1.DecryptResponse\x12O\n" +
 	"\x06Rotate\x12!.moltbot.secrets.v1.RotateRequest\x1a\".moltbot.secrets.v1.RotateResponse\x12O\n" +
 	"\x06Rewrap\x12!.moltbot.secrets.v1.RewrapRequest\x1a\".moltbot.secrets.v1.RewrapResponse\x12O\n" +
 	"\x06Status\x12!.moltbot.secrets.v1.StatusRequest\x1a\".moltbot.secrets.v1.StatusResponse\x12O\n" +
-	"\x06Retire\x12!.moltbot.secrets.v1.RetireRequest\x1a\".moltbot.secrets.v1.RetireResponseB\xce\x01\n" +
+	"\x06Retire\x12!.moltbot.secrets.v1.RetireRequest\x1a\".moltbot.secrets.v1.RetireResponse\x12X\n" +
+	"\tExportKey\x12$.moltbot.secrets.v1.ExportKeyRequest\x1a%.moltbot.secrets.v1.ExportKeyResponse\x12X\n" +
+	"\tImportKey\x12$.moltbot.secrets.v1.ImportKeyRequest\x1a%.moltbot.secrets.v1.ImportKeyResponseB\xce\x01\n" +
 	"\x16com.moltbot.secrets.v1B\fSecretsProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/secrets/v1;secretsv1\xa2\x02\x03MSX\xaa\x02\x12Moltbot.Secrets.V1\xca\x02\x12Moltbot\\Secrets\\V1\xe2\x02\x1eMoltbot\\Secrets\\V1\\GPBMetadata\xea\x02\x14Moltbot::Secrets::V1b\x06proto3"
 
 var (
@@ -731,7 +973,7 @@ func file_secrets_v1_secrets_proto_rawDescGZIP() []byte {
 	return file_secrets_v1_secrets_proto_rawDescData
 }
 
-var file_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_secrets_v1_secrets_proto_goTypes = []any{
 	(*EncryptRequest)(nil),        // 0: moltbot.secrets.v1.EncryptRequest
 	(*EncryptResponse)(nil),       // 1: moltbot.secrets.v1.EncryptResponse
@@ -746,29 +988,39 @@ var file_secrets_v1_secrets_proto_goTypes = []any{
 	(*StatusResponse)(nil),        // 10: moltbot.secrets.v1.StatusResponse
 	(*RetireRequest)(nil),         // 11: moltbot.secrets.v1.RetireRequest
 	(*RetireResponse)(nil),        // 12: moltbot.secrets.v1.RetireResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*ExportKeyRequest)(nil),      // 13: moltbot.secrets.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),     // 14: moltbot.secrets.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),      // 15: moltbot.secrets.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),     // 16: moltbot.secrets.v1.ImportKeyResponse
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_secrets_v1_secrets_proto_depIdxs = []int32{
 	9,  // 0: moltbot.secrets.v1.RotateResponse.primary:type_name -> moltbot.secrets.v1.KeyInfo
-	13, // 1: moltbot.secrets.v1.KeyInfo.created_at:type_name -> google.protobuf.Timestamp
+	17, // 1: moltbot.secrets.v1.KeyInfo.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 2: moltbot.secrets.v1.StatusResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
-	0,  // 3: moltbot.secrets.v1.Secrets.Encrypt:input_type -> moltbot.secrets.v1.EncryptRequest
-	2,  // 4: moltbot.secrets.v1.Secrets.Decrypt:input_type -> moltbot.secrets.v1.DecryptRequest
-	4,  // 5: moltbot.secrets.v1.Secrets.Rotate:input_type -> moltbot.secrets.v1.RotateRequest
-	6,  // 6: moltbot.secrets.v1.Secrets.Rewrap:input_type -> moltbot.secrets.v1.RewrapRequest
-	8,  // 7: moltbot.secrets.v1.Secrets.Status:input_type -> moltbot.secrets.v1.StatusRequest
-	11, // 8: moltbot.secrets.v1.Secrets.Retire:input_type -> moltbot.secrets.v1.RetireRequest
-	1,  // 9: moltbot.secrets.v1.Secrets.Encrypt:output_type -> moltbot.secrets.v1.EncryptResponse
-	3,  // 10: moltbot.secrets.v1.Secrets.Decrypt:output_type -> moltbot.secrets.v1.DecryptResponse
-	5,  // 11: moltbot.secrets.v1.Secrets.Rotate:output_type -> moltbot.secrets.v1.RotateResponse
-	7,  // 12: moltbot.secrets.v1.Secrets.Rewrap:output_type -> moltbot.secrets.v1.RewrapResponse
-	10, // 13: moltbot.secrets.v1.Secrets.Status:output_type -> moltbot.secrets.v1.StatusResponse
-	12, // 14: moltbot.secrets.v1.Secrets.Retire:output_type -> moltbot.secrets.v1.RetireResponse
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	9,  // 3: moltbot.secrets.v1.ExportKeyResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
+	9,  // 4: moltbot.secrets.v1.ImportKeyResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
+	0,  // 5: moltbot.secrets.v1.Secrets.Encrypt:input_type -> moltbot.secrets.v1.EncryptRequest
+	2,  // 6: moltbot.secrets.v1.Secrets.Decrypt:input_type -> moltbot.secrets.v1.DecryptRequest
+	4,  // 7: moltbot.secrets.v1.Secrets.Rotate:input_type -> moltbot.secrets.v1.RotateRequest
+	6,  // 8: moltbot.secrets.v1.Secrets.Rewrap:input_type -> moltbot.secrets.v1.RewrapRequest
+	8,  // 9: moltbot.secrets.v1.Secrets.Status:input_type -> moltbot.secrets.v1.StatusRequest
+	11, // 10: moltbot.secrets.v1.Secrets.Retire:input_type -> moltbot.secrets.v1.RetireRequest
+	13, // 11: moltbot.secrets.v1.Secrets.ExportKey:input_type -> moltbot.secrets.v1.ExportKeyRequest
+	15, // 12: moltbot.secrets.v1.Secrets.ImportKey:input_type -> moltbot.secrets.v1.ImportKeyRequest
+	1,  // 13: moltbot.secrets.v1.Secrets.Encrypt:output_type -> moltbot.secrets.v1.EncryptResponse
+	3,  // 14: moltbot.secrets.v1.Secrets.Decrypt:output_type -> moltbot.secrets.v1.DecryptResponse
+	5,  // 15: moltbot.secrets.v1.Secrets.Rotate:output_type -> moltbot.secrets.v1.RotateResponse
+	7,  // 16: moltbot.secrets.v1.Secrets.Rewrap:output_type -> moltbot.secrets.v1.RewrapResponse
+	10, // 17: moltbot.secrets.v1.Secrets.Status:output_type -> moltbot.secrets.v1.StatusResponse
+	12, // 18: moltbot.secrets.v1.Secrets.Retire:output_type -> moltbot.secrets.v1.RetireResponse
+	14, // 19: moltbot.secrets.v1.Secrets.ExportKey:output_type -> moltbot.secrets.v1.ExportKeyResponse
+	16, // 20: moltbot.secrets.v1.Secrets.ImportKey:output_type -> moltbot.secrets.v1.ImportKeyResponse
+	13, // [13:21] is the sub-list for method output_type
+	5,  // [5:13] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_secrets_v1_secrets_proto_init() }
@@ -782,7 +1034,7 @@ func file_secrets_v1_secrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_secrets_v1_secrets_proto_rawDesc), len(file_secrets_v1_secrets_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Secrets_Encrypt_FullMethodName = "/moltbot.secrets.v1.Secrets/Encrypt"
-	Secrets_Decrypt_FullMethodName = "/moltbot.secrets.v1.Secrets/Decrypt"
-	Secrets_Rotate_FullMethodName  = "/moltbot.secrets.v1.Secrets/Rotate"
-	Secrets_Rewrap_FullMethodName  = "/moltbot.secrets.v1.Secrets/Rewrap"
-	Secrets_Status_FullMethodName  = "/moltbot.secrets.v1.Secrets/Status"
-	Secrets_Retire_FullMethodName  = "/moltbot.secrets.v1.Secrets/Retire"
+	Secrets_Encrypt_FullMethodName   = "/moltbot.secrets.v1.Secrets/Encrypt"
+	Secrets_Decrypt_FullMethodName   = "/moltbot.secrets.v1.Secrets/Decrypt"
+	Secrets_Rotate_FullMethodName    = "/moltbot.secrets.v1.Secrets/Rotate"
+	Secrets_Rewrap_FullMethodName    = "/moltbot.secrets.v1.Secrets/Rewrap"
+	Secrets_Status_FullMethodName    = "/moltbot.secrets.v1.Secrets/Status"
+	Secrets_Retire_FullMethodName    = "/moltbot.secrets.v1.Secrets/Retire"
+	Secrets_ExportKey_FullMethodName = "/moltbot.secrets.v1.Secrets/ExportKey"
+	Secrets_ImportKey_FullMethodName = "/moltbot.secrets.v1.Secrets/ImportKey"
 )
 
 // SecretsClient is the client API for Secrets service.
@@ -47,6 +49,12 @@ type SecretsClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Retire removes a non-primary key once nothing is sealed under it.
 	Retire(ctx context.Context, in *RetireRequest, opts ...grpc.CallOption) (*RetireResponse, error)
+	// ExportKey seals the whole keyring under a passphrase (age, scrypt) and
+	// returns only that ciphertext.
+	ExportKey(ctx context.Context, in *ExportKeyRequest, opts ...grpc.CallOption) (*ExportKeyResponse, error)
+	// ImportKey replaces the keyring with an exported one, only while this
+	// keyring has sealed or opened no secret outside "internal/" paths.
+	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
 }
 
 type secretsClient struct {
@@ -117,6 +125,26 @@ func (c *secretsClient) Retire(ctx context.Context, in *RetireRequest, opts ...g
 	return out, nil
 }
 
+func (c *secretsClient) ExportKey(ctx context.Context, in *ExportKeyRequest, opts ...grpc.CallOption) (*ExportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportKeyResponse)
+	err := c.cc.Invoke(ctx, Secrets_ExportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *secretsClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeyResponse)
+	err := c.cc.Invoke(ctx, Secrets_ImportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SecretsServer is the server API for Secrets service.
 // All implementations must embed UnimplementedSecretsServer
 // for forward compatibility.
@@ -137,6 +165,12 @@ type SecretsServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Retire removes a non-primary key once nothing is sealed under it.
 	Retire(context.Context, *RetireRequest) (*RetireResponse, error)
+	// ExportKey seals the whole keyring under a passphrase (age, scrypt) and
+	// returns only that ciphertext.
+	ExportKey(context.Context, *ExportKeyRequest) (*ExportKeyResponse, error)
+	// ImportKey replaces the keyring with an exported one, only while this
+	// keyring has sealed or opened no secret outside "internal/" paths.
+	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
 	mustEmbedUnimplementedSecretsServer()
 }
 
@@ -164,6 +198,12 @@ func (UnimplementedSecretsServer) Status(context.Context, *StatusRequest) (*Stat
 }
 func (UnimplementedSecretsServer) Retire(context.Context, *RetireRequest) (*RetireResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Retire not implemented")
+}
+func (UnimplementedSecretsServer) ExportKey(context.Context, *ExportKeyRequest) (*ExportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportKey not implemented")
+}
+func (UnimplementedSecretsServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
 }
 func (UnimplementedSecretsServer) mustEmbedUnimplementedSecretsServer() {}
 func (UnimplementedSecretsServer) testEmbeddedByValue()                 {}
@@ -294,6 +334,42 @@ func _Secrets_Retire_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Secrets_ExportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecretsServer).ExportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Secrets_ExportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecretsServer).ExportKey(ctx, req.(*ExportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Secrets_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecretsServer).ImportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Secrets_ImportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecretsServer).ImportKey(ctx, req.(*ImportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Secrets_ServiceDesc is the grpc.ServiceDesc for Secrets service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -324,6 +400,14 @@ var Secrets_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Retire",
 			Handler:    _Secrets_Retire_Handler,
+		},
+		{
+			MethodName: "ExportKey",
+			Handler:    _Secrets_ExportKey_Handler,
+		},
+		{
+			MethodName: "ImportKey",
+			Handler:    _Secrets_ImportKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

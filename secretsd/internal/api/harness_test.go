@@ -40,7 +40,7 @@ func start(tb testing.TB) env {
 	ld, err := b.Load()
 	require.NoError(tb, err)
 	keyFile := filepath.Join(dir, "keys", "secrets.key")
-	kr, err := keyring.Open(keyring.Config{Store: keyring.NewFileStore(keyFile)})
+	kr, err := keyring.Open(keyring.Config{Store: keyring.NewFileStore(keyFile), ExportWorkFactor: 10})
 	require.NoError(tb, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)

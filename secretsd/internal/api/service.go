@@ -63,6 +63,10 @@ func Authz() auth.Table {
 		secretsv1.Secrets_Rewrap_FullMethodName:  both,
 		secretsv1.Secrets_Status_FullMethodName:  both,
 		secretsv1.Secrets_Retire_FullMethodName:  both,
+		// Key backup goes through the gateway only, where the owner check
+		// and the security log live.
+		secretsv1.Secrets_ExportKey_FullMethodName: {auth.IDGateway},
+		secretsv1.Secrets_ImportKey_FullMethodName: {auth.IDGateway},
 	}
 }
 
@@ -135,4 +139,33 @@ func keyInfo(k keyring.KeyInfo) *secretsv1.KeyInfo {
 func callerID(ctx context.Context) string {
 	c, _ := auth.CallerFrom(ctx)
 	return c.ID
+}
+
+// ExportKey returns the keyring sealed under the caller's passphrase; only
+// that ciphertext leaves the service.
+func (s *Service) ExportKey(ctx context.Context, req *secretsv1.ExportKeyRequest) (*secretsv1.ExportKeyResponse, error) {
+	sealed, st, err := s.kr.Export(req.GetPassphrase())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("keyring exported", "keys", len(st.Keys), "primary", st.Primary, "by", callerID(ctx))
+	resp := &secretsv1.ExportKeyResponse{Sealed: sealed, PrimaryKid: st.Primary}
+	for _, k := range st.Keys {
+		resp.Keys = append(resp.Keys, keyInfo(k))
+	}
+	return resp, nil
+}
+
+// ImportKey replaces the keyring with an export while nothing depends on it.
+func (s *Service) ImportKey(ctx context.Context, req *secretsv1.ImportKeyRequest) (*secretsv1.ImportKeyResponse, error) {
+	st, backup, err := s.kr.Import(req.GetSealed(), req.GetPassphrase())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("keyring imported", "keys", len(st.Keys), "primary", st.Primary, "backup", backup, "by", callerID(ctx))
+	resp := &secretsv1.ImportKeyResponse{PrimaryKid: st.Primary, BackupPath: backup}
+	for _, k := range st.Keys {
+		resp.Keys = append(resp.Keys, keyInfo(k))
+	}
+	return resp, nil
 }

@@ -46,6 +46,16 @@ func TestAuthzMatrix(t *testing.T) {
 			_, err := c.Retire(ctxT(t), &secretsv1.RetireRequest{Kid: "k99"})
 			return err
 		},
+		// A too-short passphrase and an empty import: InvalidArgument once
+		// past authorization, with nothing exported or replaced.
+		"ExportKey": func(c secretsv1.SecretsClient) error {
+			_, err := c.ExportKey(ctxT(t), &secretsv1.ExportKeyRequest{Passphrase: []byte("short")})
+			return err
+		},
+		"ImportKey": func(c secretsv1.SecretsClient) error {
+			_, err := c.ImportKey(ctxT(t), &secretsv1.ImportKeyRequest{Passphrase: []byte("whatever-long-enough")})
+			return err
+		},
 	}
 	for _, m := range secretsv1.Secrets_ServiceDesc.Methods {
 		if m.MethodName == "Rotate" {
@@ -58,9 +68,14 @@ func TestAuthzMatrix(t *testing.T) {
 		for name, call := range calls {
 			err := call(c)
 			allowed := id == auth.IDGateway || id == auth.IDCLI
+			if name == "ExportKey" || name == "ImportKey" {
+				allowed = id == auth.IDGateway // key backup: through the gateway only
+			}
 			switch {
 			case !allowed:
 				require.Equal(t, codes.PermissionDenied, status.Code(err), "%s as %s: %v", name, id, err)
+			case name == "ExportKey" || name == "ImportKey":
+				require.Equal(t, codes.InvalidArgument, status.Code(err), "%s as %s: %v", name, id, err)
 			case name == "Retire":
 				require.Equal(t, codes.NotFound, status.Code(err), "%s as %s: %v", name, id, err)
 			default:
@@ -171,4 +186,58 @@ func TestRotateRewrapRetire(t *testing.T) {
 	}
 	_, err = c.Retire(ctxT(t), &secretsv1.RetireRequest{})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+// TestExportImportOverMTLS moves a keyring from one real secretsd to a fresh
+// one through the RPCs: the envelope sealed by the first opens in the second,
+// and a second import is refused once the second has sealed a user secret.
+func TestExportImportOverMTLS(t *testing.T) {
+	a, b := start(t), start(t)
+	ca, cb := a.as(t, auth.IDGateway), b.as(t, auth.IDGateway)
+	pass := []byte("correct horse battery staple")
+	enc, err := ca.Encrypt(ctxT(t), &secretsv1.EncryptRequest{Plaintext: []byte("bot-token-A"), Aad: "channels.telegram.botToken"})
+	require.NoError(t, err)
+
+	exp, err := ca.ExportKey(ctxT(t), &secretsv1.ExportKeyRequest{Passphrase: pass})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(exp.GetSealed()), "-----BEGIN AGE ENCRYPTED FILE-----"))
+	keyFileA, err := os.ReadFile(a.keyFile)
+	require.NoError(t, err)
+	require.NotContains(t, string(exp.GetSealed()), "\"key\"", "export must be ciphertext only")
+	require.NotContains(t, string(exp.GetSealed()), string(keyFileA))
+
+	tests := []struct {
+		name   string
+		sealed []byte
+		pass   []byte
+		code   codes.Code
+		msg    string
+	}{
+		{"wrong passphrase", exp.GetSealed(), []byte("not the passphrase at all"), codes.InvalidArgument, "passphrase does not open"},
+		{"not an export", []byte("hello"), pass, codes.InvalidArgument, "not a readable key export"},
+		{"right passphrase", exp.GetSealed(), pass, codes.OK, ""},
+		// b has now opened nothing yet, so a repeat is still allowed.
+		{"repeat before any use", exp.GetSealed(), pass, codes.OK, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := cb.ImportKey(ctxT(t), &secretsv1.ImportKeyRequest{Sealed: tc.sealed, Passphrase: tc.pass})
+			require.Equal(t, tc.code, status.Code(err), "%v", err)
+			if tc.code != codes.OK {
+				require.Contains(t, status.Convert(err).Message(), tc.msg)
+				return
+			}
+			require.Equal(t, exp.GetPrimaryKid(), resp.GetPrimaryKid())
+			require.FileExists(t, resp.GetBackupPath())
+		})
+	}
+	dec, err := cb.Decrypt(ctxT(t), &secretsv1.DecryptRequest{Envelope: enc.GetEnvelope(), Aad: "channels.telegram.botToken"})
+	require.NoError(t, err)
+	require.Equal(t, "bot-token-A", string(dec.GetPlaintext()))
+
+	// b has now opened a user secret: a further import is refused.
+	_, err = cb.ImportKey(ctxT(t), &secretsv1.ImportKeyRequest{Sealed: exp.GetSealed(), Passphrase: pass})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), "already protects secrets")
+	require.NotContains(t, err.Error(), string(pass))
 }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/envelope"
@@ -37,6 +38,9 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock for created-at; nil means time.Now.
 	Now func() time.Time
+	// ExportWorkFactor is the scrypt work factor (log2 N) sealing an export;
+	// 0 means DefaultExportWorkFactor. Tests lower it.
+	ExportWorkFactor int
 }
 
 // Keyring holds the loaded keys and one AEAD per key.
@@ -44,6 +48,15 @@ type Keyring struct {
 	store KeyStore
 	rand  io.Reader
 	now   func() time.Time
+	wf    int
+
+	// usedMu serialises the first user-secret mark against Import; used is
+	// its fast path (true once the keyring must be kept).
+	usedMu sync.Mutex
+	used   atomic.Bool
+	// scryptMu runs one export/import at a time: each scrypt takes about
+	// 256 MiB at the default cost.
+	scryptMu sync.Mutex
 
 	mu    sync.RWMutex
 	keys  Keys
@@ -72,7 +85,13 @@ func Open(cfg Config) (*Keyring, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("keyring: Config.Store is nil")
 	}
-	k := &Keyring{store: cfg.Store, rand: cfg.Rand, now: cfg.Now}
+	k := &Keyring{store: cfg.Store, rand: cfg.Rand, now: cfg.Now, wf: cfg.ExportWorkFactor}
+	if k.wf == 0 {
+		k.wf = DefaultExportWorkFactor
+	}
+	if k.wf < 1 || k.wf > DefaultExportWorkFactor {
+		return nil, fmt.Errorf("keyring: ExportWorkFactor %d is outside 1..%d", k.wf, DefaultExportWorkFactor)
+	}
 	if k.rand == nil {
 		k.rand = rand.Reader
 	}
@@ -89,6 +108,13 @@ func Open(cfg Config) (*Keyring, error) {
 		if cerr != nil && !errors.Is(cerr, errs.ErrAlreadyExists) {
 			return nil, cerr
 		}
+		if cerr == nil {
+			// Only the process that created the keyring may say it is
+			// unused; a crash before this line leaves it "unknown" = used.
+			if err := k.store.SetUsage(Usage{Known: true}); err != nil {
+				return nil, err
+			}
+		}
 		keys, err = k.store.Load()
 	}
 	if err != nil {
@@ -97,6 +123,11 @@ func Open(cfg Config) (*Keyring, error) {
 	if err := k.install(keys); err != nil {
 		return nil, err
 	}
+	u, err := k.store.Usage()
+	if err != nil {
+		return nil, err
+	}
+	k.used.Store(u.InUse())
 	return k, nil
 }
 
@@ -139,6 +170,10 @@ func (k *Keyring) Encrypt(plaintext []byte, aad string) (envelope.Envelope, erro
 	if err := checkAAD(aad); err != nil {
 		return envelope.Envelope{}, err
 	}
+	// Durable before any ciphertext leaves: from now on Import refuses.
+	if err := k.noteUse(aad); err != nil {
+		return envelope.Envelope{}, err
+	}
 	k.mu.RLock()
 	kid := k.keys.Primary
 	a := k.aeads[kid]
@@ -166,6 +201,11 @@ func (k *Keyring) Decrypt(env envelope.Envelope, aad string) ([]byte, error) {
 	pt, err := a.Open(nil, nil, sealed, []byte(aad))
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s: %w: %w", aad, ErrWrongField, errs.ErrInvalidArgument)
+	}
+	// A user secret that opens proves this keyring protects data: keep it.
+	if err := k.noteUse(aad); err != nil {
+		clear(pt)
+		return nil, err
 	}
 	return pt, nil
 }

@@ -61,7 +61,32 @@ type KeyStore interface {
 	Update(fn func(Keys) (Keys, error)) (Keys, error)
 	// Location names the store for status and error messages.
 	Location() string
+	// Usage returns the durable record of whether the keyring has protected
+	// a user secret; with no record it returns Usage{Known: false}.
+	Usage() (Usage, error)
+	// SetUsage persists u durably (fsync) before returning.
+	SetUsage(u Usage) error
+	// Replace validates k and swaps it in for the current keyring under the
+	// store's lock, keeping the old one as a backup; check runs under the same
+	// lock and may refuse. It returns where the backup went.
+	Replace(k Keys, check func() error) (backup string, err error)
 }
+
+// Usage says whether a keyring has sealed or opened a secret outside the
+// gateway-internal "internal/" paths: such a keyring must never be replaced
+// (import), or that secret is lost.
+type Usage struct {
+	// Known is false when no record exists: the keyring predates the record,
+	// so its history is unknown and it counts as used (fail closed).
+	Known bool
+	Used  bool
+	// First is the field path (AAD) of the first user secret, and At when.
+	First string
+	At    time.Time
+}
+
+// InUse reports whether the keyring must be kept.
+func (u Usage) InUse() bool { return !u.Known || u.Used }
 
 // FileStore is the key file keys/secrets.key: JSON
 // {"version":1,"primary":"k2","keys":[{"id":"k1","created":"...","key":"<b64>"}]},
@@ -253,6 +278,11 @@ func (s *FileStore) Create(k Keys) error {
 
 // Update implements KeyStore.
 func (s *FileStore) Update(fn func(Keys) (Keys, error)) (Keys, error) {
+	return s.update(fn, func(b []byte) error { return atomicfile.WriteFile(s.path, b, 0o600) })
+}
+
+// update runs fn under both locks and persists its result with write.
+func (s *FileStore) update(fn func(Keys) (Keys, error), write func([]byte) error) (Keys, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.ensureDir(); err != nil {
@@ -279,10 +309,80 @@ func (s *FileStore) Update(fn func(Keys) (Keys, error)) (Keys, error) {
 	if err != nil {
 		return Keys{}, err
 	}
-	if err := atomicfile.WriteFile(s.path, b, 0o600); err != nil {
+	if err := write(b); err != nil {
 		return Keys{}, fmt.Errorf("save key file: %w", err)
 	}
 	return next, nil
+}
+
+type usageJSON struct {
+	Version int    `json:"version"`
+	Used    bool   `json:"used"`
+	First   string `json:"first,omitempty"`
+	At      string `json:"at,omitempty"`
+}
+
+func (s *FileStore) usagePath() string { return s.path + ".usage" }
+
+// Usage implements KeyStore. The record is keys/secrets.key.usage.
+func (s *FileStore) Usage() (Usage, error) {
+	b, err := os.ReadFile(s.usagePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Usage{}, nil
+	}
+	if err != nil {
+		return Usage{}, fmt.Errorf("read usage record: %w", err)
+	}
+	var u usageJSON
+	if err := json.Unmarshal(b, &u); err != nil || u.Version != 1 {
+		// An unreadable record cannot prove the keyring unused.
+		return Usage{}, nil
+	}
+	at, _ := time.Parse(time.RFC3339Nano, u.At)
+	return Usage{Known: true, Used: u.Used, First: u.First, At: at}, nil
+}
+
+// SetUsage implements KeyStore (atomic write with fsync of file and dir).
+func (s *FileStore) SetUsage(u Usage) error {
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	j := usageJSON{Version: 1, Used: u.Used, First: u.First}
+	if !u.At.IsZero() {
+		j.At = u.At.UTC().Format(time.RFC3339Nano)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(s.usagePath(), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save usage record: %w", err)
+	}
+	return nil
+}
+
+// Replace implements KeyStore: the current file is copied to
+// secrets.key.replaced-<UTC time> (0600), then the new one is written
+// atomically, both under the same lock as Update.
+func (s *FileStore) Replace(k Keys, check func() error) (string, error) {
+	if err := k.check(); err != nil {
+		return "", fmt.Errorf("refusing to install an invalid keyring: %w: %w", err, errs.ErrInvalidArgument)
+	}
+	backup := s.path + ".replaced-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	_, err := s.update(func(Keys) (Keys, error) {
+		if check != nil {
+			if err := check(); err != nil {
+				return Keys{}, err
+			}
+		}
+		return k, nil
+	}, func(next []byte) error {
+		return atomicfile.WriteWithBackup(s.path, next, 0o600, backup)
+	})
+	if err != nil {
+		return "", err
+	}
+	return backup, nil
 }
 
 func randSuffix() string {

@@ -14,6 +14,7 @@ import (
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/sandbox"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/auditcmd"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/keycmd"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/migrate"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/rotatekey"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/seclogcmd"
@@ -56,6 +57,7 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 			auditcmd.NewCmd(f, nil),
 			migrate.NewCmd(f, nil),
 			rotatekey.NewCmd(f, nil),
+			keycmd.NewCmd(f),
 		// security verbs
 		),
 	)
