@@ -618,8 +618,9 @@ func (x *StatusResponse) GetConfigPath() string {
 type GetConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// path is a dotted config path; empty means the whole config.
-	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Reveal        bool   `protobuf:"varint,2,opt,name=reveal,proto3" json:"reveal,omitempty"`
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// reveal is refused (InvalidArgument): decrypting is RevealConfig, an owner-only method.
+	Reveal        bool `protobuf:"varint,2,opt,name=reveal,proto3" json:"reveal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1126,10 +1127,12 @@ func (x *Finding) GetAckReason() string {
 }
 
 type AuditRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deep          bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
-	Fix           bool                   `protobuf:"varint,2,opt,name=fix,proto3" json:"fix,omitempty"`
-	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Deep  bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	// fix is refused (InvalidArgument): fixing is AuditFix, an owner-only method.
+	Fix bool `protobuf:"varint,2,opt,name=fix,proto3" json:"fix,omitempty"`
+	// dry_run is refused without fix (see AuditFix).
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2156,6 +2159,104 @@ func (x *RotateCertsResponse) GetCerts() []*CertStatus {
 	return nil
 }
 
+type RevealConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is a dotted config path; empty means the whole config.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealConfigRequest) Reset() {
+	*x = RevealConfigRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealConfigRequest) ProtoMessage() {}
+
+func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealConfigRequest.ProtoReflect.Descriptor instead.
+func (*RevealConfigRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RevealConfigRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type AuditFixRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Deep  bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	// dry_run lists what would change and changes nothing.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditFixRequest) Reset() {
+	*x = AuditFixRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditFixRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditFixRequest) ProtoMessage() {}
+
+func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
+func (*AuditFixRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AuditFixRequest) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *AuditFixRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_v1_gateway_proto_rawDesc = "" +
@@ -2318,7 +2419,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x12RotateCertsRequest\x12\x0e\n" +
 	"\x02ca\x18\x01 \x01(\bR\x02ca\"K\n" +
 	"\x13RotateCertsResponse\x124\n" +
-	"\x05certs\x18\x01 \x03(\v2\x1e.moltbot.gateway.v1.CertStatusR\x05certs2\x8b\t\n" +
+	"\x05certs\x18\x01 \x03(\v2\x1e.moltbot.gateway.v1.CertStatusR\x05certs\")\n" +
+	"\x13RevealConfigRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\">\n" +
+	"\x0fAuditFixRequest\x12\x12\n" +
+	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun2\xbf\n" +
+	"\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -2332,7 +2439,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12a\n" +
 	"\fListSessions\x12'.moltbot.gateway.v1.ListSessionsRequest\x1a(.moltbot.gateway.v1.ListSessionsResponse\x12`\n" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
-	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponseB\xce\x01\n" +
+	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12^\n" +
+	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12R\n" +
+	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a!.moltbot.gateway.v1.AuditResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -2347,7 +2456,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),          // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),             // 1: moltbot.gateway.v1.CertStatus
@@ -2384,14 +2493,16 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*SecurityLogResponse)(nil),    // 32: moltbot.gateway.v1.SecurityLogResponse
 	(*RotateCertsRequest)(nil),     // 33: moltbot.gateway.v1.RotateCertsRequest
 	(*RotateCertsResponse)(nil),    // 34: moltbot.gateway.v1.RotateCertsResponse
-	nil,                            // 35: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
+	(*RevealConfigRequest)(nil),    // 35: moltbot.gateway.v1.RevealConfigRequest
+	(*AuditFixRequest)(nil),        // 36: moltbot.gateway.v1.AuditFixRequest
+	nil,                            // 37: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	36, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	36, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	36, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	35, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	38, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	38, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	38, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	37, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -2403,7 +2514,7 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	36, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	38, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	6,  // 18: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
@@ -2419,21 +2530,25 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	29, // 28: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
 	31, // 29: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
 	33, // 30: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	7,  // 31: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 32: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 33: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 34: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 35: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 36: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 37: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 38: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 39: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 40: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 41: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 42: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 43: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
+	35, // 31: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	36, // 32: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	7,  // 33: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 34: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 35: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 36: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 37: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 38: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 39: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 40: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 41: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 42: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 43: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 44: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 45: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	9,  // 46: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	17, // 47: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditResponse
+	33, // [33:48] is the sub-list for method output_type
+	18, // [18:33] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -2450,7 +2565,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	Gateway_ListSessions_FullMethodName   = "/moltbot.gateway.v1.Gateway/ListSessions"
 	Gateway_SecurityLog_FullMethodName    = "/moltbot.gateway.v1.Gateway/SecurityLog"
 	Gateway_RotateCerts_FullMethodName    = "/moltbot.gateway.v1.Gateway/RotateCerts"
+	Gateway_RevealConfig_FullMethodName   = "/moltbot.gateway.v1.Gateway/RevealConfig"
+	Gateway_AuditFix_FullMethodName       = "/moltbot.gateway.v1.Gateway/AuditFix"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -67,6 +69,10 @@ type GatewayClient interface {
 	SecurityLog(ctx context.Context, in *SecurityLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SecurityLogResponse], error)
 	// RotateCerts reissues leaf certificates (and optionally the CA).
 	RotateCerts(ctx context.Context, in *RotateCertsRequest, opts ...grpc.CallOption) (*RotateCertsResponse, error)
+	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
+	RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
+	AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 }
 
 type gatewayClient struct {
@@ -216,6 +222,26 @@ func (c *gatewayClient) RotateCerts(ctx context.Context, in *RotateCertsRequest,
 	return out, nil
 }
 
+func (c *gatewayClient) RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfigResponse)
+	err := c.cc.Invoke(ctx, Gateway_RevealConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditResponse)
+	err := c.cc.Invoke(ctx, Gateway_AuditFix_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -249,6 +275,10 @@ type GatewayServer interface {
 	SecurityLog(*SecurityLogRequest, grpc.ServerStreamingServer[SecurityLogResponse]) error
 	// RotateCerts reissues leaf certificates (and optionally the CA).
 	RotateCerts(context.Context, *RotateCertsRequest) (*RotateCertsResponse, error)
+	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
+	RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error)
+	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
+	AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -297,6 +327,12 @@ func (UnimplementedGatewayServer) SecurityLog(*SecurityLogRequest, grpc.ServerSt
 }
 func (UnimplementedGatewayServer) RotateCerts(context.Context, *RotateCertsRequest) (*RotateCertsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateCerts not implemented")
+}
+func (UnimplementedGatewayServer) RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevealConfig not implemented")
+}
+func (UnimplementedGatewayServer) AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuditFix not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -546,6 +582,42 @@ func _Gateway_RotateCerts_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_RevealConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevealConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RevealConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RevealConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RevealConfig(ctx, req.(*RevealConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_AuditFix_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditFixRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).AuditFix(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_AuditFix_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).AuditFix(ctx, req.(*AuditFixRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -600,6 +672,14 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCerts",
 			Handler:    _Gateway_RotateCerts_Handler,
+		},
+		{
+			MethodName: "RevealConfig",
+			Handler:    _Gateway_RevealConfig_Handler,
+		},
+		{
+			MethodName: "AuditFix",
+			Handler:    _Gateway_AuditFix_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
