@@ -46,7 +46,7 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_RotateKey_FullMethodName:      {ownerOnly, "state change: secrets key rotation and rewrap"},
 	gatewayv1.Gateway_RotateCerts_FullMethodName:    {ownerOnly, "state change: reissues certificates"},
 	gatewayv1.Gateway_SecurityLog_FullMethodName:    {ownerOnly, "the owner's audit trail: callers, addresses, decisions"},
-	gatewayv1.Gateway_Send_FullMethodName:           {ownerClient, "what clients are for: a message on the local channel, judged by the DM policy like any sender"},
+	gatewayv1.Gateway_Send_FullMethodName:           {ownerClient, "what clients are for: a message on the local channel, judged by its DM policy like any sender's"},
 	gatewayv1.Gateway_ListSessions_FullMethodName:   {ownerClient, "non-secret view: session keys and activity"},
 
 	// Pairing proxy (forwarded to pairingd as the gateway).
