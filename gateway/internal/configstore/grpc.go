@@ -36,12 +36,22 @@ func fromStatus(err error) error {
 		return fmt.Errorf("%w: %w", ErrSecretsdDown, errs.ErrUnavailable)
 	case codes.Unauthenticated, codes.PermissionDenied:
 		// secretsd's own sentence says which (no token leaves either side).
-		return fmt.Errorf("%w (secretsd: %s): %w", ErrSecretsdRefused, status.Convert(err).Message(), errs.FromStatus(err))
+		return &refusal{msg: fmt.Sprintf("%v (secretsd: %s)", ErrSecretsdRefused, status.Convert(err).Message()), class: errs.FromStatus(err)}
 	case codes.ResourceExhausted:
-		return fmt.Errorf("%w (secretsd locked the gateway out after failed authentications: %s): %w", ErrSecretsdRefused, status.Convert(err).Message(), errs.FromStatus(err))
+		return &refusal{msg: fmt.Sprintf("%v (secretsd locked the gateway out after failed authentications: %s)", ErrSecretsdRefused, status.Convert(err).Message()), class: errs.FromStatus(err)}
 	}
 	return errs.FromStatus(err)
 }
+
+// refusal is ErrSecretsdRefused and secretsd's error class (errors.Is
+// works for both) with one sentence as its text.
+type refusal struct {
+	msg   string
+	class error
+}
+
+func (r *refusal) Error() string   { return r.msg }
+func (r *refusal) Unwrap() []error { return []error{ErrSecretsdRefused, r.class} }
 
 // Encrypt implements Secrets.
 func (c SecretsClient) Encrypt(ctx context.Context, pt []byte, aad string) (string, error) {
