@@ -72,20 +72,6 @@ func (t Table) StreamInterceptor() grpc.StreamServerInterceptor {
 	}
 }
 
-// Merge combines tables; a method listed twice is a wiring bug.
-func Merge(tables ...Table) (Table, error) {
-	out := Table{}
-	for _, t := range tables {
-		for m, ids := range t {
-			if _, dup := out[m]; dup {
-				return nil, fmt.Errorf("authorization table: %s listed twice", m)
-			}
-			out[m] = ids
-		}
-	}
-	return out, nil
-}
-
 // MissingRows returns the methods of the service descriptions that have no
 // row in t; tests assert it is empty.
 func MissingRows(t Table, descs ...*grpc.ServiceDesc) []string {
