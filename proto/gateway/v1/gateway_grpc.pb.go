@@ -40,8 +40,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Gateway is the only front door: every client (CLI, apps, loopback too)
-// presents the gateway token on every call.
+// Gateway is the only front door: every call (CLI, apps, loopback too) is
+// authenticated. The owner presents the cli certificate with its cli.token;
+// a client presents the gateway token. Which role may call which method is
+// one table in the gateway (docs/SECURITY.md).
 type GatewayClient interface {
 	// Status reports the health of the stack; all=true adds certs, keys, sandbox, pairing and channels.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
@@ -246,8 +248,10 @@ func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts 
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
 //
-// Gateway is the only front door: every client (CLI, apps, loopback too)
-// presents the gateway token on every call.
+// Gateway is the only front door: every call (CLI, apps, loopback too) is
+// authenticated. The owner presents the cli certificate with its cli.token;
+// a client presents the gateway token. Which role may call which method is
+// one table in the gateway (docs/SECURITY.md).
 type GatewayServer interface {
 	// Status reports the health of the stack; all=true adds certs, keys, sandbox, pairing and channels.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
