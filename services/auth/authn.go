@@ -84,10 +84,22 @@ func LoadServiceTokens(path string) (*ServiceTokens, error) {
 	return NewServiceTokens(d), nil
 }
 
-// GatewayToken verifies callers of the gateway's client port: every call
-// needs the gateway token; a verified client cert of the CLI identity makes
-// the caller the admin. The token can be swapped at run time (hot reload);
-// each swap bumps the generation so streams opened before it can be closed.
+// Only returns a verifier that knows the digests of ids alone (the gateway's
+// client port accepts only the owner's cli.token from digests.json).
+func (s *ServiceTokens) Only(ids ...string) *ServiceTokens {
+	d := make(map[string]Digest, len(ids))
+	for _, id := range ids {
+		if v, ok := s.digests[id]; ok {
+			d[id] = v
+		}
+	}
+	return NewServiceTokens(d)
+}
+
+// GatewayToken verifies the shared gateway token: whoever presents it is a
+// client (RoleClient), whatever certificate it shows. The token can be
+// swapped at run time (hot reload); each swap bumps the generation so
+// streams opened before it can be closed.
 type GatewayToken struct {
 	mu      sync.Mutex
 	current atomic.Pointer[gatewayTokenState]
@@ -143,18 +155,45 @@ func (g *GatewayToken) Verify(certID, token string) (string, uint64, bool) {
 	if !digestEqual(DigestOf(token), cur.digest) {
 		return "", 0, false
 	}
-	if certID == IDCLI {
-		return IDCLI, cur.gen, true
+	return RoleClient, cur.gen, true
+}
+
+// ClientPort verifies callers of the gateway's client port. The owner is
+// the verified cli certificate with its own identity-bound token (never the
+// gateway token); anyone else with the gateway token is a client. A service
+// certificate is never the owner: Owner is consulted only for IDCLI.
+type ClientPort struct {
+	Gateway *GatewayToken
+	// Owner holds the cli.token digest (ServiceTokens.Only(IDCLI)).
+	Owner *ServiceTokens
+}
+
+// NewClientPort builds the client port's verifier from the gateway token
+// and the service token digests (of which only cli's is kept).
+func NewClientPort(gw *GatewayToken, tokens *ServiceTokens) ClientPort {
+	return ClientPort{Gateway: gw, Owner: tokens.Only(IDCLI)}
+}
+
+// Verify implements Verifier. The owner check runs first so a cli caller
+// never silently becomes a client because both tokens were tried; both
+// comparisons are constant time.
+func (c ClientPort) Verify(certID, token string) (string, uint64, bool) {
+	if certID == IDCLI && c.Owner != nil {
+		if _, _, ok := c.Owner.Verify(IDCLI, token); ok {
+			// Generation 0: owner streams are not tied to the gateway token.
+			return RoleOwner, 0, true
+		}
 	}
-	return IDClient, cur.gen, true
+	return c.Gateway.Verify(certID, token)
 }
 
 // Authenticator is the auth step of the interceptor chain.
 type Authenticator struct {
 	Verifier Verifier
 	Limiter  *Limiter
-	// OnEvent, when set, is told about every success, failure and lockout
-	// (the security event log). It must not block.
+	// OnEvent, when set, is told about failures and lockouts on every call
+	// and about a success once per connection and identity (the server's
+	// stats handler marks connections; see ConnStats). It must not block.
 	OnEvent func(ctx context.Context, ev Event)
 }
 
@@ -171,7 +210,8 @@ type Event struct {
 func (a *Authenticator) AuthFunc(ctx context.Context) (context.Context, error) {
 	addr, certID := PeerInfo(ctx)
 	method, _ := grpc.Method(ctx)
-	if wait, blocked := a.Limiter.Blocked(addr); blocked {
+	key := LimitKey(addr, certID)
+	if wait, blocked := a.Limiter.Blocked(key); blocked {
 		a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
 		return nil, lockedOut(ctx, wait)
 	}
@@ -180,12 +220,14 @@ func (a *Authenticator) AuthFunc(ctx context.Context) (context.Context, error) {
 	token, err := grpcauth.AuthFromMD(ctx, "bearer")
 	{
 		if id, gen, ok := a.Verifier.Verify(certID, token); ok {
-			a.event(ctx, Event{Kind: "auth.success", Addr: addr, CertID: certID, ID: id, Method: method})
+			if firstOnConn(ctx, id) {
+				a.event(ctx, Event{Kind: "auth.success", Addr: addr, CertID: certID, ID: id, Method: method})
+			}
 			return WithCaller(ctx, Caller{ID: id, CertID: certID, Addr: addr, TokenGen: gen}), nil
 		}
 	}
 	a.event(ctx, Event{Kind: "auth.failure", Addr: addr, CertID: certID, Method: method})
-	if wait, locked := a.Limiter.Fail(addr); locked {
+	if wait, locked := a.Limiter.Fail(key); locked {
 		a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
 		return nil, lockedOut(ctx, wait)
 	}
@@ -205,4 +247,18 @@ func lockedOut(ctx context.Context, wait time.Duration) error {
 	secs := int(wait.Seconds() + 0.999)
 	_ = grpc.SetTrailer(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
 	return status.Errorf(codes.ResourceExhausted, "too many failed authentication attempts from this address: retry after %d s", secs)
+}
+
+// LimitKey is the failed-auth limiter's bucket: the address, and with a
+// verified client certificate its identity too. Internal ports always have
+// one, so a bad token from one identity cannot lock out the others behind
+// the same address; at the client port the owner's cli certificate gets its
+// own bucket, so token-only failures arriving through docker-proxy's single
+// address cannot lock the owner out. A certificate can only be presented
+// by whoever holds its CA-issued key.
+func LimitKey(addr, certID string) string {
+	if certID == "" {
+		return addr
+	}
+	return certID + "@" + addr
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,9 +31,25 @@ func (t Table) Check(ctx context.Context, method string) error {
 		return status.Error(codes.Unauthenticated, "unauthenticated")
 	}
 	if !t.Allowed(method, c.ID) {
+		if c.ID == RoleClient && t.Allowed(method, RoleOwner) {
+			return status.Error(codes.PermissionDenied, OwnerOnly(method))
+		}
 		return status.Errorf(codes.PermissionDenied, "%s may not call %s", c.ID, method)
 	}
 	return nil
+}
+
+// OwnerBundleFix is how a caller becomes the owner.
+const OwnerBundleFix = "run with the owner's bundle (pki/cli.pem, cli-key.pem, cli.token)"
+
+// OwnerOnly is the refusal of an owner-only method to a client: a plain
+// sentence naming the method and the fix.
+func OwnerOnly(method string) string {
+	short := method
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		short = method[i+1:]
+	}
+	return fmt.Sprintf("owner only: %s needs the owner's certificate and cli.token, not the gateway token; %s", short, OwnerBundleFix)
 }
 
 // UnaryInterceptor enforces the table on unary calls.
@@ -53,20 +70,6 @@ func (t Table) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		return h(srv, ss)
 	}
-}
-
-// Merge combines tables; a method listed twice is a wiring bug.
-func Merge(tables ...Table) (Table, error) {
-	out := Table{}
-	for _, t := range tables {
-		for m, ids := range t {
-			if _, dup := out[m]; dup {
-				return nil, fmt.Errorf("authorization table: %s listed twice", m)
-			}
-			out[m] = ids
-		}
-	}
-	return out, nil
 }
 
 // MissingRows returns the methods of the service descriptions that have no

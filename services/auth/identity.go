@@ -6,12 +6,25 @@ const (
 	IDSecretsd = "secretsd"
 	IDPairingd = "pairingd"
 	IDSandboxd = "sandboxd"
-	// IDCLI is the admin client identity (the CLI holding the cli cert).
+	// IDCLI is the owner's client certificate identity (the CLI holding
+	// pki/cli.pem and its identity-bound cli.token).
 	IDCLI = "cli"
-	// IDClient is a gateway client that presented the gateway token but no
-	// client certificate (apps, a CLI without the admin cert).
-	IDClient = "client"
 )
+
+// Roles at the gateway's client port (Caller.ID there). Internal ports use
+// the certificate identities above instead.
+const (
+	// RoleOwner is the verified cli certificate together with its own
+	// cli.token (checked against pki/digests.json). It never depends on the
+	// shared gateway token, so rotating that token cannot lock the owner out.
+	RoleOwner = "owner"
+	// RoleClient holds the gateway token (with or without any certificate):
+	// apps, chat UIs, a CLI without the owner's bundle.
+	RoleClient = "client"
+)
+
+// Roles lists the client-port roles in the order the role table shows them.
+func Roles() []string { return []string{RoleOwner, RoleClient} }
 
 // Services returns the identities that run as services and get a leaf cert.
 func Services() []string { return []string{IDGateway, IDSecretsd, IDPairingd, IDSandboxd} }

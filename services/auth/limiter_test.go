@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestGatewayTokenSwap(t *testing.T) {
 	g.OnSwap(func(gen uint64) { seen = gen })
 	id, gen, ok := g.Verify("", "old-token-old-token-old-token-abcdefghij")
 	require.True(t, ok)
-	require.Equal(t, IDClient, id)
+	require.Equal(t, RoleClient, id)
 	require.Equal(t, uint64(1), gen)
 
 	require.True(t, g.Set("new-token-new-token-new-token-klmnopqrst"))
@@ -72,7 +73,7 @@ func TestGatewayTokenSwap(t *testing.T) {
 	require.False(t, ok, "old token refused after the swap")
 	id, _, ok = g.Verify(IDCLI, "new-token-new-token-new-token-klmnopqrst")
 	require.True(t, ok)
-	require.Equal(t, IDCLI, id, "a verified cli cert makes the caller admin")
+	require.Equal(t, RoleClient, id, "the gateway token never makes the owner, cli cert or not")
 	require.False(t, g.Set("new-token-new-token-new-token-klmnopqrst"), "same token: no change")
 }
 
@@ -91,4 +92,79 @@ func TestServiceTokensBindIdentity(t *testing.T) {
 		_, _, ok := s.Verify(tc.cert, tc.tok)
 		require.Equal(t, tc.ok, ok, "%s/%s", tc.cert, tc.tok)
 	}
+}
+
+func TestLimiterEvictionNeverFreesALockedEntry(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	l := &Limiter{Max: 2, Window: time.Minute, Lockout: time.Hour, MaxEntries: 3, Now: func() time.Time { return now }}
+	locked := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+	for _, a := range locked {
+		l.Fail(a)
+		_, isLocked := l.Fail(a)
+		require.True(t, isLocked, a)
+	}
+	// The table is full of locked entries; a spray of new addresses must
+	// not push them out (that would lift the lockout).
+	for i := range 50 {
+		now = now.Add(time.Second)
+		l.Fail(fmt.Sprintf("192.0.2.%d", i))
+	}
+	for _, a := range locked {
+		_, blocked := l.Blocked(a)
+		require.True(t, blocked, "%s still locked after eviction pressure", a)
+	}
+}
+
+func TestLimitKey(t *testing.T) {
+	tests := []struct {
+		name, addr, cert, want string
+	}{
+		{"token-only client: the address", "172.18.0.1", "", "172.18.0.1"},
+		{"owner cert: its own bucket", "172.18.0.1", IDCLI, "cli@172.18.0.1"},
+		{"internal identity plus address", "10.0.0.5", IDGateway, "gateway@10.0.0.5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, LimitKey(tc.addr, tc.cert)) })
+	}
+	// Ten token-only failures from the proxy address lock that bucket, not the owner's.
+	l := NewLimiter()
+	for range 10 {
+		l.Fail(LimitKey("172.18.0.1", ""))
+	}
+	_, blocked := l.Blocked(LimitKey("172.18.0.1", ""))
+	require.True(t, blocked)
+	_, blocked = l.Blocked(LimitKey("172.18.0.1", IDCLI))
+	require.False(t, blocked, "the owner's bucket is separate")
+}
+
+func TestClientPortRoles(t *testing.T) {
+	const gwTok, cliTok, svcTok = "gateway-token-gateway-token-abcdefghijk", "cli-token-cli-token-cli-token-lmnopqrst", "svc-token"
+	all := NewServiceTokens(map[string]Digest{IDCLI: DigestOf(cliTok), IDGateway: DigestOf(svcTok)})
+	v := ClientPort{Gateway: NewGatewayToken(gwTok), Owner: all.Only(IDCLI)}
+	tests := []struct {
+		name, cert, tok string
+		wantID          string
+		ok              bool
+	}{
+		{"no token", "", "", "", false},
+		{"gateway token, no cert", "", gwTok, RoleClient, true},
+		{"cli cert + gateway token is a client", IDCLI, gwTok, RoleClient, true},
+		{"cli cert + cli.token is the owner", IDCLI, cliTok, RoleOwner, true},
+		{"cli.token without the cli cert", "", cliTok, "", false},
+		{"service cert + gateway token is a client", IDGateway, gwTok, RoleClient, true},
+		{"service cert + its own token is nobody", IDGateway, svcTok, "", false},
+		{"service cert + cli.token is nobody", IDGateway, cliTok, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, _, ok := v.Verify(tc.cert, tc.tok)
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.wantID, id)
+		})
+	}
+	// Rotating the gateway token leaves the owner working.
+	v.Gateway.Set("rotated-token-rotated-token-uvwxyzABCDE")
+	id, _, ok := v.Verify(IDCLI, cliTok)
+	require.True(t, ok)
+	require.Equal(t, RoleOwner, id)
 }

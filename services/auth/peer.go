@@ -13,7 +13,7 @@ import (
 // Caller is the authenticated caller of an RPC: who (from the verified
 // certificate and the token) and from where.
 type Caller struct {
-	ID     string // identity used for authorization (IDGateway, IDCLI, IDClient, ...)
+	ID     string // identity used for authorization (a cert identity on internal ports; RoleOwner or RoleClient at the gateway's client port)
 	CertID string // CommonName of the verified client cert, "" when none
 	Addr   string // client IP, the rate-limit key
 	// TokenGen is the generation of the gateway token the call presented;

@@ -124,7 +124,7 @@ func TestAuditFixSeedBeforeConfig(t *testing.T) {
 
 	cfgBefore, err := os.ReadFile(l.ConfigPath())
 	require.NoError(t, err)
-	again, err := gw.Audit(ctx, &gatewayv1.AuditRequest{Fix: true})
+	again, err := l.AdminGateway(t).AuditFix(ctx, &gatewayv1.AuditFixRequest{})
 	require.NoError(t, err)
 	require.Empty(t, again.GetFixes(), "a second --fix changes nothing")
 	cfgAfter, err := os.ReadFile(l.ConfigPath())

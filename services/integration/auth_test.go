@@ -105,7 +105,7 @@ func TestGatewayAcceptsTheToken(t *testing.T) {
 		name string
 		cc   func(testing.TB) *grpc.ClientConn
 	}{
-		{"admin: cli cert and token", st.AdminConn},
+		{"owner: cli cert and cli.token", st.AdminConn},
 		{"client: CA only and token", st.TokenConn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +124,11 @@ func TestGatewayRefusesBadCallers(t *testing.T) {
 	require.NoError(t, err)
 	cliCert, err := st.ClientTLS(testharness.CLI, testharness.Gateway)
 	require.NoError(t, err)
-	serviceTok, err := st.Token(auth.IDCLI)
+	cliTok, err := st.Token(auth.IDCLI)
+	require.NoError(t, err)
+	gwCert, err := st.ClientTLS(testharness.Gateway, testharness.Gateway)
+	require.NoError(t, err)
+	gwServiceTok, err := st.Token(auth.IDGateway)
 	require.NoError(t, err)
 
 	// Each case is one failed authentication from the host address: the
@@ -137,8 +141,9 @@ func TestGatewayRefusesBadCallers(t *testing.T) {
 	}{
 		{"no token", caOnly, "", codes.Unauthenticated},
 		{"wrong token", caOnly, newToken(t), codes.Unauthenticated},
-		{"wrong token with the admin cert", cliCert, newToken(t), codes.Unauthenticated},
-		{"the cli's service token is not the gateway token", cliCert, serviceTok, codes.Unauthenticated},
+		{"wrong token with the owner cert", cliCert, newToken(t), codes.Unauthenticated},
+		{"cli.token without the cli cert", caOnly, cliTok, codes.Unauthenticated},
+		{"a service cert with its own service token", gwCert, gwServiceTok, codes.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxFor(t, 10*time.Second)
@@ -146,7 +151,7 @@ func TestGatewayRefusesBadCallers(t *testing.T) {
 		})
 	}
 
-	t.Run("client identity calling an admin method", func(t *testing.T) {
+	t.Run("client role calling an owner method", func(t *testing.T) {
 		ctx := ctxFor(t, 10*time.Second)
 		_, err := gatewayv1.NewGatewayClient(st.TokenConn(t)).Migrate(ctx, &gatewayv1.MigrateRequest{})
 		requireCode(t, codes.PermissionDenied, err)

@@ -64,7 +64,7 @@ func TestCLIStatusFromTheHost(t *testing.T) {
 	require.NoError(t, err)
 	admin, err := st.ExportClientBundle(t.TempDir())
 	require.NoError(t, err)
-	// A bundle without the admin cert: the CLI falls back to token-only.
+	// A bundle without the owner's cert: the CLI is a client (gateway token).
 	tokenOnly, err := st.ExportClientBundle(t.TempDir())
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(filepath.Join(tokenOnly, "pki", "cli.pem")))
@@ -73,8 +73,8 @@ func TestCLIStatusFromTheHost(t *testing.T) {
 	for _, tc := range []struct {
 		name, stateDir, gateway string
 	}{
-		{"admin bundle via 127.0.0.1", admin, addr},
-		{"admin bundle via localhost", admin, strings.Replace(addr, "127.0.0.1", "localhost", 1)},
+		{"owner bundle via 127.0.0.1", admin, addr},
+		{"owner bundle via localhost", admin, strings.Replace(addr, "127.0.0.1", "localhost", 1)},
 		{"token-only bundle", tokenOnly, addr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,11 +91,26 @@ func TestCLIStatusFromTheHost(t *testing.T) {
 		})
 	}
 
-	t.Run("wrong token: the CLI reports the gateway unreachable", func(t *testing.T) {
-		env := []string{"MOLTBOT_STATE_DIR=" + admin, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + newToken(t)}
+	t.Run("wrong token: a client CLI reports the gateway unreachable", func(t *testing.T) {
+		env := []string{"MOLTBOT_STATE_DIR=" + tokenOnly, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + newToken(t)}
 		res := runMoltbot(ctx, t, bin, env, "status")
 		require.Equalf(t, 3, res.code, "output: %s", res.out)
-		require.Contains(t, res.out, "Unauthenticated")
+		require.Contains(t, res.out, "invalid token")
+	})
+
+	t.Run("the owner never uses the gateway token, so a wrong one does not matter", func(t *testing.T) {
+		env := []string{"MOLTBOT_STATE_DIR=" + admin, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + newToken(t)}
+		res := runMoltbot(ctx, t, bin, env, "status")
+		require.Equalf(t, 0, res.code, "output: %s", res.out)
+	})
+
+	t.Run("a client CLI is refused an owner method with the fix", func(t *testing.T) {
+		env := []string{"MOLTBOT_STATE_DIR=" + tokenOnly, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN="}
+		res := runMoltbot(ctx, t, bin, env, "config", "get", "gateway.auth.token", "--reveal")
+		require.Equalf(t, 1, res.code, "output: %s", res.out)
+		require.Contains(t, res.out, "owner only: RevealConfig")
+		require.Contains(t, res.out, "pki/cli.pem, cli-key.pem, cli.token")
+		require.NotContains(t, res.out, "rpc error")
 	})
 }
 

@@ -42,7 +42,7 @@ func setSecret(ctx context.Context, gw gatewayv1.GatewayClient, v string) error 
 }
 
 func revealSecret(ctx context.Context, gw gatewayv1.GatewayClient) (string, error) {
-	r, err := gw.GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: botTokenPath, Reveal: true}, grpc.WaitForReady(true))
+	r, err := gw.RevealConfig(ctx, &gatewayv1.RevealConfigRequest{Path: botTokenPath}, grpc.WaitForReady(true))
 	if err != nil {
 		return "", err
 	}
@@ -67,7 +67,7 @@ func TestFaultSecretsdDown(t *testing.T) {
 	require.NoError(t, ls.Stop(testharness.Secretsd, 5*time.Second))
 	for name, call := range map[string]func(context.Context) error{
 		"get --reveal": func(ctx context.Context) error {
-			_, err := gw.GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: botTokenPath, Reveal: true})
+			_, err := gw.RevealConfig(ctx, &gatewayv1.RevealConfigRequest{Path: botTokenPath})
 			return err
 		},
 		"set secret": func(ctx context.Context) error { return setSecret(ctx, gw, "4242:AAnewVALUEwhileSECRETSDisDOWN0123") },

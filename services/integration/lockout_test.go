@@ -94,6 +94,19 @@ func TestLockoutAfterTenFailures(t *testing.T) {
 		})
 	}
 
+	// The limiter keys on the verified certificate identity plus the
+	// address: the locked-out buckets above are "no cert@host" at the
+	// gateway and "gateway@host" at secretsd. Other identities from the
+	// same host address keep working.
+	t.Run("the owner from the locked address is unaffected at the gateway", func(t *testing.T) {
+		_, err := st.AdminGateway(t).Status(ctx, &gatewayv1.StatusRequest{})
+		require.NoError(t, err)
+	})
+	t.Run("another identity from the locked address is unaffected at secretsd", func(t *testing.T) {
+		_, err := secretsv1.NewSecretsClient(st.ServiceConn(t, testharness.Secretsd, auth.IDCLI)).Status(ctx, &secretsv1.StatusRequest{})
+		require.NoError(t, err)
+	})
+
 	t.Run("a client from another address is unaffected", func(t *testing.T) {
 		res, err := st.RunCLI(ctx, nil, "status", "--json")
 		require.NoError(t, err)

@@ -4,7 +4,9 @@ package integration
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,4 +66,38 @@ func TestMissingCertsRefused(t *testing.T) {
 			requireRefusedStart(t, res, true, "/pki/", "moltbot certs init")
 		})
 	}
+}
+
+// TestGatewayNamesSecretsdRefusal starts a gateway whose service token does
+// not match pki/digests.json: secretsd refuses it, and the gateway's fatal
+// line names that refusal and its fix, not "secretsd is unreachable".
+func TestGatewayNamesSecretsdRefusal(t *testing.T) {
+	st := sharedStack(t)
+	pki := t.TempDir()
+	require.NoError(t, os.Chmod(pki, 0o755))
+	entries, err := os.ReadDir(st.PKIDir())
+	require.NoError(t, err)
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		src := filepath.Join(st.PKIDir(), e.Name())
+		fi, err := os.Stat(src)
+		require.NoError(t, err)
+		b, err := os.ReadFile(src)
+		require.NoError(t, err)
+		if e.Name() == testharness.Gateway+".token" {
+			b = []byte(newToken(t) + "\n") // not the digest secretsd holds
+		}
+		dst := filepath.Join(pki, e.Name())
+		require.NoError(t, os.WriteFile(dst, b, fi.Mode().Perm()))
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			require.NoError(t, os.Chown(dst, int(sys.Uid), int(sys.Gid)))
+		}
+	}
+	ctx := ctxFor(t, time.Minute)
+	res, err := st.RunOnce(ctx, testharness.Gateway, testharness.ServiceOptions{PKIDir: pki}, 45*time.Second)
+	require.NoError(t, err)
+	requireRefusedStart(t, res, false, "secretsd refused the gateway's credentials", "moltbot certs init", "digests.json")
+	require.NotContains(t, res.Logs, "unreachable")
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,7 +48,10 @@ type env struct {
 
 // start runs a strict-mTLS server for identity secretsd whose table lets
 // the gateway call Status and Rotate and nobody else.
-func start(t *testing.T) env {
+func start(t *testing.T) env { t.Helper(); return startWith(t, nil) }
+
+// startWith is start with an OnEvent hook (the security log's place).
+func startWith(t *testing.T, onEvent func(context.Context, auth.Event)) env {
 	t.Helper()
 	pki := filepath.Join(t.TempDir(), "pki")
 	_, err := pkiinit.Init(pkiinit.Options{PKIDir: pki})
@@ -60,7 +64,7 @@ func start(t *testing.T) env {
 	srv, err := server.New(server.Config{
 		Name:     auth.IDSecretsd,
 		TLS:      ld.TLS.ServerConfig(tls.RequireAndVerifyClientCert),
-		Auth:     &auth.Authenticator{Verifier: ld.Tokens, Limiter: auth.NewLimiter()},
+		Auth:     &auth.Authenticator{Verifier: ld.Tokens, Limiter: auth.NewLimiter(), OnEvent: onEvent},
 		Authz:    auth.Table{secretsv1.Secrets_Status_FullMethodName: {auth.IDGateway}, secretsv1.Secrets_Rotate_FullMethodName: {auth.IDGateway}},
 		Logger:   hclog.NewNullLogger(),
 		Listener: lis,
@@ -204,4 +208,46 @@ func first(v []string) string {
 
 func TestHealthPrefixMatchesGeneratedName(t *testing.T) {
 	require.True(t, strings.HasPrefix(healthpb.Health_Check_FullMethodName, server.HealthPrefix))
+}
+
+// Successes are recorded once per connection; failures on every call.
+func TestAuthSuccessOncePerConnection(t *testing.T) {
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	e := startWith(t, func(_ context.Context, ev auth.Event) {
+		mu.Lock()
+		kinds[ev.Kind]++
+		mu.Unlock()
+	})
+	gwTok := token(t, e.pki, auth.IDGateway)
+	for range 2 { // two connections
+		c := e.dialAs(t, auth.IDGateway, gwTok)
+		for range 3 {
+			_, err := c.Status(ctx(t), &secretsv1.StatusRequest{})
+			require.NoError(t, err)
+		}
+	}
+	bad := e.dialAs(t, auth.IDGateway, "not-the-token-but-long-enough-0123456789")
+	for range 3 {
+		_, err := bad.Status(ctx(t), &secretsv1.StatusRequest{})
+		require.Equal(t, codes.Unauthenticated, status.Code(err))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, kinds["auth.success"], "one success per connection, not per call")
+	require.Equal(t, 3, kinds["auth.failure"], "every failure is recorded")
+}
+
+// Internal ports key the limiter on identity plus address: one identity's
+// bad tokens lock out that identity only, not the others on the address.
+func TestLockoutIsPerIdentity(t *testing.T) {
+	e := start(t)
+	bad := e.dialAs(t, auth.IDPairingd, "not-the-token-but-long-enough-0123456789")
+	var last error
+	for range 11 {
+		_, last = bad.Status(ctx(t), &secretsv1.StatusRequest{})
+	}
+	require.Equal(t, codes.ResourceExhausted, status.Code(last), "err: %v", last)
+	_, err := e.dialAs(t, auth.IDGateway, token(t, e.pki, auth.IDGateway)).Status(ctx(t), &secretsv1.StatusRequest{})
+	require.NoError(t, err, "the gateway on the same address is not locked out")
 }

@@ -133,19 +133,24 @@ func (s *Stack) Conn(t testing.TB, svc string, cfg *tls.Config, token string) *g
 	return cc
 }
 
-// AdminConn is a gateway connection as the admin CLI: the cli certificate
-// and the gateway token.
+// AdminConn is a gateway connection as the owner (auth.RoleOwner): the cli
+// certificate with its own identity-bound cli.token, never the gateway
+// token, exactly as the owner's CLI presents them.
 func (s *Stack) AdminConn(t testing.TB) *grpc.ClientConn {
 	t.Helper()
 	cfg, err := s.ClientTLS(CLI, Gateway)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Conn(t, Gateway, cfg, s.mustGatewayToken(t))
+	tok, err := s.Token(CLI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Conn(t, Gateway, cfg, tok)
 }
 
 // TokenConn is a gateway connection with the token only (CA-verified
-// server, no client certificate): the "client" identity.
+// server, no client certificate): the client role (auth.RoleClient).
 func (s *Stack) TokenConn(t testing.TB) *grpc.ClientConn {
 	t.Helper()
 	cfg, err := s.CAOnlyTLS(Gateway)
@@ -155,7 +160,7 @@ func (s *Stack) TokenConn(t testing.TB) *grpc.ClientConn {
 	return s.Conn(t, Gateway, cfg, s.mustGatewayToken(t))
 }
 
-// AdminGateway is a Gateway client on AdminConn.
+// AdminGateway is a Gateway client on AdminConn (the owner).
 func (s *Stack) AdminGateway(t testing.TB) gatewayv1.GatewayClient {
 	t.Helper()
 	return gatewayv1.NewGatewayClient(s.AdminConn(t))

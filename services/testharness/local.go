@@ -460,15 +460,15 @@ func DialFrom(ip string) grpc.DialOption {
 	})
 }
 
-// AdminConn is a gateway connection as the admin CLI (cli certificate and
-// gateway token), closed at cleanup.
+// AdminConn is a gateway connection as the owner (cli certificate and its
+// own cli.token, never the gateway token), closed at cleanup.
 func (l *LocalStack) AdminConn(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	cfg, err := l.ClientTLS(CLI, Gateway)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := l.GatewayToken()
+	tok, err := l.Token(CLI)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ package cmdutil
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/client"
+	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/statedir"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
@@ -85,9 +88,30 @@ func (f *Factory) GatewayToken() (string, error) {
 	return t, nil
 }
 
-// Gateway returns the shared connection to the gateway. With the admin
-// cert (pki/cli.pem) present the CLI presents it and becomes the admin
-// identity; without it, it verifies the server only.
+// Role says which principal the CLI is at the gateway: auth.RoleOwner when
+// pki/cli.pem, cli-key.pem and cli.token are all present (the owner's
+// bundle), else auth.RoleClient (the gateway token).
+func (f *Factory) Role() (string, error) {
+	pki, err := f.PKIDir()
+	if err != nil {
+		return "", err
+	}
+	if ownerBundle(pki) {
+		return auth.RoleOwner, nil
+	}
+	return auth.RoleClient, nil
+}
+
+func ownerBundle(pki string) bool {
+	files := tlsutil.FilesFor(pki, auth.IDCLI)
+	return fileExists(files.Cert) && fileExists(files.Key) && fileExists(filepath.Join(pki, auth.IDCLI+".token"))
+}
+
+// Gateway returns the shared connection to the gateway. With the owner's
+// bundle the CLI presents the cli certificate and its own cli.token (never
+// the gateway token, so rotating that cannot lock the owner out); without
+// it, it verifies the server against the CA and presents the gateway token
+// ($CLAWDBOT_GATEWAY_TOKEN or pki/gateway-auth.token) as a client.
 func (f *Factory) Gateway() (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -103,33 +127,55 @@ func (f *Factory) Gateway() (*grpc.ClientConn, error) {
 	}
 	host, _, _ := net.SplitHostPort(f.GatewayAddr)
 	files := tlsutil.FilesFor(pki, auth.IDCLI)
-	var src *tlsutil.Source
-	if fileExists(files.Cert) && fileExists(files.Key) {
-		src, err = tlsutil.NewSource(files)
+	var (
+		tlsCfg *tls.Config
+		token  string
+	)
+	if ownerBundle(pki) {
+		src, err := tlsutil.NewSource(files)
 		if err != nil {
 			return nil, err
 		}
-	}
-	token, err := f.GatewayToken()
-	if err != nil {
-		return nil, err
-	}
-	var cc *grpc.ClientConn
-	if src != nil {
-		cc, err = client.Dial(f.GatewayAddr, src.ClientConfig(host), token)
-	} else {
-		cfg, cerr := tlsutil.CAOnlyClientConfig(files.CA, host)
-		if cerr != nil {
-			return nil, cerr
+		if token, err = client.ReadToken(filepath.Join(pki, auth.IDCLI+".token")); err != nil {
+			return nil, err
 		}
-		cc, err = client.Dial(f.GatewayAddr, cfg, token)
+		tlsCfg = src.ClientConfig(host)
+	} else {
+		if token, err = f.GatewayToken(); err != nil {
+			return nil, err
+		}
+		if tlsCfg, err = tlsutil.CAOnlyClientConfig(files.CA, host); err != nil {
+			return nil, err
+		}
 	}
+	cc, err := client.Dial(f.GatewayAddr, tlsCfg, token,
+		grpc.WithChainUnaryInterceptor(plainErrorsUnary), grpc.WithChainStreamInterceptor(plainErrorsStream))
 	if err != nil {
 		return nil, err
 	}
 	f.conn = cc
 	return cc, nil
 }
+
+// plainErrorsUnary turns status errors into errors whose text is the
+// server's sentence alone (no "rpc error: code = ... desc =" form); the
+// code stays reachable through status.Code and errors.Is (errs classes).
+func plainErrorsUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return errs.FromStatus(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func plainErrorsStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, errs.FromStatus(err)
+	}
+	return plainStream{s}, nil
+}
+
+type plainStream struct{ grpc.ClientStream }
+
+func (s plainStream) RecvMsg(m any) error { return errs.FromStatus(s.ClientStream.RecvMsg(m)) }
+func (s plainStream) SendMsg(m any) error { return errs.FromStatus(s.ClientStream.SendMsg(m)) }
 
 // Close closes the connection if one was made.
 func (f *Factory) Close() {

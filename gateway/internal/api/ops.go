@@ -200,6 +200,20 @@ func (s *Service) Reload(ctx context.Context, req *gatewayv1.ReloadRequest) (*ga
 
 // Audit runs the security audit.
 func (s *Service) Audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gatewayv1.AuditResponse, error) {
+	if req.GetFix() || req.GetDryRun() {
+		// Fixing is its own owner-only method: a flag on a client-callable
+		// method must not be a way around the role table.
+		return nil, fmt.Errorf("fix: Audit only reports; call AuditFix (`moltbot security audit --fix`, owner only): %w", errs.ErrInvalidArgument)
+	}
+	return s.audit(ctx, &gatewayv1.AuditRequest{Deep: req.GetDeep()})
+}
+
+// AuditFix applies the safe fixes (owner only, by the role table).
+func (s *Service) AuditFix(ctx context.Context, req *gatewayv1.AuditFixRequest) (*gatewayv1.AuditResponse, error) {
+	return s.audit(ctx, &gatewayv1.AuditRequest{Deep: req.GetDeep(), Fix: true, DryRun: req.GetDryRun()})
+}
+
+func (s *Service) audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gatewayv1.AuditResponse, error) {
 	if s.cfg.Ops.Audit == nil {
 		return nil, fmt.Errorf("audit is not wired: %w", errs.ErrUnimplemented)
 	}

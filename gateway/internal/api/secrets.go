@@ -7,7 +7,6 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
-	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
@@ -27,20 +26,34 @@ func (s *Service) secretsEvent(ctx context.Context, kind, target string) {
 	}
 }
 
-// GetConfig returns a value; secrets stay "<encrypted>" unless reveal, which
-// only the admin identity (the CLI with its client certificate) may ask.
+// errRevealMoved refuses the old reveal flag: decrypting is its own
+// owner-only method, so a flag on a client-callable method is no way around
+// the role table.
+var errRevealMoved = fmt.Errorf("reveal: GetConfig never decrypts; call RevealConfig (`moltbot config get --reveal`, owner only): %w", errs.ErrInvalidArgument)
+
+// GetConfig returns a value with secrets shown as "<encrypted>".
 func (s *Service) GetConfig(ctx context.Context, req *gatewayv1.GetConfigRequest) (*gatewayv1.GetConfigResponse, error) {
+	if req.GetReveal() {
+		return nil, errRevealMoved
+	}
+	return s.getConfig(ctx, req.GetPath(), false)
+}
+
+// RevealConfig returns a value with secrets decrypted (owner only, by the
+// role table) and records the reveal.
+func (s *Service) RevealConfig(ctx context.Context, req *gatewayv1.RevealConfigRequest) (*gatewayv1.GetConfigResponse, error) {
+	return s.getConfig(ctx, req.GetPath(), true)
+}
+
+func (s *Service) getConfig(ctx context.Context, path string, reveal bool) (*gatewayv1.GetConfigResponse, error) {
 	st, err := s.configStore()
 	if err != nil {
 		return nil, err
 	}
-	if req.GetReveal() {
-		if c, _ := auth.CallerFrom(ctx); c.ID != auth.IDCLI {
-			return nil, fmt.Errorf("--reveal needs the admin identity: run the CLI where it can read pki/cli.pem and pki/cli-key.pem: %w", errs.ErrPermissionDenied)
-		}
-		s.secretsEvent(ctx, "config.reveal", orWhole(req.GetPath()))
+	if reveal {
+		s.secretsEvent(ctx, "config.reveal", orWhole(path))
 	}
-	v, err := st.Get(ctx, req.GetPath(), req.GetReveal())
+	v, err := st.Get(ctx, path, reveal)
 	if err != nil {
 		return nil, err
 	}

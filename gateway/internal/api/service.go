@@ -57,30 +57,6 @@ func New(cfg Config) *Service {
 // RegisterService registers s on r.
 func RegisterService(r grpc.ServiceRegistrar, s *Service) { gatewayv1.RegisterGatewayServer(r, s) }
 
-// Authz is the gateway's authorization table. IDClient holds the gateway
-// token only; IDCLI also presented the admin client certificate.
-func Authz() auth.Table {
-	both := []string{auth.IDClient, auth.IDCLI}
-	admin := []string{auth.IDCLI}
-	return auth.Table{
-		gatewayv1.Gateway_Status_FullMethodName:         both,
-		gatewayv1.Gateway_GetConfig_FullMethodName:      both,
-		gatewayv1.Gateway_SetConfig_FullMethodName:      both,
-		gatewayv1.Gateway_ValidateConfig_FullMethodName: both,
-		gatewayv1.Gateway_Audit_FullMethodName:          both,
-		gatewayv1.Gateway_Migrate_FullMethodName:        admin,
-		gatewayv1.Gateway_Reload_FullMethodName:         both,
-		gatewayv1.Gateway_Send_FullMethodName:           both,
-		gatewayv1.Gateway_Rollback_FullMethodName:       admin,
-		gatewayv1.Gateway_RotateKey_FullMethodName:      admin,
-		gatewayv1.Gateway_ListSessions_FullMethodName:   both,
-		gatewayv1.Gateway_SecurityLog_FullMethodName:    admin,
-		gatewayv1.Gateway_RotateCerts_FullMethodName:    admin,
-		gatewayv1.Gateway_ExportKey_FullMethodName:      admin,
-		gatewayv1.Gateway_ImportKey_FullMethodName:      admin,
-	}
-}
-
 // Status reports the gateway and the health of every dependency.
 func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*gatewayv1.StatusResponse, error) {
 	resp := &gatewayv1.StatusResponse{

@@ -55,9 +55,9 @@ type Wiring struct {
 	Executor agent.Executor
 
 	API api.Config
-	// Register adds services besides Gateway (e.g. admin proxies), Authz their rows.
+	// Register adds services besides Gateway (the pairing and sandbox
+	// proxies); their rows are in api.Authz, the client port's one table.
 	Register []func(grpc.ServiceRegistrar)
-	Authz    []auth.Table
 	// Background runs after the server starts (channel pollers); each ends with ctx.
 	Background []func(ctx context.Context)
 	// Closers run at shutdown, in reverse order.
@@ -147,19 +147,15 @@ func Run(ctx context.Context, o Options) error {
 	if w.API.Token == nil {
 		w.API.Token = func() string { t, _ := w.CurrentToken(); return t }
 	}
-	authz, err := auth.Merge(append([]auth.Table{api.Authz()}, w.Authz...)...)
-	if err != nil {
-		return err
-	}
 	svc := api.New(w.API)
 	srv, err := server.New(server.Config{
 		Name: auth.IDGateway,
 		Addr: ld.Base.Addr,
 		TLS:  ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth: &auth.Authenticator{Verifier: testOnlyVerifier(w.GatewayAuth), Limiter: auth.NewLimiter(), OnEvent: func(_ context.Context, ev auth.Event) {
+		Auth: &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: func(_ context.Context, ev auth.Event) {
 			w.SecLog.Record(seclog.Event{Kind: ev.Kind, Actor: firstNonEmpty(ev.ID, ev.CertID), Addr: ev.Addr, Target: ev.Method})
 		}},
-		Authz:        authz,
+		Authz:        api.Authz(),
 		Logger:       ld.Logger,
 		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},
 		Version:      o.Version,

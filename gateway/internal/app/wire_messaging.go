@@ -112,7 +112,6 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	}
 	w.API.Messaging = api.MessagingDeps{Pipeline: p, Pairing: pc}
 	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { pairingproxy.RegisterService(r, proxy) })
-	w.Authz = append(w.Authz, pairingproxy.Authz())
 	w.Background = append(w.Background, p.Start)
 	w.Closers = append(w.Closers, func() { _ = st.Flush() })
 	w.Logger.Info("messaging", "channels", strings.Join(p.ChannelNames(), ","), "dm_scope", string(scope))

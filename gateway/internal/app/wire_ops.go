@@ -51,9 +51,10 @@ func wireOps(_ context.Context, w *Wiring) error {
 				{Name: auth.IDPairingd, Addr: w.Opts.PairingAddr, ServerName: auth.IDPairingd},
 				{Name: auth.IDSandboxd, Addr: w.Opts.SandboxAddr, ServerName: auth.IDSandboxd},
 			},
-			CAFile:  tlsutil.FilesFor(pki, auth.IDGateway).CA,
-			Secrets: o.Secrets,
-			Sandbox: o.Sandbox,
+			CAFile:       tlsutil.FilesFor(pki, auth.IDGateway).CA,
+			Secrets:      o.Secrets,
+			Sandbox:      o.Sandbox,
+			GatewayToken: func() string { t, _ := w.CurrentToken(); return t },
 			SandboxPolicy: func() *sandboxv1.Policy {
 				if w.Config == nil || w.Config.Current() == nil {
 					return nil

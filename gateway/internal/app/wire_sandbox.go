@@ -25,6 +25,5 @@ func wireSandbox(_ context.Context, w *Wiring) error {
 	}
 	proxy := sandboxproxy.New(sandboxproxy.Config{Sandbox: sb, Policy: policy})
 	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { sandboxproxy.RegisterService(r, proxy) })
-	w.Authz = append(w.Authz, sandboxproxy.Authz())
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/audit"
+	"github.com/moltbot/moltbot-secure/services/client"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
@@ -39,6 +40,9 @@ type Prober struct {
 	Sandbox  sandboxv1.SandboxClient
 	// SandboxPolicy is the configured sandbox policy for the isolation probe.
 	SandboxPolicy func() *sandboxv1.Policy
+	// GatewayToken returns the current gateway token: the roles probe calls
+	// an owner method with it as a client would.
+	GatewayToken func() string
 }
 
 // Run runs every probe; each result becomes a `deep.<id>` finding.
@@ -56,6 +60,11 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 			"gateway auth must be required: set gateway.auth.token (moltbot security audit --fix) and restart"))
 	} else {
 		add(probe("gateway.auth_enforced", false, "gateway refuses calls without a token", caErr.Error(), "moltbot certs init"))
+	}
+	// 1b. The roles hold: a client (gateway token, no certificate) is
+	// refused an owner method.
+	if caErr == nil && p.GatewayToken != nil {
+		add(p.rolesProbe(ctx, caOnly))
 	}
 	// 2. Plaintext is refused on every port.
 	for _, e := range append([]Endpoint{p.Gateway}, p.Internal...) {
@@ -128,6 +137,30 @@ func (p *Prober) sandboxProbes(ctx context.Context, add func(audit.ProbeResult))
 		fmt.Sprintf("probe container: uid=%s %s interfaces=[%s]", uid, fs, nets), "check agents.defaults.sandbox.docker (network none, no root user); moltbot sandbox recreate --all"))
 }
 
+// rolesProbe calls SetConfig as a client. The request is invalid by
+// construction (an empty path), so even a gateway whose table let it
+// through changes nothing: the handler refuses it with InvalidArgument,
+// and the probe reports that the call got past authorization.
+func (p *Prober) rolesProbe(ctx context.Context, caOnly *tls.Config) audit.ProbeResult {
+	const title = "gateway refuses owner methods to a client (gateway token only)"
+	err := probeCall(ctx, p.Gateway.Addr, tlsCreds(caOnly), func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := gatewayv1.NewGatewayClient(cc).SetConfig(ctx, &gatewayv1.SetConfigRequest{Path: ""})
+		return err
+	}, grpc.WithPerRPCCredentials(client.Token(p.GatewayToken())))
+	switch status.Code(err) {
+	case codes.PermissionDenied:
+		return probe("gateway.roles_enforced", true, title, "a client-role SetConfig was refused (PermissionDenied)", "")
+	case codes.Unauthenticated, codes.ResourceExhausted, codes.Unavailable, codes.DeadlineExceeded:
+		// The probe never got to authorization: inconclusive, not a breach.
+		r := probe("gateway.roles_enforced", false, title, "inconclusive: the probe's client call returned "+codeOf(err)+" before authorization", "moltbot status; check the gateway token")
+		r.Severity = audit.Info
+		return r
+	}
+	return probe("gateway.roles_enforced", false, title,
+		fmt.Sprintf("a client holding only the gateway token reached SetConfig's handler (it returned %s, not PermissionDenied): any app can change the config", codeOf(err)),
+		"the gateway must enforce its method x role table (gateway/internal/api/authz.go); do not run a test-only build")
+}
+
 func probe(id string, ok bool, title, detail, remedy string) audit.ProbeResult {
 	return audit.ProbeResult{ID: id, OK: ok, Title: title, Detail: detail, Remedy: remedy}
 }
@@ -139,10 +172,10 @@ func orOK(s string) string {
 	return s
 }
 
-// probeCall dials addr with creds only (never a token), makes one call
-// with a short deadline and closes the connection.
-func probeCall(ctx context.Context, addr string, creds grpc.DialOption, call func(context.Context, *grpc.ClientConn) error) error {
-	cc, err := grpc.NewClient("passthrough:///"+addr, creds)
+// probeCall dials addr with creds (and a token only where opts add one),
+// makes one call with a short deadline and closes the connection.
+func probeCall(ctx context.Context, addr string, creds grpc.DialOption, call func(context.Context, *grpc.ClientConn) error, opts ...grpc.DialOption) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, append([]grpc.DialOption{creds}, opts...)...)
 	if err != nil {
 		return err
 	}

@@ -21,15 +21,37 @@ type SecretsClient struct{ C secretsv1.SecretsClient }
 // reached: the gateway fails closed, it never falls back to plaintext.
 var ErrSecretsdDown = errors.New("secretsd is unreachable: secret fields cannot be read or written until it is back (start secretsd; `moltbot status`)")
 
-// fromStatus maps transport failures to ErrSecretsdDown (Unavailable) and
+// ErrSecretsdRefused: secretsd answered but refused the gateway's own
+// credentials (its certificate and pki/gateway.token against
+// pki/digests.json). Waiting or restarting secretsd does not help; the
+// credentials must match again.
+var ErrSecretsdRefused = errors.New("secretsd refused the gateway's credentials: run `moltbot certs init` (compose: the init service) so pki/gateway.pem, gateway.token and pki/digests.json match, then restart the gateway")
+
+// fromStatus maps transport failures to ErrSecretsdDown (Unavailable), a
+// refusal of the gateway's own credentials to ErrSecretsdRefused, and
 // everything else to its errs class.
 func fromStatus(err error) error {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %w", ErrSecretsdDown, errs.ErrUnavailable)
+	case codes.Unauthenticated, codes.PermissionDenied:
+		// secretsd's own sentence says which (no token leaves either side).
+		return &refusal{msg: fmt.Sprintf("%v (secretsd: %s)", ErrSecretsdRefused, status.Convert(err).Message()), class: errs.FromStatus(err)}
+	case codes.ResourceExhausted:
+		return &refusal{msg: fmt.Sprintf("%v (secretsd locked the gateway out after failed authentications: %s)", ErrSecretsdRefused, status.Convert(err).Message()), class: errs.FromStatus(err)}
 	}
 	return errs.FromStatus(err)
 }
+
+// refusal is ErrSecretsdRefused and secretsd's error class (errors.Is
+// works for both) with one sentence as its text.
+type refusal struct {
+	msg   string
+	class error
+}
+
+func (r *refusal) Error() string   { return r.msg }
+func (r *refusal) Unwrap() []error { return []error{ErrSecretsdRefused, r.class} }
 
 // Encrypt implements Secrets.
 func (c SecretsClient) Encrypt(ctx context.Context, pt []byte, aad string) (string, error) {

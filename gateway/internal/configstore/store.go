@@ -129,6 +129,9 @@ func (s *Store) WaitForSecretsd(ctx context.Context) error {
 			return nil
 		}
 		// Only "not up yet" is worth waiting for; refusals are final.
+		if errors.Is(last, ErrSecretsdRefused) {
+			return fmt.Errorf("the gateway does not start without secretsd: %w", last)
+		}
 		if !errors.Is(last, errs.ErrUnavailable) && !errors.Is(last, errs.ErrDeadlineExceeded) && !errors.Is(last, context.DeadlineExceeded) {
 			break
 		}
@@ -210,7 +213,7 @@ func (s *Store) secretValue(ctx context.Context, c *config.Config, ref config.Se
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		pt, err := s.cfg.Secrets.Decrypt(dctx, text, ref.AAD)
-		if errors.Is(err, ErrSecretsdDown) {
+		if errors.Is(err, ErrSecretsdDown) || errors.Is(err, ErrSecretsdRefused) {
 			return "", fmt.Errorf("%s: %s: %w", where, ref.Path, err)
 		}
 		if err != nil {

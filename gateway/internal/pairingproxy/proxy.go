@@ -2,10 +2,10 @@
 // reaches only the gateway, so the owner's pairing verbs (list, watch,
 // approve, reject, revoke) are forwarded from here to pairingd.
 //
-// Only the admin identity (auth.IDCLI: gateway token plus the client
-// certificate) may call it; Request, IsAllowed and Import are pairingd's
-// gateway-internal and migration calls and are not exposed (no Authz row,
-// so the gateway's interceptor denies them before any handler runs).
+// Who may call what is the client port's one table (gateway/internal/api
+// authz.go): the owner only; Request, IsAllowed and Import are pairingd's
+// gateway-internal and migration calls and are denied to everyone there,
+// before any handler runs.
 //
 // Lockout: pairingd counts wrong codes per caller. Every forwarded call
 // carries the original caller's verified identity in the
@@ -69,19 +69,6 @@ func New(cfg Config) (*Service, error) {
 
 // RegisterService registers s on r.
 func RegisterService(r grpc.ServiceRegistrar, s *Service) { pairingv1.RegisterPairingServer(r, s) }
-
-// Authz is the proxy's authorization table: admin only; the rest denied.
-func Authz() auth.Table {
-	admin := []string{auth.IDCLI}
-	return auth.Table{
-		pairingv1.Pairing_List_FullMethodName:        admin,
-		pairingv1.Pairing_ListAllowed_FullMethodName: admin,
-		pairingv1.Pairing_Watch_FullMethodName:       admin,
-		pairingv1.Pairing_Approve_FullMethodName:     admin,
-		pairingv1.Pairing_Reject_FullMethodName:      admin,
-		pairingv1.Pairing_Revoke_FullMethodName:      admin,
-	}
-}
 
 // out builds the outgoing context: only the forwarded identity crosses,
 // never the client's metadata (its token is for the gateway).

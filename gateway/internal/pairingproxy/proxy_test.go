@@ -29,30 +29,13 @@ func (u *upstream) Approve(ctx context.Context, in *pairingv1.ApproveRequest, _ 
 	return &pairingv1.ApproveResponse{SenderId: "42"}, nil
 }
 
-func TestAuthzAdminOnly(t *testing.T) {
-	tbl := Authz()
-	for _, m := range pairingv1.Pairing_ServiceDesc.Methods {
-		full := "/" + pairingv1.Pairing_ServiceDesc.ServiceName + "/" + m.MethodName
-		switch m.MethodName {
-		case "Request", "IsAllowed", "Import":
-			require.NotContains(t, tbl, full, "not exposed")
-		default:
-			require.Equal(t, []string{auth.IDCLI}, tbl[full], full)
-		}
-		for _, id := range []string{auth.IDClient, auth.IDGateway} {
-			require.False(t, tbl.Allowed(full, id), "%s as %s", full, id)
-		}
-	}
-	require.Equal(t, []string{auth.IDCLI}, tbl[pairingv1.Pairing_Watch_FullMethodName])
-}
-
 func TestApprove(t *testing.T) {
 	up := &upstream{}
 	var notified []string
 	s, err := New(Config{Client: up, HasChannel: func(n string) bool { return n == "telegram" },
 		Notify: func(_ context.Context, ch, id string) error { notified = append(notified, ch+"/"+id); return nil }})
 	require.NoError(t, err)
-	ctx := auth.WithCaller(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer secret")), auth.Caller{ID: auth.IDCLI})
+	ctx := auth.WithCaller(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer secret")), auth.Caller{ID: auth.RoleOwner, CertID: auth.IDCLI})
 
 	_, err = s.Approve(ctx, &pairingv1.ApproveRequest{Channel: "nope", Code: "ABCDEFGH"})
 	require.ErrorIs(t, err, errs.ErrInvalidArgument)
@@ -62,7 +45,7 @@ func TestApprove(t *testing.T) {
 	r, err := s.Approve(ctx, &pairingv1.ApproveRequest{Channel: "telegram", Code: "ABCDEFGH"})
 	require.NoError(t, err)
 	require.Equal(t, "42", r.GetSenderId())
-	require.Equal(t, []string{"cli"}, up.md.Get(OnBehalfOfHeader))
+	require.Equal(t, []string{auth.RoleOwner}, up.md.Get(OnBehalfOfHeader))
 	require.Empty(t, up.md.Get("authorization"), "the client's token never crosses")
 	require.Equal(t, []string{"telegram/42"}, notified)
 

@@ -156,7 +156,7 @@ func TestAuthzMatrix(t *testing.T) {
 		},
 	}
 	require.Len(t, calls, len(Authz()))
-	for _, id := range []string{auth.IDGateway, auth.IDCLI, auth.IDSecretsd, auth.IDSandboxd, auth.IDPairingd, auth.IDClient, ""} {
+	for _, id := range []string{auth.IDGateway, auth.IDCLI, auth.IDSecretsd, auth.IDSandboxd, auth.IDPairingd, auth.RoleClient, ""} {
 		for name, call := range calls {
 			err := call(as(id))
 			allowed := id == auth.IDGateway || id == auth.IDCLI

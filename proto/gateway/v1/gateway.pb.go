@@ -618,8 +618,9 @@ func (x *StatusResponse) GetConfigPath() string {
 type GetConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// path is a dotted config path; empty means the whole config.
-	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Reveal        bool   `protobuf:"varint,2,opt,name=reveal,proto3" json:"reveal,omitempty"`
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// reveal is refused (InvalidArgument): decrypting is RevealConfig, an owner-only method.
+	Reveal        bool `protobuf:"varint,2,opt,name=reveal,proto3" json:"reveal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1126,10 +1127,12 @@ func (x *Finding) GetAckReason() string {
 }
 
 type AuditRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deep          bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
-	Fix           bool                   `protobuf:"varint,2,opt,name=fix,proto3" json:"fix,omitempty"`
-	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Deep  bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	// fix is refused (InvalidArgument): fixing is AuditFix, an owner-only method.
+	Fix bool `protobuf:"varint,2,opt,name=fix,proto3" json:"fix,omitempty"`
+	// dry_run is refused without fix (see AuditFix).
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2382,6 +2385,104 @@ func (x *ImportKeyResponse) GetResealed() int32 {
 	return 0
 }
 
+type RevealConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is a dotted config path; empty means the whole config.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealConfigRequest) Reset() {
+	*x = RevealConfigRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealConfigRequest) ProtoMessage() {}
+
+func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealConfigRequest.ProtoReflect.Descriptor instead.
+func (*RevealConfigRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RevealConfigRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type AuditFixRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Deep  bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	// dry_run lists what would change and changes nothing.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditFixRequest) Reset() {
+	*x = AuditFixRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditFixRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditFixRequest) ProtoMessage() {}
+
+func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
+func (*AuditFixRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AuditFixRequest) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *AuditFixRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_v1_gateway_proto_rawDesc = "" +
@@ -2565,8 +2666,12 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"primaryKid\x12\x1f\n" +
 	"\vbackup_path\x18\x03 \x01(\tR\n" +
 	"backupPath\x12\x1a\n" +
-	"\bresealed\x18\x04 \x01(\x05R\bresealed2\xbf\n" +
-	"\n" +
+	"\bresealed\x18\x04 \x01(\x05R\bresealed\")\n" +
+	"\x13RevealConfigRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\">\n" +
+	"\x0fAuditFixRequest\x12\x12\n" +
+	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun2\xf3\v\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -2582,7 +2687,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
 	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12X\n" +
 	"\tExportKey\x12$.moltbot.gateway.v1.ExportKeyRequest\x1a%.moltbot.gateway.v1.ExportKeyResponse\x12X\n" +
-	"\tImportKey\x12$.moltbot.gateway.v1.ImportKeyRequest\x1a%.moltbot.gateway.v1.ImportKeyResponseB\xce\x01\n" +
+	"\tImportKey\x12$.moltbot.gateway.v1.ImportKeyRequest\x1a%.moltbot.gateway.v1.ImportKeyResponse\x12^\n" +
+	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12R\n" +
+	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a!.moltbot.gateway.v1.AuditResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -2597,7 +2704,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),          // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),             // 1: moltbot.gateway.v1.CertStatus
@@ -2638,14 +2745,16 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ExportKeyResponse)(nil),      // 36: moltbot.gateway.v1.ExportKeyResponse
 	(*ImportKeyRequest)(nil),       // 37: moltbot.gateway.v1.ImportKeyRequest
 	(*ImportKeyResponse)(nil),      // 38: moltbot.gateway.v1.ImportKeyResponse
-	nil,                            // 39: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),  // 40: google.protobuf.Timestamp
+	(*RevealConfigRequest)(nil),    // 39: moltbot.gateway.v1.RevealConfigRequest
+	(*AuditFixRequest)(nil),        // 40: moltbot.gateway.v1.AuditFixRequest
+	nil,                            // 41: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	40, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	40, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	40, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	39, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	42, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	42, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	42, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	41, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -2657,7 +2766,7 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	40, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	42, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -2677,23 +2786,27 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	33, // 32: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
 	35, // 33: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
 	37, // 34: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	7,  // 35: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 36: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 37: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 38: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 39: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 40: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 41: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 42: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 43: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 44: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 45: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 46: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 47: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 48: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 49: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	35, // [35:50] is the sub-list for method output_type
-	20, // [20:35] is the sub-list for method input_type
+	39, // 35: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	40, // 36: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	7,  // 37: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 38: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 39: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 40: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 41: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 42: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 43: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 44: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 45: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 46: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 47: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 48: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 49: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	36, // 50: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	38, // 51: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	9,  // 52: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	17, // 53: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditResponse
+	37, // [37:54] is the sub-list for method output_type
+	20, // [20:37] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -2710,7 +2823,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,14 +34,18 @@ const (
 	Gateway_RotateCerts_FullMethodName    = "/moltbot.gateway.v1.Gateway/RotateCerts"
 	Gateway_ExportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ExportKey"
 	Gateway_ImportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ImportKey"
+	Gateway_RevealConfig_FullMethodName   = "/moltbot.gateway.v1.Gateway/RevealConfig"
+	Gateway_AuditFix_FullMethodName       = "/moltbot.gateway.v1.Gateway/AuditFix"
 )
 
 // GatewayClient is the client API for Gateway service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Gateway is the only front door: every client (CLI, apps, loopback too)
-// presents the gateway token on every call.
+// Gateway is the only front door: every call (CLI, apps, loopback too) is
+// authenticated. The owner presents the cli certificate with its cli.token;
+// a client presents the gateway token. Which role may call which method is
+// one table in the gateway (docs/SECURITY.md).
 type GatewayClient interface {
 	// Status reports the health of the stack; all=true adds certs, keys, sandbox, pairing and channels.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
@@ -73,6 +77,10 @@ type GatewayClient interface {
 	ExportKey(ctx context.Context, in *ExportKeyRequest, opts ...grpc.CallOption) (*ExportKeyResponse, error)
 	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
 	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
+	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
+	RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
+	AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error)
 }
 
 type gatewayClient struct {
@@ -242,12 +250,34 @@ func (c *gatewayClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opt
 	return out, nil
 }
 
+func (c *gatewayClient) RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfigResponse)
+	err := c.cc.Invoke(ctx, Gateway_RevealConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditResponse)
+	err := c.cc.Invoke(ctx, Gateway_AuditFix_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
 //
-// Gateway is the only front door: every client (CLI, apps, loopback too)
-// presents the gateway token on every call.
+// Gateway is the only front door: every call (CLI, apps, loopback too) is
+// authenticated. The owner presents the cli certificate with its cli.token;
+// a client presents the gateway token. Which role may call which method is
+// one table in the gateway (docs/SECURITY.md).
 type GatewayServer interface {
 	// Status reports the health of the stack; all=true adds certs, keys, sandbox, pairing and channels.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
@@ -279,6 +309,10 @@ type GatewayServer interface {
 	ExportKey(context.Context, *ExportKeyRequest) (*ExportKeyResponse, error)
 	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
 	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
+	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
+	RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error)
+	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
+	AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -333,6 +367,12 @@ func (UnimplementedGatewayServer) ExportKey(context.Context, *ExportKeyRequest) 
 }
 func (UnimplementedGatewayServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
+}
+func (UnimplementedGatewayServer) RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevealConfig not implemented")
+}
+func (UnimplementedGatewayServer) AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuditFix not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -618,6 +658,42 @@ func _Gateway_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_RevealConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevealConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RevealConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RevealConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RevealConfig(ctx, req.(*RevealConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_AuditFix_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditFixRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).AuditFix(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_AuditFix_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).AuditFix(ctx, req.(*AuditFixRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -680,6 +756,14 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportKey",
 			Handler:    _Gateway_ImportKey_Handler,
+		},
+		{
+			MethodName: "RevealConfig",
+			Handler:    _Gateway_RevealConfig_Handler,
+		},
+		{
+			MethodName: "AuditFix",
+			Handler:    _Gateway_AuditFix_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -23,7 +23,7 @@ func newCmdGet(f *cmdutil.Factory, runF func(*GetOptions) error) *cobra.Command 
 	o := &GetOptions{}
 	cmd := &cobra.Command{
 		Use:   "get [PATH]",
-		Short: "Print a config value (secrets show as <encrypted>; --reveal decrypts, admin only)",
+		Short: "Print a config value (secrets show as <encrypted>; --reveal decrypts, owner only)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -35,7 +35,7 @@ func newCmdGet(f *cmdutil.Factory, runF func(*GetOptions) error) *cobra.Command 
 			return getRun(c.Context(), f, o)
 		},
 	}
-	cmd.Flags().BoolVar(&o.Reveal, "reveal", false, "decrypt secrets (needs the admin certificate pki/cli.pem)")
+	cmd.Flags().BoolVar(&o.Reveal, "reveal", false, "decrypt secrets (owner only: needs pki/cli.pem, cli-key.pem and cli.token)")
 	return cmd
 }
 
@@ -46,7 +46,13 @@ func getRun(ctx context.Context, f *cmdutil.Factory, o *GetOptions) error {
 	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	resp, err := gatewayv1.NewGatewayClient(cc).GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: o.Path, Reveal: o.Reveal})
+	g := gatewayv1.NewGatewayClient(cc)
+	var resp *gatewayv1.GetConfigResponse
+	if o.Reveal {
+		resp, err = g.RevealConfig(ctx, &gatewayv1.RevealConfigRequest{Path: o.Path})
+	} else {
+		resp, err = g.GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: o.Path})
+	}
 	if err != nil {
 		return errs.FromStatus(err)
 	}

@@ -37,7 +37,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Use:   "pairing",
 		Short: "Approve, reject and revoke the people who may DM the bot",
 		Long: "An unknown sender's DM gets a pairing code instead of an answer; approve the code to let\n" +
-			"them talk to the agent. These commands need the admin client certificate (pki/cli.pem).",
+			"them talk to the agent. These commands are owner only: they need the owner's bundle (pki/cli.pem, cli-key.pem, cli.token).",
 	}
 	cmd.AddCommand(
 		newCmdList(f, nil),

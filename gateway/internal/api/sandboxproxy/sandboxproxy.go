@@ -1,6 +1,7 @@
 // Package sandboxproxy serves the sandbox admin methods on the gateway for
 // the CLI (the CLI never dials sandboxd): each call is forwarded to sandboxd.
 // Ensure and Exec are not exposed: only the agent's executor runs commands.
+// Who may call what is the client port's one table (api/authz.go).
 package sandboxproxy
 
 import (
@@ -10,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
-	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -40,21 +40,6 @@ func New(cfg Config) *Service { return &Service{sb: cfg.Sandbox, policy: cfg.Pol
 
 // RegisterService registers s on r.
 func RegisterService(r grpc.ServiceRegistrar, s *Service) { sandboxv1.RegisterSandboxServer(r, s) }
-
-// Authz is the proxy's rows: admin (the CLI with its certificate) only.
-// Ensure and Exec have empty rows: denied to everyone.
-func Authz() auth.Table {
-	admin := []string{auth.IDCLI}
-	return auth.Table{
-		sandboxv1.Sandbox_Ensure_FullMethodName:   {},
-		sandboxv1.Sandbox_Exec_FullMethodName:     {},
-		sandboxv1.Sandbox_List_FullMethodName:     admin,
-		sandboxv1.Sandbox_Explain_FullMethodName:  admin,
-		sandboxv1.Sandbox_Recreate_FullMethodName: admin,
-		sandboxv1.Sandbox_Prune_FullMethodName:    admin,
-		sandboxv1.Sandbox_Info_FullMethodName:     admin,
-	}
-}
 
 var errNotExposed = fmt.Errorf("not exposed by the gateway: commands run only through the agent: %w", errs.ErrPermissionDenied)
 

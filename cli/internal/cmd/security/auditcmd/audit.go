@@ -119,7 +119,15 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 func online(ctx context.Context, cc grpc.ClientConnInterface, o *Options) (audit.Report, []string, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := gatewayv1.NewGatewayClient(cc).Audit(ctx, &gatewayv1.AuditRequest{Deep: o.Deep, Fix: o.Fix, DryRun: o.DryRun})
+	g := gatewayv1.NewGatewayClient(cc)
+	var resp *gatewayv1.AuditResponse
+	var err error
+	if o.Fix {
+		// Fixing is its own owner-only method (the role table).
+		resp, err = g.AuditFix(ctx, &gatewayv1.AuditFixRequest{Deep: o.Deep, DryRun: o.DryRun})
+	} else {
+		resp, err = g.Audit(ctx, &gatewayv1.AuditRequest{Deep: o.Deep})
+	}
 	if err != nil {
 		return audit.Report{}, nil, 0, err
 	}
