@@ -18,10 +18,10 @@ type Explanation struct {
 	MainSession    bool
 	Profile        Profile
 	OwnerWorkspace bool
-	Mode        Mode
-	Scope       Scope
-	ConfigHash  string
-	Items       []ExplainItem
+	Mode           Mode
+	Scope          Scope
+	ConfigHash     string
+	Items          []ExplainItem
 }
 
 // Explain returns the effective policy for a session under profile (the
