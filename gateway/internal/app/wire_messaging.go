@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -86,6 +87,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	p, err := pipeline.New(pipeline.Config{
 		Engine: engine, Channels: chans, Agent: w.Agent, Sessions: st,
 		DMScope: scope, SandboxMode: v.Agents.Sandbox.Mode, Logger: w.Logger.Named("pipeline"),
+		Owners: ownersOf(v),
 		OnDecision: func(_ context.Context, in channels.Inbound, r pipeline.Result) {
 			if w.SecLog != nil && !r.ReachedAgent && r.Decision != "" {
 				w.SecLog.Record(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
@@ -110,6 +112,17 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	if err != nil {
 		return err
 	}
+	// channels.<ch>.owner applies on reload (pairing approve --owner writes it).
+	owners := ownersOf(v)
+	w.OnReload = append(w.OnReload, func(_ context.Context, snap *configstore.Snapshot) []string {
+		next := ownersOf(snap.View)
+		p.SetOwners(next)
+		if reflect.DeepEqual(owners, next) {
+			return nil
+		}
+		owners = next
+		return []string{"channel owners (channels.<ch>.owner)"}
+	})
 	w.API.Messaging = api.MessagingDeps{Pipeline: p, Pairing: pc}
 	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { pairingproxy.RegisterService(r, proxy) })
 	w.Authz = append(w.Authz, pairingproxy.Authz())
@@ -174,6 +187,17 @@ func policyOf(ch config.Channel) policy.Config {
 		DMPolicy: policy.DMPolicy(ch.DM.Policy), DMAllowFrom: ch.DM.AllowFrom,
 		GroupPolicy: policy.GroupPolicy(ch.Groups.Policy), GroupAllowFrom: ch.Groups.AllowFrom,
 	}
+}
+
+// ownersOf is channels.<ch>.owner for every channel.
+func ownersOf(v config.View) map[string][]string {
+	m := map[string][]string{}
+	for name, ch := range v.Channels {
+		if len(ch.Owner) > 0 {
+			m[name] = ch.Owner
+		}
+	}
+	return m
 }
 
 func sortedChannels(m map[string]config.Channel) []string {

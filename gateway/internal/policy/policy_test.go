@@ -277,3 +277,25 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	})
 }
+
+func TestIsOwner(t *testing.T) {
+	dm := func(id string) channels.Inbound {
+		return channels.Inbound{Channel: "telegram", SenderID: id, ChatID: id}
+	}
+	for _, tc := range []struct {
+		name   string
+		owners []string
+		in     channels.Inbound
+		want   bool
+	}{
+		{"exact", []string{"42"}, dm("42"), true},
+		{"other", []string{"42"}, dm("43"), false},
+		{"prefixed is not an owner id", []string{"telegram:42"}, dm("42"), false},
+		{"wildcard never matches", []string{"*"}, dm("*"), false},
+		{"empty sender", []string{""}, dm(""), false},
+		{"group message", []string{"42"}, channels.Inbound{Channel: "telegram", SenderID: "42", ChatID: "-100", GroupID: "-100"}, false},
+		{"no owners", nil, dm("42"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, IsOwner(tc.owners, tc.in)) })
+	}
+}

@@ -167,3 +167,18 @@ func TestRun(t *testing.T) {
 	require.ErrorAs(t, err, &d, "Docker missing exits 3")
 	require.Contains(t, out.String(), "start the Docker engine")
 }
+
+func TestVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		resp *sandboxv1.ExplainResponse
+		want string
+	}{
+		{"main", &sandboxv1.ExplainResponse{Sandboxed: true, Profile: sandboxv1.Profile_PROFILE_MAIN,
+			Items: []*sandboxv1.ExplainItem{{Name: "profile", Why: "the owner's main session"}}}, "sandboxed, profile main: the owner's main session"},
+		{"hardened no why", &sandboxv1.ExplainResponse{Sandboxed: true, Profile: sandboxv1.Profile_PROFILE_HARDENED}, "sandboxed, profile hardened"},
+		{"old sandboxd", &sandboxv1.ExplainResponse{}, "profile hardened (sandboxd predates profiles: upgrade it)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, verdict(tc.resp)) })
+	}
+}
