@@ -257,6 +257,9 @@ func (d *Docker) volumes(ctx context.Context, vs []Volume) ([]mount.Mount, error
 		for k, val := range v.Labels {
 			labels[k] = val
 		}
+		if d.instance != "" {
+			labels[LabelInstance] = d.instance
+		}
 		vi, err := d.c.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{})
 		switch {
 		case cerrdefs.IsNotFound(err):
