@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -108,6 +109,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 			defer cancel()
 			return p.Notify(ctx, channel, sender, policy.ApprovedNotice)
 		},
+		AddOwner: func(ctx context.Context, channel, sender string) error { return addOwner(ctx, w, channel, sender) },
 	})
 	if err != nil {
 		return err
@@ -187,6 +189,39 @@ func policyOf(ch config.Channel) policy.Config {
 		DMPolicy: policy.DMPolicy(ch.DM.Policy), DMAllowFrom: ch.DM.AllowFrom,
 		GroupPolicy: policy.GroupPolicy(ch.Groups.Policy), GroupAllowFrom: ch.Groups.AllowFrom,
 	}
+}
+
+// addOwner writes sender into channels.<channel>.owner through the config
+// store (validated, secrets kept encrypted, sealed backup, atomic write)
+// and reloads, so the pipeline's owners change at once.
+func addOwner(ctx context.Context, w *Wiring, channel, sender string) error {
+	if w.Config == nil {
+		return fmt.Errorf("no config store is loaded, so channels.%s.owner cannot be written: %w", channel, errs.ErrFailedPrecondition)
+	}
+	var cur []string
+	if snap := w.snapshot(); snap != nil {
+		cur = snap.View.Channels[channel].Owner
+	}
+	next, changed, err := policy.WithOwner(cur, sender)
+	if err != nil || !changed {
+		return err
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	path := "channels." + channel + ".owner"
+	if _, err := w.Config.Set(ctx, path, string(b), false, false); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	resp, err := reload(ctx, w)
+	if err != nil {
+		return fmt.Errorf("%s written; reload failed (run `moltbot gateway reload`): %w", path, err)
+	}
+	if !resp.GetApplied() {
+		return fmt.Errorf("%s written but the reload was refused (run `moltbot config validate`, then `moltbot gateway reload`): %w", path, errs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // ownersOf is channels.<ch>.owner for every channel.

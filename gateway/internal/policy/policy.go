@@ -56,6 +56,21 @@ type Config struct {
 	Owners []string
 }
 
+// WithOwner returns owners with id added (pairing approve --owner), and
+// whether it changed. An empty id or a wildcard is refused: an owner id is
+// always one exact sender.
+func WithOwner(owners []string, id string) ([]string, bool, error) {
+	if strings.TrimSpace(id) == "" || strings.ContainsAny(id, "*?") {
+		return nil, false, fmt.Errorf("owner id %q: an owner is one exact sender id, never empty or a wildcard: %w", id, errs.ErrInvalidArgument)
+	}
+	for _, o := range owners {
+		if o == id {
+			return owners, false, nil
+		}
+	}
+	return append(append([]string(nil), owners...), id), true, nil
+}
+
 // IsOwner is the one owner rule: a DM whose sender id equals one of owners
 // exactly (no prefixes, no wildcards: the config validator refuses them).
 func IsOwner(owners []string, in channels.Inbound) bool {

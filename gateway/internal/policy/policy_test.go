@@ -299,3 +299,31 @@ func TestIsOwner(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, IsOwner(tc.owners, tc.in)) })
 	}
 }
+
+func TestWithOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		owners  []string
+		id      string
+		want    []string
+		changed bool
+		err     bool
+	}{
+		{"first", nil, "42", []string{"42"}, true, false},
+		{"second", []string{"42"}, "43", []string{"42", "43"}, true, false},
+		{"already", []string{"42"}, "42", []string{"42"}, false, false},
+		{"wildcard", nil, "*", nil, false, true},
+		{"empty", []string{"42"}, " ", nil, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, changed, err := WithOwner(tc.owners, tc.id)
+			if tc.err {
+				require.ErrorIs(t, err, errs.ErrInvalidArgument)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.changed, changed)
+		})
+	}
+}
