@@ -274,6 +274,11 @@ type Message struct {
 	From    string
 	GroupID string
 	Text    string
+	// FromOwner says the caller is the owner principal. On the local
+	// channel the caller picks the sender id, so only the owner may send
+	// as one of channels.local.owner: a client holding the shared gateway
+	// token must never reach the owner's main session and workspace.
+	FromOwner bool
 }
 
 // SendLocal runs m through the pipeline as a local-channel message and
@@ -294,6 +299,9 @@ func (p *Pipeline) SendLocal(ctx context.Context, m Message) (Result, error) {
 	chat := m.From
 	if m.GroupID != "" {
 		chat = m.GroupID
+	}
+	if !m.FromOwner && policy.IsOwner(p.ownersOf(local.Name), channels.Inbound{Channel: local.Name, SenderID: m.From, ChatID: chat, GroupID: m.GroupID}) {
+		return Result{}, fmt.Errorf("from: %q is an owner of the local channel (channels.local.owner); only the owner's CLI may send as the owner: %w", m.From, errs.ErrPermissionDenied)
 	}
 	earlier := lc.Drain(chat)
 	h := &holder{}

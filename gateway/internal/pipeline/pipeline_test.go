@@ -189,7 +189,7 @@ func TestOwnerSessions(t *testing.T) {
 			p, mp := newPipeline(t, policy.Config{DMAllowFrom: tc.config, GroupAllowFrom: []string{"team"}}, rec, tc.scope)
 			p.SetOwners(map[string][]string{"local": {"me"}, "telegram": {"alice"}})
 			mp.allowed["local/"+tc.from] = tc.allowed
-			r, err := p.SendLocal(context.Background(), Message{From: tc.from, GroupID: tc.group, Text: "hi"})
+			r, err := p.SendLocal(context.Background(), Message{From: tc.from, GroupID: tc.group, Text: "hi", FromOwner: true})
 			require.NoError(t, err)
 			require.True(t, r.ReachedAgent, r.Decision)
 			require.Equal(t, tc.key, r.SessionKey)
@@ -206,9 +206,14 @@ func TestOwnerSessions(t *testing.T) {
 	rec := &recorder{}
 	p, _ := newPipeline(t, policy.Config{}, rec, "")
 	p.SetOwners(map[string][]string{"local": {"me"}})
-	r, err := p.SendLocal(context.Background(), Message{From: "me", Text: "hi"})
+	r, err := p.SendLocal(context.Background(), Message{From: "me", Text: "hi", FromOwner: true})
 	require.NoError(t, err)
 	require.Equal(t, policy.ReasonDMOwner, r.Decision)
+	// A client (not the owner principal) cannot send as the local owner.
+	_, err = p.SendLocal(context.Background(), Message{From: "me", Text: "/exec cat /workspace/x"})
+	require.ErrorIs(t, err, errs.ErrPermissionDenied)
+	require.ErrorContains(t, err, "channels.local.owner")
+	require.Len(t, rec.turns, 1, "nothing reached the agent")
 	p.SetOwners(nil)
 	r, err = p.SendLocal(context.Background(), Message{From: "me", Text: "hi"})
 	require.NoError(t, err)
