@@ -3,9 +3,12 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -19,8 +22,15 @@ const ownerKey = "agent:a1:main"
 // still non-root, no capabilities, no new privileges, read-only root, sized
 // tmpfs, the owner's volume rw at /workspace and nothing else mounted.
 func TestMainProfileHostConfig(t *testing.T) {
-	svc, _ := newTestService(t, nil)
-	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", "-f", svc.cfg.OwnerVolume).Run() })
+	vol := fmt.Sprintf("mbtest-owner-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
+	// Registered first, so it runs after newTestService's cleanup removed
+	// the containers that use the volume.
+	t.Cleanup(func() {
+		if out, err := exec.Command("docker", "volume", "rm", vol).CombinedOutput(); err != nil {
+			t.Errorf("remove %s: %v: %s", vol, err, out)
+		}
+	})
+	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
 	ctx := context.Background()
 	r, err := svc.Exec(ctx, ExecRequest{SessionKey: ownerKey, AgentID: "a1", Profile: ProfileMain, OwnerWorkspace: true,
 		Shell: "id -u; pwd; echo kept > /workspace/note && cat /workspace/note"})
