@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,10 @@ func mainSessionConfig(t *testing.T) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{
 		"version":  1,
-		"channels": map[string]any{"local": map[string]any{"dm": map[string]any{"policy": "pairing"}}},
+		"channels": map[string]any{
+			"local":    map[string]any{"dm": map[string]any{"policy": "pairing"}},
+			"telegram": map[string]any{"botToken": fakeBotToken, "baseUrl": testharness.FakeTelegramBaseURL},
+		},
 		"agents":   map[string]any{"defaults": map[string]any{"sandbox": map[string]any{"docker": map[string]any{"image": testImage}}}},
 	})
 	require.NoError(t, err)
@@ -69,6 +73,10 @@ func pairCode(t *testing.T, gw gatewayv1.GatewayClient, from string) string {
 
 func TestMainSessionOwnerOnly(t *testing.T) {
 	st, _ := sandboxStack(t, mainSessionConfig(t), nil)
+	fake, err := st.StartFakeTelegram(ctxFor(t, time.Minute), fakeBotToken)
+	require.NoError(t, err)
+	// The poller backed off while the fake was not there; restart to poll now.
+	require.NoError(t, st.Restart(ctxFor(t, time.Minute), testharness.Gateway))
 	gw := st.AdminGateway(t)
 	pc := pairingv1.NewPairingClient(st.AdminConn(t))
 
@@ -137,6 +145,53 @@ func TestMainSessionOwnerOnly(t *testing.T) {
 		require.True(t, resp.GetReachedAgent(), resp.GetDecision())
 		require.Equal(t, "agent:main:main", resp.GetSessionKey())
 		require.Contains(t, reply, ", profile main]", "the gateway ran nothing itself")
+		assertClean(t, execOutput(t, reply))
+	})
+
+	// tgExec DMs the bot on the fake Telegram as user id and returns the
+	// /exec reply the bot sent back.
+	tgExec := func(t *testing.T, id int64, name string, after int) string {
+		t.Helper()
+		ctx := ctxFor(t, 90*time.Second)
+		chat := strconv.FormatInt(id, 10)
+		require.NoError(t, fake.DM(ctx, id, name, "/exec "+probeCmd))
+		for {
+			got, err := fake.WaitSent(ctx, chat, after, 1)
+			require.NoError(t, err)
+			for _, m := range got {
+				if strings.HasPrefix(m.Text, "$ ") {
+					return m.Text
+				}
+				after = m.Seq
+			}
+		}
+	}
+	// tgApprove gets id a pairing code over Telegram and approves it.
+	tgApprove := func(t *testing.T, id int64, name string, owner bool) int {
+		t.Helper()
+		ctx := ctxFor(t, time.Minute)
+		chat := strconv.FormatInt(id, 10)
+		require.NoError(t, fake.DM(ctx, id, name, "hello"))
+		got, err := fake.WaitSent(ctx, chat, 0, 1)
+		require.NoError(t, err)
+		_, err = pc.Approve(ctx, &pairingv1.ApproveRequest{Channel: "telegram", Code: codeIn(t, got[0].Text), Owner: owner})
+		require.NoError(t, err)
+		got, err = fake.WaitSent(ctx, chat, got[0].Seq, 1) // the approval notice
+		require.NoError(t, err)
+		return got[len(got)-1].Seq
+	}
+
+	t.Run("telegram: approved sender is hardened", func(t *testing.T) {
+		seq := tgApprove(t, 3001, "eve", false)
+		reply := tgExec(t, 3001, "eve", seq)
+		require.Contains(t, reply, ", profile hardened]")
+		assertClean(t, execOutput(t, reply))
+	})
+
+	t.Run("telegram: approve --owner gives the main profile", func(t *testing.T) {
+		seq := tgApprove(t, 4001, "me", true)
+		reply := tgExec(t, 4001, "me", seq)
+		require.Contains(t, reply, ", profile main]")
 		assertClean(t, execOutput(t, reply))
 	})
 
