@@ -31,12 +31,12 @@ const probeCmd = "cat /pki/gateway.token /pki/gateway-key.pem /pki/gateway-auth.
 func mainSessionConfig(t *testing.T) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{
-		"version":  1,
+		"version": 1,
 		"channels": map[string]any{
 			"local":    map[string]any{"dm": map[string]any{"policy": "pairing"}},
 			"telegram": map[string]any{"botToken": fakeBotToken, "baseUrl": testharness.FakeTelegramBaseURL},
 		},
-		"agents":   map[string]any{"defaults": map[string]any{"sandbox": map[string]any{"docker": map[string]any{"image": testImage}}}},
+		"agents": map[string]any{"defaults": map[string]any{"sandbox": map[string]any{"docker": map[string]any{"image": testImage}}}},
 	})
 	require.NoError(t, err)
 	return b
