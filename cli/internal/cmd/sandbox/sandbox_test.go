@@ -139,7 +139,7 @@ func TestRun(t *testing.T) {
 	f := &cmdutil.Factory{Out: &out, Err: &errb}
 
 	require.NoError(t, listRun(nil, f, &ListOptions{Client: c, Now: time.Now}))
-	require.Contains(t, out.String(), "0123456789ab  agent:main:local:group:g1  running  2h   1m ")
+	require.Contains(t, out.String(), "0123456789ab  agent:main:local:group:g1  hardened  running  2h   1m ")
 	require.Contains(t, errb.String(), "1 container(s), 1 warm in the pool")
 
 	out.Reset()
