@@ -610,8 +610,8 @@ func (a *auditor) checkChannelBlock(name, path string, b map[string]any) {
 // exact id: "*" or any entry with a glob character reads as "everyone" (the
 // gateway refuses to match it, and the validator refuses the file, but a
 // file edited by hand is audited before anything loads it). That is
-// CRITICAL. An owner entry that is not a plain string, or is empty, matches
-// nobody: WARN, the owner has no main session.
+// CRITICAL. An owner entry that is not a plain id, is empty, or carries a
+// channel prefix matches nobody: WARN, the owner has no main session.
 func (a *auditor) checkOwners(name, path string, b map[string]any) {
 	v, ok := b["owner"]
 	if !ok || v == nil {
@@ -632,6 +632,9 @@ func (a *auditor) checkOwners(name, path string, b map[string]any) {
 				wild = append(wild, fmt.Sprintf("%s.%d %q", op, i, t))
 			case strings.TrimSpace(t) == "":
 				dead = append(dead, fmt.Sprintf("%s.%d (empty)", op, i))
+			case strings.HasPrefix(strings.ToLower(t), strings.ToLower(name)+":") || (name == "telegram" && strings.HasPrefix(strings.ToLower(t), "tg:")):
+				// allowFrom accepts "telegram:42"; owner ids are matched bare.
+				dead = append(dead, fmt.Sprintf("%s.%d %q (owner ids are bare sender ids, without the channel prefix)", op, i, t))
 			}
 		case float64:
 		default:

@@ -21,6 +21,7 @@ func TestOwnerFindings(t *testing.T) {
 		{"glob among ids", `{` + tok + `,"channels":{"local":{"owner":["me","m?"]}}}`, "channels.local.owner.wildcard", Critical},
 		{"account", `{` + tok + `,"channels":{"telegram":{"accounts":{"w":{"owner":["4*"]}}}}}`, "channels.telegram.owner.wildcard", Critical},
 		{"empty id", `{` + tok + `,"channels":{"telegram":{"owner":[""]}}}`, "channels.telegram.owner.unmatched", Warn},
+		{"prefixed id", `{` + tok + `,"channels":{"telegram":{"owner":["tg:42"]}}}`, "channels.telegram.owner.unmatched", Warn},
 		{"object id", `{` + tok + `,"channels":{"telegram":{"owner":[{"id":"42"}]}}}`, "channels.telegram.owner.unmatched", Warn},
 		{"exact ids", `{` + tok + `,"channels":{"telegram":{"owner":["42",77],"dm":{"allowFrom":["42","43"]}}}}`, "", ""},
 	} {
