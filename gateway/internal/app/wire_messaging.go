@@ -119,6 +119,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	w.OnReload = append(w.OnReload, func(_ context.Context, snap *configstore.Snapshot) []string {
 		next := ownersOf(snap.View)
 		p.SetOwners(next)
+		p.SetSandboxMode(snap.View.Agents.Sandbox.Mode)
 		if reflect.DeepEqual(owners, next) {
 			return nil
 		}

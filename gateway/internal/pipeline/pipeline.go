@@ -75,7 +75,7 @@ type Pipeline struct {
 	sessions   *sessions.Store
 	agentID    string
 	scope      sessions.DMScope
-	sandbox    string
+	sandbox    atomic.Pointer[string]
 	timeout    time.Duration
 	log        hclog.Logger
 	onDecision func(context.Context, channels.Inbound, Result)
@@ -93,7 +93,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		engine: cfg.Engine, chans: map[string]Channel{}, agent: cfg.Agent, sessions: cfg.Sessions,
-		agentID: cfg.AgentID, scope: cfg.DMScope, sandbox: cfg.SandboxMode, timeout: cfg.AgentTimeout,
+		agentID: cfg.AgentID, scope: cfg.DMScope, timeout: cfg.AgentTimeout,
 		log: cfg.Logger, onDecision: cfg.OnDecision, down: map[string]error{},
 	}
 	if p.agentID == "" {
@@ -109,6 +109,7 @@ func New(cfg Config) (*Pipeline, error) {
 		p.log = hclog.NewNullLogger()
 	}
 	p.SetOwners(cfg.Owners)
+	p.SetSandboxMode(cfg.SandboxMode)
 	for _, c := range cfg.Channels {
 		if c.Channel == nil {
 			return nil, errors.New("pipeline: nil channel")
@@ -208,7 +209,7 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	res.SessionKey = t.SessionKey
 	if err := p.sessions.Touch(sessions.Session{
 		Key: t.SessionKey, AgentID: t.AgentID, Channel: in.Channel, Main: t.Main, Sandboxed: true,
-		Profile: agent.ProfileName(agent.ChooseProfile(agent.ParseMode(p.sandbox), t.SessionKey, t.Owner).Profile),
+		Profile: agent.ProfileName(agent.ChooseProfile(agent.ParseMode(*p.sandbox.Load()), t.SessionKey, t.Owner).Profile),
 	}); err != nil {
 		p.log.Error("session index", "error", err) // the message still goes through
 	}
@@ -227,6 +228,10 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	}
 	return res, nil
 }
+
+// SetSandboxMode replaces agents.defaults.sandbox.mode (a reload) for the
+// session index's profile column.
+func (p *Pipeline) SetSandboxMode(mode string) { p.sandbox.Store(&mode) }
 
 // SetOwners replaces the owner ids per channel (a reload's new
 // channels.<ch>.owner); the next message uses them.
