@@ -141,3 +141,18 @@ func TestMainProfileRefusals(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, strings.Contains(svc.cfg.OwnerVolume, "/"))
 }
+
+// TestOwnerVolumeNotAdopted: a volume of the owner workspace's name that
+// sandboxd did not create (no marker label) is refused, never mounted.
+func TestOwnerVolumeNotAdopted(t *testing.T) {
+	if dockerSkip != "" {
+		t.Skip(dockerSkip)
+	}
+	vol := fmt.Sprintf("mbtest-foreign-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
+	docker(t, "volume", "create", vol)
+	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", vol).Run() })
+	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
+	_, err := svc.Exec(context.Background(), ExecRequest{SessionKey: ownerKey, Profile: ProfileMain, OwnerWorkspace: true, Argv: []string{"true"}})
+	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
+	require.ErrorContains(t, err, "not created by sandboxd")
+}
