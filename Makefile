@@ -36,7 +36,6 @@ build binaries:
 	@cd cli && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/moltbot ./cmd/moltbot
 	@cd sandboxd && if [ -d cmd/moltbot-sandbox-agent ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/moltbot-sandbox-agent ./cmd/moltbot-sandbox-agent; fi
 	@cp /etc/ssl/certs/ca-certificates.crt bin/ 2>/dev/null || touch bin/ca-certificates.crt
-	@cp /bin/busybox bin/busybox 2>/dev/null && ! ldd bin/busybox >/dev/null 2>&1 || { echo "the gateway image needs a static /bin/busybox (main-session /exec): apt-get install busybox-static" >&2; exit 1; }
 
 images: binaries
 	@for s in $(SERVICES) cli; do \
@@ -56,6 +55,10 @@ up: images sandbox-image
 	@echo "  ./bin/moltbot status --all"
 	@echo "or inside the stack's network:"
 	@echo "  $(COMPOSE) run --rm cli status"
+	@echo
+	@echo "Name yourself the owner (only the owner's own ids reach the main session):"
+	@echo "  Telegram: DM the bot, then: moltbot pairing approve telegram <code> --owner"
+	@echo "  local channel: moltbot config set channels.local.owner '[\"<your name>\"]'"
 
 # Sandbox containers and volumes are created by sandboxd, not compose, so
 # compose does not know them: they are found by label.
@@ -90,7 +93,7 @@ test-unit:
 # A gateway built with a test-only switch that disables auth, so the
 # integration tests can show `security audit --deep` catches it. Never shipped.
 images-testonly: binaries
-	@mkdir -p bin/testonly && cp bin/busybox bin/ca-certificates.crt bin/testonly/ 2>/dev/null || true
+	@mkdir -p bin/testonly && cp bin/ca-certificates.crt bin/testonly/
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -tags moltbot_insecure_testonly -o ../bin/testonly/gateway ./cmd/gateway
 	@docker build -q -t moltbot-gateway:$(TESTONLY_TAG) -f deploy/gateway.Dockerfile bin/testonly >/dev/null
 

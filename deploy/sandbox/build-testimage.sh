@@ -23,7 +23,7 @@ fi
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root=$ctx/rootfs
-mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,workspace,usr/local/bin}
+mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,usr/local/bin} "$ctx/workspace"
 # Docker copies the image's mount point mode onto the tmpfs, so these decide
 # whether the non-root user can write /tmp.
 chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
@@ -39,6 +39,9 @@ bash "$here/build-agent.sh" "$root$AGENT_PATH"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY rootfs/ /
+# Docker copies the mount point's owner onto a new empty named volume: the
+# owner's workspace volume must be writable by the sandbox user.
+COPY --chown=10001:10001 workspace /workspace
 ENV PATH=/usr/local/bin:/bin HOME=/tmp
 LABEL moltbot.sandbox.agent=$AGENT_PATH
 USER 10001:10001

@@ -542,6 +542,8 @@ func (a *auditor) checkChannelBlock(name, path string, b map[string]any) {
 		})
 	}
 
+	a.checkOwners(name, path, b)
+
 	// groups is either an access block {policy, allowFrom} or, upstream, a
 	// map of group ids to per-group settings.
 	var groups map[string]any
@@ -597,6 +599,64 @@ func (a *auditor) checkChannelBlock(name, path string, b map[string]any) {
 			Title:  "Group allowlist on " + name + " contains \"*\" (anyone)",
 			Detail: strings.Join(gwild, ", ") + " contains \"*\"",
 			Remedy: "replace \"*\" with the member ids to allow: moltbot config set " + gwild[0] + " '[\"<id>\"]'",
+		})
+	}
+}
+
+// checkOwners: channels.<ch>.owner decides who reaches the main session,
+// which runs under the main sandbox profile with the owner's workspace and
+// egress. Owner ids match a sender exactly (gateway policy.IsOwner), so the
+// only way a config puts non-owners there is an owner entry that is not one
+// exact id: "*" or any entry with a glob character reads as "everyone" (the
+// gateway refuses to match it, and the validator refuses the file, but a
+// file edited by hand is audited before anything loads it). That is
+// CRITICAL. An owner entry that is not a plain id, is empty, or carries a
+// channel prefix matches nobody: WARN, the owner has no main session.
+func (a *auditor) checkOwners(name, path string, b map[string]any) {
+	v, ok := b["owner"]
+	if !ok || v == nil {
+		return
+	}
+	op := path + ".owner"
+	list, ok := v.([]any)
+	if !ok {
+		a.typeErr(op, v, "a list of sender ids")
+		return
+	}
+	var wild, dead []string
+	for i, e := range list {
+		switch t := e.(type) {
+		case string:
+			switch {
+			case strings.ContainsAny(t, "*?"):
+				wild = append(wild, fmt.Sprintf("%s.%d %q", op, i, t))
+			case strings.TrimSpace(t) == "":
+				dead = append(dead, fmt.Sprintf("%s.%d (empty)", op, i))
+			case strings.HasPrefix(strings.ToLower(t), strings.ToLower(name)+":") || (name == "telegram" && strings.HasPrefix(strings.ToLower(t), "tg:")):
+				// allowFrom accepts "telegram:42"; owner ids are matched bare.
+				dead = append(dead, fmt.Sprintf("%s.%d %q (owner ids are bare sender ids, without the channel prefix)", op, i, t))
+			}
+		case float64:
+		default:
+			dead = append(dead, fmt.Sprintf("%s.%d (%s)", op, i, typeName(e)))
+		}
+	}
+	if len(wild) > 0 {
+		a.add(Finding{
+			ID: "channels." + name + ".owner.wildcard", Severity: Critical,
+			Title: "Owner list on " + name + " is not exact ids: non-owners would share the main session",
+			Detail: strings.Join(wild, ", ") + ": an owner entry decides who gets the main session, with the owner's workspace " +
+				"and network; a wildcard would make every sender the owner",
+			Remedy: "list only your own sender ids: moltbot config set " + op + " '[\"<your sender id>\"]'" +
+				" (or remove it with `moltbot config set " + op + " --unset`, then DM the bot and run `moltbot pairing approve " + name + " <code> --owner`)",
+		})
+	}
+	if len(dead) > 0 {
+		a.add(Finding{
+			ID: "channels." + name + ".owner.unmatched", Severity: Warn,
+			Title:  "Owner entries on " + name + " match no sender",
+			Detail: strings.Join(dead, ", ") + " is not a sender id",
+			Remedy: "moltbot config set " + op + " '[\"<your sender id>\"]'",
 		})
 	}
 }

@@ -99,6 +99,8 @@ func schema() *node {
 			"allowFrom":      listOf(of(kScalar)),
 			"groupPolicy":    of(kString),
 			"groupAllowFrom": listOf(of(kScalar)),
+			// The owner's own sender ids: only they reach the main session.
+			"owner": listOf(of(kScalar)),
 		}
 		for _, s := range ChannelSecretFields {
 			f[s] = of(kSecret)
@@ -155,6 +157,10 @@ func schema() *node {
 					"workspaceAccess": str(WorkspaceAccesses...),
 					"docker":          docker,
 					"prune":           of(kAny),
+					// The "main" profile the owner's main session runs under.
+					"main": obj(map[string]*node{
+						"network": of(kString),
+					}),
 				}),
 			}),
 			"list": of(kAny),

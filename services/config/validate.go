@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -247,9 +248,53 @@ func (v *validator) channel(prefix string, ch map[string]any) {
 	if pol, ok := ch["groupPolicy"]; ok {
 		checkGroup(prefix+".groupPolicy", pol)
 	}
+	v.owner(prefix, ch)
 }
 
+// owner checks <channel>.owner: exact sender ids only. A wildcard would put
+// every sender in the main session, next to the owner's workspace.
+func (v *validator) owner(prefix string, ch map[string]any) {
+	list, ok := ch["owner"].([]any)
+	if !ok {
+		return // a wrong type is reported by walk
+	}
+	for i, e := range list {
+		p := fmt.Sprintf("%s.owner.%d", prefix, i)
+		s, isStr := e.(string)
+		switch {
+		case !isStr:
+			// numbers are ids too (kScalar)
+		case strings.TrimSpace(s) == "":
+			v.add(SevError, p, "an empty owner id matches no sender", "delete it, or put the owner's sender id (`moltbot pairing approve <channel> <code> --owner` adds it)")
+		case strings.ContainsAny(s, "*?"):
+			v.add(SevError, p, fmt.Sprintf("%q is a wildcard: every sender would share the owner's main session and workspace", s),
+				"list the owner's exact sender ids; `moltbot pairing approve <channel> <code> --owner` adds one")
+		}
+	}
+}
+
+// mainProfile checks agents.defaults.sandbox.main (the owner's main
+// session's sandbox profile).
+func (v *validator) mainProfile() {
+	const p = "agents.defaults.sandbox.main.network"
+	n, ok := v.raw("agents", "defaults", "sandbox", "main", "network")
+	s, isStr := n.(string)
+	if !ok || !isStr {
+		return
+	}
+	switch {
+	case s == "host" || strings.HasPrefix(s, "container:"):
+		v.add(SevError, p, fmt.Sprintf("network %q shares a network namespace with the sandbox and defeats isolation", s), `use "bridge" (default, egress) or "none"`)
+	case !networkNameRE.MatchString(s):
+		v.add(SevError, p, fmt.Sprintf("%q is not a Docker network name", s), `use "bridge" (default, egress), "none" or the name of a bridge network`)
+	}
+}
+
+// networkNameRE is Docker's network name shape.
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
 func (v *validator) sandbox() {
+	v.mainProfile()
 	const base = "agents.defaults.sandbox.docker"
 	d, ok := v.raw("agents", "defaults", "sandbox", "docker")
 	m, isMap := d.(map[string]any)

@@ -69,7 +69,10 @@ type Channel struct {
 	SigningSecret Secret
 	DM            Access // policy default "pairing"
 	Groups        Access // policy default "allowlist"
-	Accounts      map[string]Channel
+	// Owner is channels.<ch>.owner: the owner's own sender ids, the only
+	// ones whose DMs fold into the main session.
+	Owner    []string
+	Accounts map[string]Channel
 }
 
 type Agents struct {
@@ -82,6 +85,9 @@ type Sandbox struct {
 	Scope           string // session (default) | agent | shared
 	WorkspaceAccess string // none (default) | ro | rw
 	Docker          Docker
+	// MainNetwork is agents.defaults.sandbox.main.network, the network of
+	// the "main" profile ("" = sandboxd's default, bridge).
+	MainNetwork string
 }
 
 type Docker struct {
@@ -145,6 +151,7 @@ func (c *Config) View() View {
 			Backend: r.str("echo", "agents", "defaults", "backend"),
 			Sandbox: Sandbox{
 				Mode:            r.str(SandboxModes[0], "agents", "defaults", "sandbox", "mode"),
+				MainNetwork:     r.str("", "agents", "defaults", "sandbox", "main", "network"),
 				Scope:           r.str(SandboxScopes[0], "agents", "defaults", "sandbox", "scope"),
 				WorkspaceAccess: r.str(WorkspaceAccesses[0], "agents", "defaults", "sandbox", "workspaceAccess"),
 			},
@@ -327,6 +334,7 @@ func (r treeReader) channel(p []string, withAccounts bool) Channel {
 			Policy:    r.str(r.str(GroupPolicies[0], at("groupPolicy")...), at("groups", "policy")...),
 			AllowFrom: r.strList(at("groups", "allowFrom")...),
 		},
+		Owner: r.strList(at("owner")...),
 	}
 	if ch.DM.AllowFrom == nil {
 		ch.DM.AllowFrom = r.strList(at("allowFrom")...)

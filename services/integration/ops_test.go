@@ -262,10 +262,10 @@ func opsOpenAI(t *testing.T, e *opsEnv, fake string) {
 	require.Len(t, last2[1].ToolResults, 1, "the tool result went back to the model")
 	require.Contains(t, last2[1].ToolResults[0], "10001")
 
-	// The owner's main session is not sandboxed (mode non-main).
+	// The owner's main session runs in a sandbox too, under the main profile.
 	reply, _ = send(t, gw, "owner", "", "run: id -u")
-	require.Contains(t, reply, "\n65101\n")
-	require.Contains(t, reply, "not sandboxed]")
+	require.Contains(t, reply, "\n10001\n")
+	require.Contains(t, reply, ", profile main]")
 }
 
 func opsBadInput(t *testing.T, e *opsEnv) {

@@ -171,7 +171,7 @@ func TestPairingEndToEnd(t *testing.T) {
 		r, err = gw.Send(ctx, &gatewayv1.SendRequest{Channel: "local", From: "alice", Text: "hello agent"})
 		require.NoError(t, err)
 		require.True(t, r.GetReachedAgent(), r.GetDecision())
-		require.Equal(t, "agent:main:main", r.GetSessionKey())
+		require.Equal(t, "agent:main:local:dm:alice", r.GetSessionKey(), "an approved sender gets her own session, not the owner's main")
 		require.Len(t, r.GetReplies(), 2)
 		require.Contains(t, r.GetReplies()[0], approvedNotice)
 		require.Equal(t, "echo: hello agent", r.GetReplies()[1])
@@ -204,11 +204,12 @@ func TestPairingEndToEnd(t *testing.T) {
 		for _, s := range ss.GetSessions() {
 			keys = append(keys, s.GetKey())
 		}
-		require.Contains(t, keys, "agent:main:main")
+		require.Contains(t, keys, "agent:main:local:dm:alice")
+		require.NotContains(t, keys, "agent:main:main", "no owner is configured: nobody is in the main session")
 		out, err := st.RunCLI(ctx, nil, "sessions", "list", "--json")
 		require.NoError(t, err)
 		require.Equal(t, 0, out.Code, out.Logs)
-		require.Contains(t, out.Logs, "agent:main:main")
+		require.Contains(t, out.Logs, "agent:main:local:dm:alice")
 		// The CLI's message send, with its replies on stdout.
 		out, err = st.RunCLI(ctx, nil, "message", "send", "--channel", "local", "--from", "dora", "hi there")
 		require.NoError(t, err)

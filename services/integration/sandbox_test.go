@@ -24,8 +24,9 @@ import (
 const testImage = "moltbot-sandbox-test:latest"
 
 // sandboxConfig is the gateway config of these tests: the local channel
-// lets every group in and the DM sender "owner" (whose DMs are the main
-// session); sandbox settings are merged into agents.defaults.sandbox.
+// lets every group in and the DM sender "owner", who is the channel's owner
+// (channels.local.owner: their DMs are the main session); sandbox settings
+// are merged into agents.defaults.sandbox.
 // Strict JSON (a JSON5 file is valid too, but keep it simple).
 func sandboxConfig(t *testing.T, sandbox map[string]any) []byte {
 	t.Helper()
@@ -45,6 +46,7 @@ func sandboxConfig(t *testing.T, sandbox map[string]any) []byte {
 		"channels": map[string]any{"local": map[string]any{
 			"dm":     map[string]any{"policy": "allowlist", "allowFrom": []string{"owner"}},
 			"groups": map[string]any{"policy": "open"},
+			"owner":  []string{"owner"},
 		}},
 		"agents": map[string]any{"defaults": map[string]any{"sandbox": sb}},
 	})
@@ -74,8 +76,27 @@ func sandboxStack(t *testing.T, cfg []byte, sandboxdEnv map[string]string) (*tes
 		if err := st.RemoveSandboxContainers(ctx, instance); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
+		// sandboxd's owner workspace volume for this instance (sandboxd/cmd/sandboxd names it).
+		_ = exec.Command("docker", "volume", "rm", "-f", ownerVolume(instance)).Run()
 	})
 	return st, instance
+}
+
+// ownerVolume is the owner's workspace volume of a test sandboxd instance.
+func ownerVolume(instance string) string { return "moltbot-sbx-" + instance + "-owner-workspace" }
+
+// sessionContainers are the instance's sandbox containers of one session.
+func sessionContainers(t *testing.T, st *testharness.Stack, instance, session string) []testharness.SandboxContainer {
+	t.Helper()
+	cs, err := st.SandboxContainers(ctxFor(t, 30*time.Second), instance)
+	require.NoError(t, err)
+	var out []testharness.SandboxContainer
+	for _, c := range cs {
+		if c.Labels[testharness.LabelSandboxSession] == session {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func send(t *testing.T, gw gatewayv1.GatewayClient, from, group, text string) (string, *gatewayv1.SendResponse) {
@@ -88,12 +109,14 @@ func send(t *testing.T, gw gatewayv1.GatewayClient, from, group, text string) (s
 	return resp.GetReplies()[0], resp
 }
 
-var sandboxIDRE = regexp.MustCompile(`sandbox ([0-9a-f]{12})\]`)
+var sandboxIDRE = regexp.MustCompile(`sandbox ([0-9a-f]{12}), profile (main|hardened)\]`)
 
 // TestSandboxRouting covers issue 6's whole-stack items: a group /exec runs
-// in a sandbox container labelled with the session; the main session's does
-// not; mode off sandboxes nothing; a changed sandbox config recreates the
-// container on the next message (new id, new hash label).
+// in a sandbox container labelled with the session; the owner's main
+// session's runs in one too, under the main profile (the gateway runs no
+// command); mode off gives every session the main profile; a changed
+// sandbox config recreates the container on the next message (new id, new
+// hash label).
 func TestSandboxRouting(t *testing.T) {
 	st, instance := sandboxStack(t, sandboxConfig(t, nil), nil)
 	gw := st.AdminGateway(t)
@@ -131,18 +154,17 @@ func TestSandboxRouting(t *testing.T) {
 		require.Equal(t, groupKey, list.GetContainers()[0].GetSessionKey())
 	})
 
-	t.Run("main session exec is not sandboxed", func(t *testing.T) {
+	t.Run("main session exec runs in a main-profile sandbox", func(t *testing.T) {
 		reply, resp := send(t, gw, "owner", "", "/exec id -u")
 		require.Equal(t, "agent:main:main", resp.GetSessionKey())
-		require.Contains(t, reply, "not sandboxed]")
-		require.Contains(t, reply, "\n65101\n", "runs as the gateway's uid")
-		cs, err := st.SandboxContainers(ctx, instance)
-		require.NoError(t, err)
-		require.Len(t, cs, 1, "no container for the main session")
+		require.Contains(t, reply, ", profile main]")
+		require.Contains(t, reply, "\n10001\n", "the sandbox user, not the gateway's")
+		require.Len(t, sessionContainers(t, st, instance, "agent:main:main"), 1, "the main session has its own container")
 		ex, err := sb.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:main:main"})
 		require.NoError(t, err)
 		require.True(t, ex.GetMainSession())
-		require.False(t, ex.GetSandboxed())
+		require.True(t, ex.GetSandboxed())
+		require.Equal(t, sandboxv1.Profile_PROFILE_MAIN, ex.GetProfile())
 	})
 
 	t.Run("changed config recreates the container", func(t *testing.T) {
@@ -151,24 +173,27 @@ func TestSandboxRouting(t *testing.T) {
 			sandboxConfig(t, map[string]any{"docker": map[string]any{"pidsLimit": 64}})))
 		reply, _ := send(t, gw, "someone", group, "/exec cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max")
 		require.Contains(t, reply, "\n64\n", reply)
-		cs, err := st.SandboxContainers(ctx, instance)
-		require.NoError(t, err)
+		cs := sessionContainers(t, st, instance, groupKey)
 		require.Len(t, cs, 1, "the old container is removed")
 		require.NotEqual(t, firstID, cs[0].ID, "new container id")
 		require.NotEqual(t, firstHash, cs[0].Labels[testharness.LabelSandboxConfigHash], "new hash label")
 		require.Equal(t, groupKey, cs[0].Labels[testharness.LabelSandboxSession])
 	})
 
-	t.Run("mode off sandboxes nothing", func(t *testing.T) {
+	t.Run("mode off gives every session the main profile", func(t *testing.T) {
 		require.NoError(t, st.RemoveSandboxContainers(ctx, instance))
 		require.NoError(t, st.WriteStateFile(testharness.Gateway, "moltbot.json", sandboxConfig(t, map[string]any{"mode": "off"})))
-		reply, _ := send(t, gw, "someone", "g-off", "/exec id -u")
-		require.Contains(t, reply, "not sandboxed]")
+		reply, _ := send(t, gw, "someone", "g-off", "/exec id -u; ls /workspace")
+		require.Contains(t, reply, ", profile main]")
+		require.Contains(t, reply, "\n10001\n")
 		reply, _ = send(t, gw, "owner", "", "/exec id -u")
-		require.Contains(t, reply, "not sandboxed]")
-		cs, err := st.SandboxContainers(ctx, instance)
-		require.NoError(t, err)
-		require.Empty(t, cs)
+		require.Contains(t, reply, ", profile main]")
+		g := sessionContainers(t, st, instance, "agent:main:local:group:g-off")
+		require.Len(t, g, 1)
+		out, err := exec.Command("docker", "inspect", "-f", "{{.HostConfig.NetworkMode}} {{json .Mounts}}", g[0].ID).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.True(t, strings.HasPrefix(string(out), "bridge "), "the main profile's network: %s", out)
+		require.NotContains(t, string(out), ownerVolume(instance), "never the owner's workspace")
 	})
 }
 
@@ -199,7 +224,8 @@ func TestSandboxDockerMissing(t *testing.T) {
 	require.NotContains(t, reply, "10001")
 	require.NotContains(t, reply, "65101")
 
-	// The main session is not sandboxed, so it still works.
+	// The owner's main session is refused too: the gateway runs no command.
 	reply, _ = send(t, st.AdminGateway(t), "owner", "", "/exec id -u")
-	require.Contains(t, reply, "not sandboxed]")
+	require.True(t, strings.HasPrefix(reply, "exec refused: "), reply)
+	require.NotContains(t, reply, "65101")
 }

@@ -1,8 +1,8 @@
 // Package agent defines how the gateway talks to an agent backend and how
 // the agent's tool calls are executed. The message pipeline calls an Agent;
-// the Agent runs its `exec` tool through an Executor, which routes the
-// command by the session's sandbox policy (main session in-process,
-// non-main to sandboxd).
+// the Agent runs its `exec` tool through an Executor, which sends every
+// command to sandboxd under the profile ChooseProfile picks: the gateway
+// itself never runs a command.
 package agent
 
 import "context"
@@ -13,7 +13,8 @@ type Turn struct {
 	AgentID    string
 	Channel    string
 	SenderID   string
-	Main       bool // the agent's main DM session
+	Main       bool // the agent's main DM session (only an owner's DM)
+	Owner      bool // the sender is one of the channel's owner ids
 	Text       string
 }
 
@@ -29,8 +30,8 @@ type ExecResult struct {
 	Stderr    []byte
 	Truncated bool
 	Cause     string // "", "timeout", "oom", "pids_limit"
-	Sandboxed bool
-	Container string
+	Container string // the sandbox container: every command runs in one
+	Profile   string // "main" or "hardened"
 }
 
 // Executor runs a tool command for a turn's session.

@@ -20,24 +20,52 @@ import (
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
-func TestSandboxedRouting(t *testing.T) {
+// TestChooseProfile is the profile table: only the owner's main session
+// gets the main profile with the owner's workspace; mode off gives others
+// the main profile's network without it; mode all hardens everyone.
+func TestChooseProfile(t *testing.T) {
+	const (
+		main   = sandboxv1.Profile_PROFILE_MAIN
+		hard   = sandboxv1.Profile_PROFILE_HARDENED
+		nonM   = sandboxv1.Mode_MODE_NON_MAIN
+		unset  = sandboxv1.Mode_MODE_UNSPECIFIED
+		off    = sandboxv1.Mode_MODE_OFF
+		all    = sandboxv1.Mode_MODE_ALL
+		mk     = "agent:main:main"
+		peer   = "agent:main:telegram:dm:42"
+		group  = "agent:main:local:group:g1"
+		forged = "agent:main:main:x"
+	)
 	tests := []struct {
-		mode sandboxv1.Mode
-		key  string
-		want bool
+		name    string
+		mode    sandboxv1.Mode
+		key     string
+		owner   bool
+		profile sandboxv1.Profile
+		ws      bool
 	}{
-		{sandboxv1.Mode_MODE_NON_MAIN, "agent:main:main", false},
-		{sandboxv1.Mode_MODE_NON_MAIN, "agent:main:local:group:g1", true},
-		{sandboxv1.Mode_MODE_NON_MAIN, "agent:main:dm:u1", true},
-		{sandboxv1.Mode_MODE_NON_MAIN, "agent::main", true},
-		{sandboxv1.Mode_MODE_NON_MAIN, "agent:main:main:x", true},
-		{sandboxv1.Mode_MODE_UNSPECIFIED, "agent:main:local:group:g1", true},
-		{sandboxv1.Mode_MODE_UNSPECIFIED, "agent:main:main", false},
-		{sandboxv1.Mode_MODE_ALL, "agent:main:main", true},
-		{sandboxv1.Mode_MODE_OFF, "agent:main:local:group:g1", false},
+		{"non-main owner main", nonM, mk, true, main, true},
+		{"unset owner main", unset, mk, true, main, true},
+		{"non-main owner per-peer scope", nonM, peer, true, hard, false},
+		{"non-main approved sender", nonM, peer, false, hard, false},
+		{"non-main main key without owner", nonM, mk, false, hard, false},
+		{"non-main group", nonM, group, false, hard, false},
+		{"non-main forged key", nonM, forged, true, hard, false},
+		{"unset group", unset, group, false, hard, false},
+		{"off owner main", off, mk, true, main, true},
+		{"off approved sender", off, peer, false, main, false},
+		{"off group", off, group, false, main, false},
+		{"off main key without owner", off, mk, false, main, false},
+		{"all owner main", all, mk, true, hard, false},
+		{"all group", all, group, false, hard, false},
 	}
 	for _, tt := range tests {
-		require.Equal(t, tt.want, Sandboxed(tt.mode, tt.key), "%s %s", tt.mode, tt.key)
+		t.Run(tt.name, func(t *testing.T) {
+			c := ChooseProfile(tt.mode, tt.key, tt.owner)
+			require.Equal(t, tt.profile, c.Profile)
+			require.Equal(t, tt.ws, c.OwnerWorkspace)
+			require.NotEmpty(t, c.Why)
+		})
 	}
 }
 
@@ -116,43 +144,6 @@ func TestFilePolicySourceFollowsTheFile(t *testing.T) {
 	require.ErrorIs(t, err, errs.ErrFailedPrecondition, "an unreadable policy refuses commands")
 }
 
-func TestLocalRun(t *testing.T) {
-	t.Setenv("CLAWDBOT_GATEWAY_TOKEN", "secret-token-value")
-	l := &Local{}
-	ctx := context.Background()
-
-	r, err := l.Run(ctx, "echo out; echo err >&2; env; exit 3", 5*time.Second, 1<<16)
-	require.NoError(t, err)
-	require.Equal(t, 3, r.ExitCode)
-	require.Contains(t, string(r.Stdout), "out\n")
-	require.Equal(t, "err\n", string(r.Stderr))
-	require.NotContains(t, string(r.Stdout), "secret-token-value", "the gateway's environment never reaches a command")
-	require.False(t, r.Sandboxed)
-
-	r, err = l.Run(ctx, "head -c 100000 /dev/zero", 5*time.Second, 1000)
-	require.NoError(t, err)
-	require.True(t, r.Truncated)
-	require.Len(t, r.Stdout, 1000)
-
-	start := time.Now()
-	r, err = l.Run(ctx, "sleep 30 & sleep 30", 200*time.Millisecond, 1000)
-	require.NoError(t, err)
-	require.Equal(t, "timeout", r.Cause)
-	require.Less(t, time.Since(start), 5*time.Second)
-
-	start = time.Now()
-	r, err = l.Run(ctx, "sleep 30 >/dev/null 2>&1 & echo bg", 5*time.Second, 1000)
-	require.NoError(t, err)
-	require.Equal(t, "", r.Cause)
-	require.Less(t, time.Since(start), 3*time.Second, "a background child does not hold the reply")
-
-	noShell := &Local{Shell: nil}
-	noShell.once.Do(func() {}) // as in a FROM scratch image without busybox
-	r, err = noShell.Run(ctx, "/bin/echo a b", 5*time.Second, 1000)
-	require.NoError(t, err)
-	require.Equal(t, "a b\n", string(r.Stdout))
-}
-
 // fakeSandboxd records Exec requests; sandboxd is an outside service here
 // (its own tests run it on the real engine).
 type fakeSandboxd struct {
@@ -188,10 +179,15 @@ func TestEchoAndRouter(t *testing.T) {
 	fake := &fakeSandboxd{}
 	mode := sandboxv1.Mode_MODE_NON_MAIN
 	pol := func() (*sandboxv1.Policy, error) { return &sandboxv1.Policy{Mode: mode, PidsLimit: 64}, nil }
-	a := &Echo{Executor: &Router{Sandbox: dialFake(t, fake), Policy: pol, Local: &Local{}}}
+	var mainExecs []string
+	r := &Router{Sandbox: dialFake(t, fake), Policy: pol,
+		OnExec: func(_ context.Context, t Turn, c ProfileChoice, cmd string, _ ExecResult) {
+			mainExecs = append(mainExecs, t.SessionKey+" "+cmd)
+		}}
+	a := &Echo{Executor: r}
 	ctx := context.Background()
 	group := Turn{SessionKey: "agent:main:local:group:g1", AgentID: "main", Text: "/exec id -u"}
-	mainT := Turn{SessionKey: "agent:main:main", AgentID: "main", Main: true, Text: "/exec echo hi"}
+	mainT := Turn{SessionKey: "agent:main:main", AgentID: "main", Main: true, Owner: true, Text: "/exec echo hi"}
 
 	reply, err := a.Reply(ctx, Turn{SessionKey: "agent:main:main", Text: "hello"})
 	require.NoError(t, err)
@@ -201,23 +197,31 @@ func TestEchoAndRouter(t *testing.T) {
 
 	reply, err = a.Reply(ctx, group)
 	require.NoError(t, err)
-	require.Equal(t, "$ id -u\n10001\n\uFFFD\n[exit 137, killed: oom, sandbox 0123456789ab]", reply)
+	require.Equal(t, "$ id -u\n10001\n\uFFFD\n[exit 137, killed: oom, sandbox 0123456789ab, profile hardened]", reply)
 	require.Len(t, fake.got, 1)
 	require.Equal(t, "id -u", fake.got[0].GetShell())
 	require.Equal(t, group.SessionKey, fake.got[0].GetSessionKey())
 	require.Equal(t, int64(64), fake.got[0].GetPolicy().GetPidsLimit(), "the policy travels with each command")
+	require.Equal(t, sandboxv1.Profile_PROFILE_HARDENED, fake.got[0].GetProfile())
+	require.False(t, fake.got[0].GetOwnerWorkspace())
+	require.Empty(t, mainExecs, "OnExec is for main-profile commands")
 
 	reply, err = a.Reply(ctx, mainT)
 	require.NoError(t, err)
-	require.Equal(t, "$ echo hi\nhi\n[exit 0, not sandboxed]", reply)
-	require.Len(t, fake.got, 1, "the main session does not go to sandboxd")
+	require.Contains(t, reply, ", profile main]")
+	require.Len(t, fake.got, 2, "the main session goes to sandboxd too: the gateway runs nothing")
+	require.Equal(t, sandboxv1.Profile_PROFILE_MAIN, fake.got[1].GetProfile())
+	require.True(t, fake.got[1].GetOwnerWorkspace())
+	require.Equal(t, []string{"agent:main:main echo hi"}, mainExecs)
 
 	mode = sandboxv1.Mode_MODE_OFF
 	reply, _ = a.Reply(ctx, group)
-	require.Contains(t, reply, "not sandboxed]")
+	require.Contains(t, reply, ", profile main]")
+	require.False(t, fake.got[2].GetOwnerWorkspace(), "mode off never gives a group the owner's workspace")
 	mode = sandboxv1.Mode_MODE_ALL
 	_, _ = a.Reply(ctx, mainT)
-	require.Len(t, fake.got, 2, "mode all sandboxes the main session too")
+	require.Len(t, fake.got, 4)
+	require.Equal(t, sandboxv1.Profile_PROFILE_HARDENED, fake.got[3].GetProfile(), "mode all hardens the main session too")
 
 	mode = sandboxv1.Mode_MODE_NON_MAIN
 	fake.fail = errors.Join(errors.New("Docker is not reachable (start the Docker engine)"), errs.ErrUnavailable)

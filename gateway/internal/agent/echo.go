@@ -89,15 +89,11 @@ func FormatResult(cmd string, r ExecResult) string {
 	if r.Truncated {
 		b.WriteString(", output truncated")
 	}
-	if r.Sandboxed {
-		c := r.Container
-		if len(c) > 12 {
-			c = c[:12]
-		}
-		fmt.Fprintf(&b, ", sandbox %s", c)
-	} else {
-		b.WriteString(", not sandboxed")
+	c := r.Container
+	if len(c) > 12 {
+		c = c[:12]
 	}
+	fmt.Fprintf(&b, ", sandbox %s, profile %s", c, r.Profile)
 	b.WriteString("]")
 	return b.String()
 }

@@ -27,7 +27,7 @@ func newOpenAI(t *testing.T, fake *fakeSandboxd) (*OpenAI, *openaitest.Handler, 
 	pol := func() (*sandboxv1.Policy, error) { return &sandboxv1.Policy{Mode: sandboxv1.Mode_MODE_NON_MAIN}, nil }
 	a := &OpenAI{
 		Settings: func() (OpenAISettings, error) { return *set, nil },
-		Executor: &Router{Sandbox: dialFake(t, fake), Policy: pol, Local: &Local{}},
+		Executor: &Router{Sandbox: dialFake(t, fake), Policy: pol},
 	}
 	return a, h, set
 }
@@ -40,7 +40,7 @@ func TestOpenAIToolRoundTrip(t *testing.T) {
 
 	reply, err := a.Reply(ctx, group)
 	require.NoError(t, err)
-	require.Equal(t, "ran 1 command(s):\n$ id -u\n10001\n\uFFFD\n[exit 137, killed: oom, sandbox 0123456789ab]", reply)
+	require.Equal(t, "ran 1 command(s):\n$ id -u\n10001\n\uFFFD\n[exit 137, killed: oom, sandbox 0123456789ab, profile hardened]", reply)
 	require.Len(t, fake.got, 1, "the group's command went to sandboxd")
 	require.Equal(t, "id -u", fake.got[0].GetShell())
 	require.Equal(t, group.SessionKey, fake.got[0].GetSessionKey())
@@ -56,11 +56,12 @@ func TestOpenAIToolRoundTrip(t *testing.T) {
 	require.Equal(t, 4, reqs[1].Messages, "system + user + assistant tool_calls + tool")
 	require.Len(t, reqs[1].ToolResults, 1)
 
-	// The owner's main session runs locally (mode non-main).
-	reply, err = a.Reply(ctx, Turn{SessionKey: "agent:main:main", AgentID: "main", Main: true, Text: "run: echo hi ;; echo there"})
+	// The owner's main session goes to sandboxd too, under the main profile.
+	reply, err = a.Reply(ctx, Turn{SessionKey: "agent:main:main", AgentID: "main", Main: true, Owner: true, Text: "run: echo hi ;; echo there"})
 	require.NoError(t, err)
-	require.Equal(t, "ran 2 command(s):\n$ echo hi\nhi\n[exit 0, not sandboxed]\n$ echo there\nthere\n[exit 0, not sandboxed]", reply)
-	require.Len(t, fake.got, 1)
+	require.Equal(t, 2, strings.Count(reply, ", profile main]"), reply)
+	require.Len(t, fake.got, 3)
+	require.Equal(t, sandboxv1.Profile_PROFILE_MAIN, fake.got[2].GetProfile())
 
 	reply, err = a.Reply(ctx, Turn{SessionKey: "agent:main:main", Text: "hello"})
 	require.NoError(t, err)
@@ -175,15 +176,21 @@ func TestOpenAIErrors(t *testing.T) {
 }
 
 func TestOpenAIToolArguments(t *testing.T) {
-	a := &OpenAI{Executor: &Router{Policy: func() (*sandboxv1.Policy, error) { return &sandboxv1.Policy{}, nil }, Local: &Local{}}}
-	main := Turn{SessionKey: "agent:main:main", Main: true}
+	fake := &fakeSandboxd{}
+	a := &OpenAI{Executor: &Router{Sandbox: dialFake(t, fake), Policy: func() (*sandboxv1.Policy, error) { return &sandboxv1.Policy{}, nil }}}
+	main := Turn{SessionKey: "agent:main:main", Main: true, Owner: true}
 	call := func(name, args string) string {
 		return a.runTool(context.Background(), main, toolCall{ID: "c", Type: "function", Function: toolFunction{Name: name, Arguments: args}})
 	}
 	require.Contains(t, call("browse", `{}`), `unknown tool "browse"`)
 	require.Contains(t, call("exec", `not json`), "not a JSON object")
 	require.Equal(t, "error: command is empty", call("exec", `{"command":"  "}`))
-	require.Equal(t, "$ echo ok\nok\n[exit 0, not sandboxed]", call("exec", `{"command":"echo ok"}`))
+	require.Contains(t, call("exec", `{"command":"echo ok"}`), ", profile main]")
+	require.Len(t, fake.got, 1, "the owner's command runs in sandboxd, not the gateway")
+
+	none := &OpenAI{Executor: &Router{Policy: func() (*sandboxv1.Policy, error) { return &sandboxv1.Policy{}, nil }}}
+	out := none.runTool(context.Background(), main, toolCall{ID: "c", Type: "function", Function: toolFunction{Name: "exec", Arguments: `{"command":"echo ok"}`}})
+	require.Contains(t, out, "the gateway runs no command itself", "without sandboxd nothing runs")
 }
 
 func FuzzDecodeResponse(f *testing.F) {

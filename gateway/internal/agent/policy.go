@@ -56,15 +56,12 @@ func PolicyFromConfig(c *config.Config) (*sandboxv1.Policy, error) {
 	if has("docker.binds") {
 		p.Binds = d.Binds
 	}
+	if has("main.network") {
+		p.MainNetwork = c.View().Agents.Sandbox.MainNetwork
+	}
 	s := c.View().Agents.Sandbox
-	switch {
-	case !has("mode"):
-	case s.Mode == "off":
-		p.Mode = sandboxv1.Mode_MODE_OFF
-	case s.Mode == "all":
-		p.Mode = sandboxv1.Mode_MODE_ALL
-	default:
-		p.Mode = sandboxv1.Mode_MODE_NON_MAIN
+	if has("mode") {
+		p.Mode = ParseMode(s.Mode)
 	}
 	switch {
 	case !has("scope"):
@@ -96,6 +93,18 @@ func PolicyFromConfig(c *config.Config) (*sandboxv1.Policy, error) {
 		p.MemoryBytes = n
 	}
 	return p, nil
+}
+
+// ParseMode converts agents.defaults.sandbox.mode; anything but off and
+// all is non-main, the safe default.
+func ParseMode(s string) sandboxv1.Mode {
+	switch s {
+	case "off":
+		return sandboxv1.Mode_MODE_OFF
+	case "all":
+		return sandboxv1.Mode_MODE_ALL
+	}
+	return sandboxv1.Mode_MODE_NON_MAIN
 }
 
 // ParseBytes reads a Docker-style size: a number of bytes, or a number with

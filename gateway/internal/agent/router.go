@@ -13,36 +13,19 @@ import (
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
-// IsMainSession reports whether key is an agent's main DM session,
-// "agent:<id>:main". Groups, channels and every other DM are non-main.
-func IsMainSession(key string) bool {
-	p := strings.Split(key, ":")
-	return len(p) == 3 && p[0] == "agent" && p[1] != "" && p[2] == "main"
-}
-
-// Sandboxed reports whether a session's commands go to sandboxd under mode.
-func Sandboxed(mode sandboxv1.Mode, sessionKey string) bool {
-	switch mode {
-	case sandboxv1.Mode_MODE_OFF:
-		return false
-	case sandboxv1.Mode_MODE_ALL:
-		return true
-	default: // non-main, also when unset: the safe default
-		return !IsMainSession(sessionKey)
-	}
-}
-
-// Router is the Executor: it routes each command by the sandbox mode and
-// the session. Sandboxed commands go to sandboxd with the current policy;
-// when sandboxd refuses (Docker or the image missing), the command is
-// refused too, never run unsandboxed.
+// Router is the Executor: every command goes to sandboxd with the current
+// policy, under the profile ChooseProfile picks from the mode, the session
+// and whether the sender is an owner. The gateway runs nothing itself:
+// when sandboxd refuses (Docker or the image missing), so is the command.
 type Router struct {
 	Sandbox sandboxv1.SandboxClient
 	Policy  PolicySource
-	Local   *Local
 	// Timeout and OutputCap bound every command (defaults 30 s, 64 KiB).
 	Timeout   time.Duration
 	OutputCap int
+	// OnExec, when set, is called after each command that ran under the
+	// main profile (the security log's hook); it gets no command output.
+	OnExec func(ctx context.Context, t Turn, c ProfileChoice, command string, res ExecResult)
 }
 
 var _ Executor = (*Router)(nil)
@@ -67,24 +50,33 @@ func (r *Router) Exec(ctx context.Context, t Turn, command string) (ExecResult, 
 		// Without a readable policy nothing is known to be safe to run.
 		return ExecResult{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	if !Sandboxed(pol.GetMode(), t.SessionKey) {
-		if r.Local == nil {
-			return ExecResult{}, fmt.Errorf("%w: no local executor configured", ErrRefused)
-		}
-		return r.Local.Run(ctx, command, timeout, outCap)
-	}
 	if r.Sandbox == nil {
-		return ExecResult{}, fmt.Errorf("%w: session %s is sandboxed but sandboxd is not configured (start sandboxd; never run unsandboxed)", ErrRefused, t.SessionKey)
+		return ExecResult{}, fmt.Errorf("%w: sandboxd is not configured, and the gateway runs no command itself (start sandboxd)", ErrRefused)
 	}
+	choice := ChooseProfile(pol.GetMode(), t.SessionKey, t.Owner)
 	resp, err := r.Sandbox.Exec(ctx, &sandboxv1.ExecRequest{SessionKey: t.SessionKey, AgentId: t.AgentID, Shell: command,
-		Timeout: durationpb.New(timeout), OutputCapBytes: int64(outCap), Policy: pol})
+		Timeout: durationpb.New(timeout), OutputCapBytes: int64(outCap), Policy: pol,
+		Profile: choice.Profile, OwnerWorkspace: choice.OwnerWorkspace})
 	if err != nil {
 		e := errs.FromStatus(err)
-		return ExecResult{}, fmt.Errorf("%w: session %s is sandboxed (mode %s) and the sandbox is unavailable: %w",
-			ErrRefused, t.SessionKey, modeName(pol.GetMode()), e)
+		return ExecResult{}, fmt.Errorf("%w: session %s (mode %s, profile %s) and the sandbox is unavailable: %w",
+			ErrRefused, t.SessionKey, modeName(pol.GetMode()), ProfileName(choice.Profile), e)
 	}
-	return ExecResult{ExitCode: int(resp.GetExitCode()), Stdout: resp.GetStdout(), Stderr: resp.GetStderr(),
-		Truncated: resp.GetTruncated(), Cause: causeName(resp.GetKillCause()), Sandboxed: true, Container: resp.GetContainerId()}, nil
+	res := ExecResult{ExitCode: int(resp.GetExitCode()), Stdout: resp.GetStdout(), Stderr: resp.GetStderr(),
+		Truncated: resp.GetTruncated(), Cause: causeName(resp.GetKillCause()), Container: resp.GetContainerId(),
+		Profile: ProfileName(choice.Profile)}
+	if r.OnExec != nil && choice.Profile == sandboxv1.Profile_PROFILE_MAIN {
+		r.OnExec(ctx, t, choice, command, res)
+	}
+	return res, nil
+}
+
+// ProfileName is a profile's short name for replies and logs.
+func ProfileName(p sandboxv1.Profile) string {
+	if p == sandboxv1.Profile_PROFILE_MAIN {
+		return "main"
+	}
+	return "hardened"
 }
 
 func modeName(m sandboxv1.Mode) string {

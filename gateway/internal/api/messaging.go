@@ -11,6 +11,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -29,7 +30,11 @@ func (s *Service) Send(ctx context.Context, req *gatewayv1.SendRequest) (*gatewa
 	case ch != local.Name:
 		return nil, fmt.Errorf("channel %q: unknown; Send injects messages on the local channel (--channel local): %w", ch, errs.ErrInvalidArgument)
 	}
-	r, err := p.SendLocal(ctx, pipeline.Message{From: req.GetFrom(), GroupID: req.GetGroupId(), Text: req.GetText()})
+	// Only the owner principal may send as a local owner id (the roles
+	// table may name the owner differently; this is its one use here).
+	c, _ := auth.CallerFrom(ctx)
+	r, err := p.SendLocal(ctx, pipeline.Message{From: req.GetFrom(), GroupID: req.GetGroupId(), Text: req.GetText(),
+		FromOwner: c.ID == auth.RoleOwner})
 	if err != nil {
 		return nil, err
 	}

@@ -56,9 +56,9 @@ func (s *Service) sandboxUsable(ctx context.Context, st *gatewayv1.ServiceStatus
 	case err != nil:
 		problem = "sandbox info: " + err.Error()
 	case !in.GetDockerReachable():
-		problem = "Docker engine unreachable (" + in.GetDockerError() + "): start Docker; non-main sessions are refused until then"
+		problem = "Docker engine unreachable (" + in.GetDockerError() + "): start Docker; every /exec is refused until then (the gateway runs none itself)"
 	case !in.GetImagePresent():
-		problem = "sandbox image " + in.GetImage() + " is missing: run `make sandbox-image`; non-main sessions are refused until then"
+		problem = "sandbox image " + in.GetImage() + " is missing: run `make sandbox-image`; every /exec is refused until then (the gateway runs none itself)"
 	}
 	if problem == "" {
 		return

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -86,6 +88,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	p, err := pipeline.New(pipeline.Config{
 		Engine: engine, Channels: chans, Agent: w.Agent, Sessions: st,
 		DMScope: scope, SandboxMode: v.Agents.Sandbox.Mode, Logger: w.Logger.Named("pipeline"),
+		Owners: ownersOf(v),
 		OnDecision: func(_ context.Context, in channels.Inbound, r pipeline.Result) {
 			if w.SecLog != nil && !r.ReachedAgent && r.Decision != "" {
 				w.SecLog.Record(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
@@ -106,10 +109,23 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 			defer cancel()
 			return p.Notify(ctx, channel, sender, policy.ApprovedNotice)
 		},
+		AddOwner: func(ctx context.Context, channel, sender string) error { return addOwner(ctx, w, channel, sender) },
 	})
 	if err != nil {
 		return err
 	}
+	// channels.<ch>.owner applies on reload (pairing approve --owner writes it).
+	owners := ownersOf(v)
+	w.OnReload = append(w.OnReload, func(_ context.Context, snap *configstore.Snapshot) []string {
+		next := ownersOf(snap.View)
+		p.SetOwners(next)
+		p.SetSandboxMode(snap.View.Agents.Sandbox.Mode)
+		if reflect.DeepEqual(owners, next) {
+			return nil
+		}
+		owners = next
+		return []string{"channel owners (channels.<ch>.owner)"}
+	})
 	w.API.Messaging = api.MessagingDeps{Pipeline: p, Pairing: pc}
 	w.Register = append(w.Register, func(r grpc.ServiceRegistrar) { pairingproxy.RegisterService(r, proxy) })
 	w.Background = append(w.Background, p.Start)
@@ -173,6 +189,50 @@ func policyOf(ch config.Channel) policy.Config {
 		DMPolicy: policy.DMPolicy(ch.DM.Policy), DMAllowFrom: ch.DM.AllowFrom,
 		GroupPolicy: policy.GroupPolicy(ch.Groups.Policy), GroupAllowFrom: ch.Groups.AllowFrom,
 	}
+}
+
+// addOwner writes sender into channels.<channel>.owner through the config
+// store (validated, secrets kept encrypted, sealed backup, atomic write)
+// and reloads, so the pipeline's owners change at once.
+func addOwner(ctx context.Context, w *Wiring, channel, sender string) error {
+	if w.Config == nil {
+		return fmt.Errorf("no config store is loaded, so channels.%s.owner cannot be written: %w", channel, errs.ErrFailedPrecondition)
+	}
+	var cur []string
+	if snap := w.snapshot(); snap != nil {
+		cur = snap.View.Channels[channel].Owner
+	}
+	next, changed, err := policy.WithOwner(cur, sender)
+	if err != nil || !changed {
+		return err
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	path := "channels." + channel + ".owner"
+	if _, err := w.Config.Set(ctx, path, string(b), false, false); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	resp, err := reload(ctx, w)
+	if err != nil {
+		return fmt.Errorf("%s written; reload failed (run `moltbot gateway reload`): %w", path, err)
+	}
+	if !resp.GetApplied() {
+		return fmt.Errorf("%s written but the reload was refused (run `moltbot config validate`, then `moltbot gateway reload`): %w", path, errs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// ownersOf is channels.<ch>.owner for every channel.
+func ownersOf(v config.View) map[string][]string {
+	m := map[string][]string{}
+	for name, ch := range v.Channels {
+		if len(ch.Owner) > 0 {
+			m[name] = ch.Owner
+		}
+	}
+	return m
 }
 
 func sortedChannels(m map[string]config.Channel) []string {

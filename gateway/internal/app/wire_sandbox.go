@@ -19,7 +19,9 @@ import (
 func wireSandbox(_ context.Context, w *Wiring) error {
 	sb := sandboxv1.NewSandboxClient(w.SandboxConn)
 	policy := agent.FilePolicySource(w.ConfigPath)
-	w.Executor = &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy), Local: &agent.Local{}}
+	// Every command goes to sandboxd: the gateway runs none itself.
+	// OnExec (main-profile commands) is the security log's hook.
+	w.Executor = &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy)}
 	if w.Agent == nil {
 		w.Agent = &agent.Echo{Executor: w.Executor}
 	}

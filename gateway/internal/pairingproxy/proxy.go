@@ -47,14 +47,18 @@ type Config struct {
 	HasChannel func(name string) bool
 	// Notify sends the approval confirmation to the sender (nil: never).
 	Notify func(ctx context.Context, channel, senderID string) error
+	// AddOwner adds an approved sender to channels.<channel>.owner and
+	// applies it (Approve with owner set); nil refuses such approvals.
+	AddOwner func(ctx context.Context, channel, senderID string) error
 }
 
 // Service implements pairingv1.PairingServer by forwarding.
 type Service struct {
 	pairingv1.UnsafePairingServer
-	c      pairingv1.PairingClient
-	has    func(string) bool
-	notify func(context.Context, string, string) error
+	c        pairingv1.PairingClient
+	has      func(string) bool
+	notify   func(context.Context, string, string) error
+	addOwner func(context.Context, string, string) error
 }
 
 var _ pairingv1.PairingServer = (*Service)(nil)
@@ -64,7 +68,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Client == nil || cfg.HasChannel == nil {
 		return nil, errors.New("pairingproxy: Config.Client and Config.HasChannel are required")
 	}
-	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify}, nil
+	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, addOwner: cfg.AddOwner}, nil
 }
 
 // RegisterService registers s on r.
@@ -117,9 +121,19 @@ func (s *Service) Approve(ctx context.Context, req *pairingv1.ApproveRequest) (*
 	if err := s.channel(req.GetChannel(), false); err != nil {
 		return nil, err
 	}
+	if req.GetOwner() && s.addOwner == nil {
+		return nil, fmt.Errorf("approve --owner: this gateway has no config store to write channels.%s.owner: %w", req.GetChannel(), errs.ErrFailedPrecondition)
+	}
 	r, err := s.c.Approve(out(ctx), req)
 	if err != nil {
 		return nil, fwd(err)
+	}
+	if req.GetOwner() {
+		// Approved first: if the owner write fails, the sender is a plain
+		// approved sender (own sandboxed session), never more.
+		if err := s.addOwner(ctx, req.GetChannel(), r.GetSenderId()); err != nil {
+			return nil, fmt.Errorf("the sender was approved but NOT made an owner (their DMs get their own sandboxed session): %w", err)
+		}
 	}
 	state := "skipped"
 	md, _ := metadata.FromIncomingContext(ctx)

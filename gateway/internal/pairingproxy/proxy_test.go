@@ -62,3 +62,45 @@ func TestApprove(t *testing.T) {
 	_, err = s.Request(ctx, &pairingv1.RequestRequest{})
 	require.ErrorIs(t, err, errs.ErrPermissionDenied)
 }
+
+// TestApproveOwner: --owner adds the approved sender to the channel's
+// owners only after pairingd approved; a failed owner write says the sender
+// is approved but not an owner; without a config store it is refused
+// before pairingd.
+func TestApproveOwner(t *testing.T) {
+	ctx := auth.WithCaller(context.Background(), auth.Caller{ID: auth.RoleOwner, CertID: auth.IDCLI})
+	has := func(n string) bool { return n == "telegram" }
+	for _, tc := range []struct {
+		name      string
+		approve   error
+		addErr    error
+		noStore   bool
+		wantErr   string
+		wantOwner []string
+		reached   bool
+	}{
+		{name: "owner added", wantOwner: []string{"telegram/42"}, reached: true},
+		{name: "approve fails: no owner", approve: errors.New("wrong code"), wantErr: "wrong code", reached: true},
+		{name: "owner write fails", addErr: errors.New("config invalid"), wantErr: "approved but NOT made an owner", wantOwner: []string{"telegram/42"}, reached: true},
+		{name: "no config store", noStore: true, wantErr: "no config store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &upstream{approve: tc.approve}
+			var owners []string
+			cfg := Config{Client: up, HasChannel: has}
+			if !tc.noStore {
+				cfg.AddOwner = func(_ context.Context, ch, id string) error { owners = append(owners, ch+"/"+id); return tc.addErr }
+			}
+			s, err := New(cfg)
+			require.NoError(t, err)
+			_, err = s.Approve(ctx, &pairingv1.ApproveRequest{Channel: "telegram", Code: "ABCDEFGH", Owner: true})
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tc.wantErr)
+			}
+			require.Equal(t, tc.wantOwner, owners)
+			require.Equal(t, tc.reached, up.md != nil, "reached pairingd")
+		})
+	}
+}

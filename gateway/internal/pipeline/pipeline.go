@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,6 +22,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/sessionkey"
 )
 
 // DefaultAgentID is the agent every message goes to (upstream's default).
@@ -43,8 +45,12 @@ type Config struct {
 	Sessions *sessions.Store  // required
 	AgentID  string           // "" = DefaultAgentID
 	DMScope  sessions.DMScope // "" = main
+	// Owners are the owner's own sender ids per channel (channels.<ch>.owner):
+	// only their DMs fold into the main session; SetOwners replaces them
+	// on reload.
+	Owners map[string][]string
 	// SandboxMode is agents.defaults.sandbox.mode (non-main | off | all), for
-	// the session index's "sandboxed" column.
+	// the session index's "profile" column.
 	SandboxMode  string
 	AgentTimeout time.Duration
 	Logger       hclog.Logger
@@ -69,10 +75,12 @@ type Pipeline struct {
 	sessions   *sessions.Store
 	agentID    string
 	scope      sessions.DMScope
-	sandbox    string
+	sandbox    atomic.Pointer[string]
 	timeout    time.Duration
 	log        hclog.Logger
 	onDecision func(context.Context, channels.Inbound, Result)
+
+	owners atomic.Pointer[map[string][]string]
 
 	mu   sync.Mutex
 	down map[string]error // channels whose Start failed
@@ -85,7 +93,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		engine: cfg.Engine, chans: map[string]Channel{}, agent: cfg.Agent, sessions: cfg.Sessions,
-		agentID: cfg.AgentID, scope: cfg.DMScope, sandbox: cfg.SandboxMode, timeout: cfg.AgentTimeout,
+		agentID: cfg.AgentID, scope: cfg.DMScope, timeout: cfg.AgentTimeout,
 		log: cfg.Logger, onDecision: cfg.OnDecision, down: map[string]error{},
 	}
 	if p.agentID == "" {
@@ -100,6 +108,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
+	p.SetOwners(cfg.Owners)
+	p.SetSandboxMode(cfg.SandboxMode)
 	for _, c := range cfg.Channels {
 		if c.Channel == nil {
 			return nil, errors.New("pipeline: nil channel")
@@ -169,7 +179,9 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	if in.ChatID == "" {
 		in.ChatID = in.SenderID
 	}
-	d, err := p.engine.Decide(ctx, c.Policy, in)
+	pol := c.Policy
+	pol.Owners = p.ownersOf(in.Channel)
+	d, err := p.engine.Decide(ctx, pol, in)
 	res := Result{Decision: d.Reason}
 	defer func() {
 		if p.onDecision != nil {
@@ -196,7 +208,8 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	t := p.turn(in)
 	res.SessionKey = t.SessionKey
 	if err := p.sessions.Touch(sessions.Session{
-		Key: t.SessionKey, AgentID: t.AgentID, Channel: in.Channel, Main: t.Main, Sandboxed: p.sandboxed(t.Main),
+		Key: t.SessionKey, AgentID: t.AgentID, Channel: in.Channel, Main: t.Main, Sandboxed: true,
+		Profile: agent.ProfileName(agent.ChooseProfile(agent.ParseMode(*p.sandbox.Load()), t.SessionKey, t.Owner).Profile),
 	}); err != nil {
 		p.log.Error("session index", "error", err) // the message still goes through
 	}
@@ -216,24 +229,40 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	return res, nil
 }
 
-func (p *Pipeline) turn(in channels.Inbound) agent.Turn {
-	t := agent.Turn{AgentID: p.agentID, Channel: in.Channel, SenderID: in.SenderID, Text: in.Text}
-	if in.IsDM() {
-		t.SessionKey, t.Main = sessions.DMKey(p.agentID, p.scope, in.Channel, in.SenderID)
-	} else {
-		t.SessionKey = sessions.GroupKey(p.agentID, in.Channel, in.GroupID)
+// SetSandboxMode replaces agents.defaults.sandbox.mode (a reload) for the
+// session index's profile column.
+func (p *Pipeline) SetSandboxMode(mode string) { p.sandbox.Store(&mode) }
+
+// SetOwners replaces the owner ids per channel (a reload's new
+// channels.<ch>.owner); the next message uses them.
+func (p *Pipeline) SetOwners(owners map[string][]string) {
+	m := make(map[string][]string, len(owners))
+	for ch, ids := range owners {
+		m[ch] = append([]string(nil), ids...)
 	}
-	return t
+	p.owners.Store(&m)
 }
 
-func (p *Pipeline) sandboxed(main bool) bool {
-	switch p.sandbox {
-	case "off":
-		return false
-	case "all":
-		return true
+func (p *Pipeline) ownersOf(channel string) []string {
+	if m := p.owners.Load(); m != nil {
+		return (*m)[channel]
 	}
-	return !main
+	return nil
+}
+
+// isOwner is policy.IsOwner with the channel's current owner ids.
+func (p *Pipeline) isOwner(in channels.Inbound) bool {
+	return policy.IsOwner(p.ownersOf(in.Channel), in)
+}
+
+func (p *Pipeline) turn(in channels.Inbound) agent.Turn {
+	t := agent.Turn{AgentID: p.agentID, Channel: in.Channel, SenderID: in.SenderID, Text: in.Text, Owner: p.isOwner(in)}
+	if in.IsDM() {
+		t.SessionKey, t.Main = sessionkey.DM(p.agentID, p.scope, in.Channel, in.SenderID, t.Owner)
+	} else {
+		t.SessionKey = sessionkey.Group(p.agentID, in.Channel, in.GroupID)
+	}
+	return t
 }
 
 func (p *Pipeline) names() []string {
@@ -250,6 +279,11 @@ type Message struct {
 	From    string
 	GroupID string
 	Text    string
+	// FromOwner says the caller is the owner principal. On the local
+	// channel the caller picks the sender id, so only the owner may send
+	// as one of channels.local.owner: a client holding the shared gateway
+	// token must never reach the owner's main session and workspace.
+	FromOwner bool
 }
 
 // SendLocal runs m through the pipeline as a local-channel message and
@@ -270,6 +304,9 @@ func (p *Pipeline) SendLocal(ctx context.Context, m Message) (Result, error) {
 	chat := m.From
 	if m.GroupID != "" {
 		chat = m.GroupID
+	}
+	if !m.FromOwner && policy.IsOwner(p.ownersOf(local.Name), channels.Inbound{Channel: local.Name, SenderID: m.From, ChatID: chat, GroupID: m.GroupID}) {
+		return Result{}, fmt.Errorf("from: %q is an owner of the local channel (channels.local.owner); only the owner's CLI may send as the owner: %w", m.From, errs.ErrPermissionDenied)
 	}
 	earlier := lc.Drain(chat)
 	h := &holder{}

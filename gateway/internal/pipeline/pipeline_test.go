@@ -86,7 +86,7 @@ func TestSendLocal(t *testing.T) {
 	r, err = p.SendLocal(ctx, Message{From: "alice", Text: "hello"})
 	require.NoError(t, err)
 	require.True(t, r.ReachedAgent)
-	require.Equal(t, "agent:main:main", r.SessionKey)
+	require.Equal(t, "agent:main:local:dm:alice", r.SessionKey, "an approved sender is not the owner: own session, not main")
 	require.Equal(t, []string{policy.ApprovedNotice, "echo: hello"}, r.Replies)
 
 	r, err = p.SendLocal(ctx, Message{From: "bob", GroupID: "team", Text: "yo"})
@@ -101,9 +101,11 @@ func TestSendLocal(t *testing.T) {
 	keys := []string{}
 	for _, s := range p.Sessions() {
 		keys = append(keys, s.Key)
-		require.Equal(t, !s.Main, s.Sandboxed, "non-main sessions are sandboxed by default")
+		require.True(t, s.Sandboxed, "every session runs in a sandbox")
+		require.False(t, s.Main)
+		require.Equal(t, "hardened", s.Profile)
 	}
-	require.Equal(t, []string{"agent:main:local:group:team", "agent:main:main"}, keys)
+	require.Equal(t, []string{"agent:main:local:dm:alice", "agent:main:local:group:team"}, keys)
 }
 
 func TestSendLocalErrors(t *testing.T) {
@@ -144,6 +146,79 @@ func TestDMScopePerSender(t *testing.T) {
 	r, err := p.SendLocal(context.Background(), Message{From: "alice", Text: "hi"})
 	require.NoError(t, err)
 	require.Equal(t, "agent:main:local:dm:alice", r.SessionKey)
+}
+
+// recorder keeps the turns the agent saw.
+type recorder struct {
+	mu    sync.Mutex
+	turns []agent.Turn
+}
+
+func (r *recorder) Reply(_ context.Context, t agent.Turn) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.turns = append(r.turns, t)
+	return "ok", nil
+}
+
+// TestOwnerSessions is the session derivation table end to end through the
+// pipeline: only the owner's own ids fold into the main session, whatever
+// dmScope says for the others; owners apply again after SetOwners (reload).
+func TestOwnerSessions(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		scope   sessions.DMScope
+		from    string
+		group   string
+		allowed bool // approved through pairing
+		config  []string
+		key     string
+		main    bool
+		profile string
+	}{
+		{"owner main scope", "", "me", "", false, nil, "agent:main:main", true, "main"},
+		{"owner per-peer scope", sessions.ScopePerPeer, "me", "", false, nil, "agent:main:dm:me", false, "hardened"},
+		{"approved sender main scope", "", "alice", "", true, nil, "agent:main:local:dm:alice", false, "hardened"},
+		{"approved sender per-peer scope", sessions.ScopePerPeer, "alice", "", true, nil, "agent:main:local:dm:alice", false, "hardened"},
+		{"allowlisted sender", "", "bob", "", false, []string{"bob"}, "agent:main:local:dm:bob", false, "hardened"},
+		{"owner in a group", "", "me", "team", false, nil, "agent:main:local:group:team", false, "hardened"},
+		{"owner-like id", "", "me ", "", true, nil, "agent:main:local:dm:me ", false, "hardened"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			p, mp := newPipeline(t, policy.Config{DMAllowFrom: tc.config, GroupAllowFrom: []string{"team"}}, rec, tc.scope)
+			p.SetOwners(map[string][]string{"local": {"me"}, "telegram": {"alice"}})
+			mp.allowed["local/"+tc.from] = tc.allowed
+			r, err := p.SendLocal(context.Background(), Message{From: tc.from, GroupID: tc.group, Text: "hi", FromOwner: true})
+			require.NoError(t, err)
+			require.True(t, r.ReachedAgent, r.Decision)
+			require.Equal(t, tc.key, r.SessionKey)
+			require.Len(t, rec.turns, 1)
+			require.Equal(t, tc.main, rec.turns[0].Main)
+			require.Equal(t, tc.main, rec.turns[0].Owner && tc.scope == "" && tc.group == "")
+			ss := p.Sessions()
+			require.Len(t, ss, 1)
+			require.Equal(t, tc.profile, ss[0].Profile)
+		})
+	}
+
+	// An owner needs no pairing; after a reload drops them they do.
+	rec := &recorder{}
+	p, _ := newPipeline(t, policy.Config{}, rec, "")
+	p.SetOwners(map[string][]string{"local": {"me"}})
+	r, err := p.SendLocal(context.Background(), Message{From: "me", Text: "hi", FromOwner: true})
+	require.NoError(t, err)
+	require.Equal(t, policy.ReasonDMOwner, r.Decision)
+	// A client (not the owner principal) cannot send as the local owner.
+	_, err = p.SendLocal(context.Background(), Message{From: "me", Text: "/exec cat /workspace/x"})
+	require.ErrorIs(t, err, errs.ErrPermissionDenied)
+	require.ErrorContains(t, err, "channels.local.owner")
+	require.Len(t, rec.turns, 1, "nothing reached the agent")
+	p.SetOwners(nil)
+	r, err = p.SendLocal(context.Background(), Message{From: "me", Text: "hi"})
+	require.NoError(t, err)
+	require.False(t, r.ReachedAgent)
+	require.Equal(t, policy.ReasonDMPairingCode, r.Decision)
 }
 
 func TestNewRefusesOpenPolicy(t *testing.T) {

@@ -51,6 +51,38 @@ type Config struct {
 	// GroupAllowFrom lists group ids, or sender ids, whose group messages
 	// reach the agent under the allowlist group policy.
 	GroupAllowFrom []string
+	// Owners are the owner's own sender ids (channels.<ch>.owner): their DMs
+	// are delivered without pairing, and only they reach the main session.
+	Owners []string
+}
+
+// WithOwner returns owners with id added (pairing approve --owner), and
+// whether it changed. An empty id or a wildcard is refused: an owner id is
+// always one exact sender.
+func WithOwner(owners []string, id string) ([]string, bool, error) {
+	if strings.TrimSpace(id) == "" || strings.ContainsAny(id, "*?") {
+		return nil, false, fmt.Errorf("owner id %q: an owner is one exact sender id, never empty or a wildcard: %w", id, errs.ErrInvalidArgument)
+	}
+	for _, o := range owners {
+		if o == id {
+			return owners, false, nil
+		}
+	}
+	return append(append([]string(nil), owners...), id), true, nil
+}
+
+// IsOwner is the one owner rule: a DM whose sender id equals one of owners
+// exactly (no prefixes, no wildcards: the config validator refuses them).
+func IsOwner(owners []string, in channels.Inbound) bool {
+	if !in.IsDM() || in.SenderID == "" {
+		return false
+	}
+	for _, o := range owners {
+		if o == in.SenderID && !strings.ContainsAny(o, "*?") {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate checks a channel's policy; channel names the config path in messages.
@@ -137,6 +169,7 @@ func New(cfg EngineConfig) (*Engine, error) {
 
 // Reasons (for logs and tests).
 const (
+	ReasonDMOwner          = "dm: sender is an owner (channels.<ch>.owner)"
 	ReasonDMConfigAllow    = "dm: sender in dm.allowFrom"
 	ReasonDMPaired         = "dm: sender paired"
 	ReasonDMPairingCode    = "dm pairing: code sent"
@@ -178,6 +211,9 @@ func (e *Engine) Decide(ctx context.Context, cfg Config, in channels.Inbound) (D
 	}
 	if pol == DMDisabled {
 		return Decision{Reason: ReasonDMDisabled}, nil
+	}
+	if IsOwner(cfg.Owners, in) {
+		return Decision{Deliver: true, Reason: ReasonDMOwner}, nil
 	}
 	if contains(cfg.DMAllowFrom, in.Channel, in.SenderID) {
 		return Decision{Deliver: true, Reason: ReasonDMConfigAllow}, nil

@@ -277,3 +277,53 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	})
 }
+
+func TestIsOwner(t *testing.T) {
+	dm := func(id string) channels.Inbound {
+		return channels.Inbound{Channel: "telegram", SenderID: id, ChatID: id}
+	}
+	for _, tc := range []struct {
+		name   string
+		owners []string
+		in     channels.Inbound
+		want   bool
+	}{
+		{"exact", []string{"42"}, dm("42"), true},
+		{"other", []string{"42"}, dm("43"), false},
+		{"prefixed is not an owner id", []string{"telegram:42"}, dm("42"), false},
+		{"wildcard never matches", []string{"*"}, dm("*"), false},
+		{"empty sender", []string{""}, dm(""), false},
+		{"group message", []string{"42"}, channels.Inbound{Channel: "telegram", SenderID: "42", ChatID: "-100", GroupID: "-100"}, false},
+		{"no owners", nil, dm("42"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, IsOwner(tc.owners, tc.in)) })
+	}
+}
+
+func TestWithOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		owners  []string
+		id      string
+		want    []string
+		changed bool
+		err     bool
+	}{
+		{"first", nil, "42", []string{"42"}, true, false},
+		{"second", []string{"42"}, "43", []string{"42", "43"}, true, false},
+		{"already", []string{"42"}, "42", []string{"42"}, false, false},
+		{"wildcard", nil, "*", nil, false, true},
+		{"empty", []string{"42"}, " ", nil, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, changed, err := WithOwner(tc.owners, tc.id)
+			if tc.err {
+				require.ErrorIs(t, err, errs.ErrInvalidArgument)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.changed, changed)
+		})
+	}
+}

@@ -4,10 +4,8 @@
 // atomically (temp file, fsync, rename, fsync dir), so a crash leaves the
 // old or the new index, never half of one.
 //
-// Key shapes follow upstream: agent:<agentId>:main for the owner's DMs
-// (the default dmScope folds every allowed DM into the main session),
-// agent:<agentId>:dm:<sender> and agent:<agentId>:<channel>:dm:<sender> for
-// per-peer scopes, agent:<agentId>:<channel>:group:<id> for groups.
+// Keys are derived by services/sessionkey, the one rule the gateway and
+// sandboxd share: only the owner's own ids reach agent:<agentId>:main.
 package sessions
 
 import (
@@ -23,46 +21,23 @@ import (
 
 	"github.com/moltbot/moltbot-secure/services/atomicfile"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/sessionkey"
 )
 
-// DMScope says how direct messages map to sessions (config session.dmScope).
-type DMScope string
+// DMScope and its values are the shared session-key rule's
+// (services/sessionkey), named here for the gateway's config wiring.
+type DMScope = sessionkey.DMScope
 
-// DM scopes. PerSender is accepted as a synonym of PerChannelPeer.
+// DM scopes.
 const (
-	ScopeMain           DMScope = "main"
-	ScopePerPeer        DMScope = "per-peer"
-	ScopePerChannelPeer DMScope = "per-channel-peer"
-	ScopePerSender      DMScope = "per-sender"
+	ScopeMain           = sessionkey.ScopeMain
+	ScopePerPeer        = sessionkey.ScopePerPeer
+	ScopePerChannelPeer = sessionkey.ScopePerChannelPeer
+	ScopePerSender      = sessionkey.ScopePerSender
 )
 
 // ParseDMScope checks a session.dmScope value ("" is main).
-func ParseDMScope(s string) (DMScope, error) {
-	switch DMScope(s) {
-	case "", ScopeMain:
-		return ScopeMain, nil
-	case ScopePerPeer, ScopePerChannelPeer, ScopePerSender:
-		return DMScope(s), nil
-	}
-	return "", fmt.Errorf("session.dmScope: %q is not one of main, per-peer, per-channel-peer, per-sender: %w", s, errs.ErrInvalidArgument)
-}
-
-// DMKey is the session key of a direct message; main reports whether it is
-// the agent's main session.
-func DMKey(agentID string, scope DMScope, channel, sender string) (key string, main bool) {
-	switch scope {
-	case ScopePerPeer:
-		return "agent:" + agentID + ":dm:" + sender, false
-	case ScopePerChannelPeer, ScopePerSender:
-		return "agent:" + agentID + ":" + channel + ":dm:" + sender, false
-	}
-	return "agent:" + agentID + ":main", true
-}
-
-// GroupKey is the session key of a group conversation.
-func GroupKey(agentID, channel, groupID string) string {
-	return "agent:" + agentID + ":" + channel + ":group:" + groupID
-}
+func ParseDMScope(s string) (DMScope, error) { return sessionkey.ParseDMScope(s) }
 
 // Session is one entry of the index.
 type Session struct {
@@ -71,7 +46,11 @@ type Session struct {
 	Channel      string    `json:"channel"`
 	Main         bool      `json:"main"`
 	LastActiveAt time.Time `json:"lastActiveAt"`
-	Sandboxed    bool      `json:"sandboxed"`
+	// Sandboxed is always true: the gateway runs no command itself.
+	Sandboxed bool `json:"sandboxed"`
+	// Profile is the sandbox profile its commands run under ("main" for the
+	// owner's main session, else "hardened"; "main" for all under mode off).
+	Profile string `json:"profile,omitempty"`
 }
 
 type file struct {

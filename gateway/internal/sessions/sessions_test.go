@@ -11,30 +11,6 @@ import (
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
-func TestKeys(t *testing.T) {
-	for _, tc := range []struct {
-		scope DMScope
-		key   string
-		main  bool
-	}{
-		{ScopeMain, "agent:main:main", true},
-		{ScopePerPeer, "agent:main:dm:42", false},
-		{ScopePerChannelPeer, "agent:main:telegram:dm:42", false},
-		{ScopePerSender, "agent:main:telegram:dm:42", false},
-	} {
-		k, m := DMKey("main", tc.scope, "telegram", "42")
-		require.Equal(t, tc.key, k)
-		require.Equal(t, tc.main, m)
-	}
-	require.Equal(t, "agent:main:telegram:group:-100", GroupKey("main", "telegram", "-100"))
-	s, err := ParseDMScope("")
-	require.NoError(t, err)
-	require.Equal(t, ScopeMain, s)
-	_, err = ParseDMScope("per-everything")
-	require.ErrorIs(t, err, errs.ErrInvalidArgument)
-	require.ErrorContains(t, err, "session.dmScope")
-}
-
 func TestStorePersists(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sessions", "sessions.json")
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -406,9 +406,12 @@ func (x *ListResponse) GetFullChannels() []string {
 }
 
 type ApproveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Channel string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Code    string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Also add the sender to channels.<channel>.owner (owner only): the
+	// sender's DMs then fold into the main session.
+	Owner         bool `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +458,13 @@ func (x *ApproveRequest) GetCode() string {
 		return x.Code
 	}
 	return ""
+}
+
+func (x *ApproveRequest) GetOwner() bool {
+	if x != nil {
+		return x.Owner
+	}
+	return false
 }
 
 type ApproveResponse struct {
@@ -1198,10 +1208,11 @@ const file_pairing_v1_pairing_proto_rawDesc = "" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"s\n" +
 	"\fListResponse\x12>\n" +
 	"\brequests\x18\x01 \x03(\v2\".moltbot.pairing.v1.PendingRequestR\brequests\x12#\n" +
-	"\rfull_channels\x18\x02 \x03(\tR\ffullChannels\">\n" +
+	"\rfull_channels\x18\x02 \x03(\tR\ffullChannels\"T\n" +
 	"\x0eApproveRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"\xaa\x01\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\bR\x05owner\"\xaa\x01\n" +
 	"\x0fApproveResponse\x12\x1b\n" +
 	"\tsender_id\x18\x01 \x01(\tR\bsenderId\x12A\n" +
 	"\x04meta\x18\x02 \x03(\v2-.moltbot.pairing.v1.ApproveResponse.MetaEntryR\x04meta\x1a7\n" +

@@ -237,6 +237,60 @@ func (KillCause) EnumDescriptor() ([]byte, []int) {
 	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{3}
 }
 
+// Profile is the kind of sandbox a session's commands run in. The gateway
+// runs no command itself: the owner's main session runs under MAIN (egress
+// network, the owner's workspace), every other session under HARDENED.
+// Both are non-root, cap-drop ALL, no-new-privileges, read-only root, and
+// never get the engine socket or any service's state or PKI.
+type Profile int32
+
+const (
+	Profile_PROFILE_UNSPECIFIED Profile = 0
+	Profile_PROFILE_HARDENED    Profile = 1
+	Profile_PROFILE_MAIN        Profile = 2
+)
+
+// Enum value maps for Profile.
+var (
+	Profile_name = map[int32]string{
+		0: "PROFILE_UNSPECIFIED",
+		1: "PROFILE_HARDENED",
+		2: "PROFILE_MAIN",
+	}
+	Profile_value = map[string]int32{
+		"PROFILE_UNSPECIFIED": 0,
+		"PROFILE_HARDENED":    1,
+		"PROFILE_MAIN":        2,
+	}
+)
+
+func (x Profile) Enum() *Profile {
+	p := new(Profile)
+	*p = x
+	return p
+}
+
+func (x Profile) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Profile) Descriptor() protoreflect.EnumDescriptor {
+	return file_sandbox_v1_sandbox_proto_enumTypes[4].Descriptor()
+}
+
+func (Profile) Type() protoreflect.EnumType {
+	return &file_sandbox_v1_sandbox_proto_enumTypes[4]
+}
+
+func (x Profile) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Profile.Descriptor instead.
+func (Profile) EnumDescriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{4}
+}
+
 // Policy is the sandbox part of the config (agents.defaults.sandbox), already validated.
 type Policy struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -252,8 +306,10 @@ type Policy struct {
 	Binds           []string               `protobuf:"bytes,10,rep,name=binds,proto3" json:"binds,omitempty"`
 	WorkspaceDir    string                 `protobuf:"bytes,11,opt,name=workspace_dir,json=workspaceDir,proto3" json:"workspace_dir,omitempty"`
 	TmpfsBytes      int64                  `protobuf:"varint,12,opt,name=tmpfs_bytes,json=tmpfsBytes,proto3" json:"tmpfs_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Network of the "main" profile; empty means sandboxd's default, "bridge".
+	MainNetwork   string `protobuf:"bytes,13,opt,name=main_network,json=mainNetwork,proto3" json:"main_network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -370,13 +426,24 @@ func (x *Policy) GetTmpfsBytes() int64 {
 	return 0
 }
 
+func (x *Policy) GetMainNetwork() string {
+	if x != nil {
+		return x.MainNetwork
+	}
+	return ""
+}
+
 type EnsureRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionKey    string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
-	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Policy        *Policy                `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionKey string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	AgentId    string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Policy     *Policy                `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Profile the container runs under; unspecified is hardened.
+	Profile Profile `protobuf:"varint,4,opt,name=profile,proto3,enum=moltbot.sandbox.v1.Profile" json:"profile,omitempty"`
+	// Mount the owner's workspace volume rw at /workspace (main profile only).
+	OwnerWorkspace bool `protobuf:"varint,5,opt,name=owner_workspace,json=ownerWorkspace,proto3" json:"owner_workspace,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EnsureRequest) Reset() {
@@ -428,6 +495,20 @@ func (x *EnsureRequest) GetPolicy() *Policy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *EnsureRequest) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *EnsureRequest) GetOwnerWorkspace() bool {
+	if x != nil {
+		return x.OwnerWorkspace
+	}
+	return false
 }
 
 type ContainerInfo struct {
@@ -634,6 +715,10 @@ type ExecRequest struct {
 	Timeout        *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	OutputCapBytes int64                `protobuf:"varint,7,opt,name=output_cap_bytes,json=outputCapBytes,proto3" json:"output_cap_bytes,omitempty"`
 	Policy         *Policy              `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Profile the command runs under; unspecified is hardened.
+	Profile Profile `protobuf:"varint,9,opt,name=profile,proto3,enum=moltbot.sandbox.v1.Profile" json:"profile,omitempty"`
+	// Mount the owner's workspace volume rw at /workspace (main profile only).
+	OwnerWorkspace bool `protobuf:"varint,10,opt,name=owner_workspace,json=ownerWorkspace,proto3" json:"owner_workspace,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -722,6 +807,20 @@ func (x *ExecRequest) GetPolicy() *Policy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *ExecRequest) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *ExecRequest) GetOwnerWorkspace() bool {
+	if x != nil {
+		return x.OwnerWorkspace
+	}
+	return false
 }
 
 type ExecResponse struct {
@@ -914,12 +1013,14 @@ func (x *ListResponse) GetPoolSize() int32 {
 }
 
 type ExplainRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionKey    string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
-	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Policy        *Policy                `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SessionKey     string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	AgentId        string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Policy         *Policy                `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	Profile        Profile                `protobuf:"varint,4,opt,name=profile,proto3,enum=moltbot.sandbox.v1.Profile" json:"profile,omitempty"`
+	OwnerWorkspace bool                   `protobuf:"varint,5,opt,name=owner_workspace,json=ownerWorkspace,proto3" json:"owner_workspace,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ExplainRequest) Reset() {
@@ -971,6 +1072,20 @@ func (x *ExplainRequest) GetPolicy() *Policy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *ExplainRequest) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *ExplainRequest) GetOwnerWorkspace() bool {
+	if x != nil {
+		return x.OwnerWorkspace
+	}
+	return false
 }
 
 type ExplainItem struct {
@@ -1041,6 +1156,7 @@ type ExplainResponse struct {
 	Scope         Scope                  `protobuf:"varint,4,opt,name=scope,proto3,enum=moltbot.sandbox.v1.Scope" json:"scope,omitempty"`
 	Items         []*ExplainItem         `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
 	ConfigHash    string                 `protobuf:"bytes,6,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"`
+	Profile       Profile                `protobuf:"varint,7,opt,name=profile,proto3,enum=moltbot.sandbox.v1.Profile" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1115,6 +1231,13 @@ func (x *ExplainResponse) GetConfigHash() string {
 		return x.ConfigHash
 	}
 	return ""
+}
+
+func (x *ExplainResponse) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
 }
 
 type RecreateRequest struct {
@@ -1441,7 +1564,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
-	"\x18sandbox/v1/sandbox.proto\x12\x12moltbot.sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x04\n" +
+	"\x18sandbox/v1/sandbox.proto\x12\x12moltbot.sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x04\n" +
 	"\x06Policy\x12,\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x18.moltbot.sandbox.v1.ModeR\x04mode\x12/\n" +
 	"\x05scope\x18\x02 \x01(\x0e2\x19.moltbot.sandbox.v1.ScopeR\x05scope\x12N\n" +
@@ -1457,15 +1580,18 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	" \x03(\tR\x05binds\x12#\n" +
 	"\rworkspace_dir\x18\v \x01(\tR\fworkspaceDir\x12\x1f\n" +
 	"\vtmpfs_bytes\x18\f \x01(\x03R\n" +
-	"tmpfsBytes\x1a6\n" +
+	"tmpfsBytes\x12!\n" +
+	"\fmain_network\x18\r \x01(\tR\vmainNetwork\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x01\n" +
 	"\rEnsureRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x122\n" +
-	"\x06policy\x18\x03 \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\"\xfe\x03\n" +
+	"\x06policy\x18\x03 \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\x125\n" +
+	"\aprofile\x18\x04 \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\x12'\n" +
+	"\x0fowner_workspace\x18\x05 \x01(\bR\x0eownerWorkspace\"\xfe\x03\n" +
 	"\rContainerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -1490,7 +1616,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x0eEnsureResponse\x12?\n" +
 	"\tcontainer\x18\x01 \x01(\v2!.moltbot.sandbox.v1.ContainerInfoR\tcontainer\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1b\n" +
-	"\tfrom_pool\x18\x03 \x01(\bR\bfromPool\"\x9c\x02\n" +
+	"\tfrom_pool\x18\x03 \x01(\bR\bfromPool\"\xfc\x02\n" +
 	"\vExecRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x19\n" +
@@ -1500,7 +1626,10 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05stdin\x18\x05 \x01(\fR\x05stdin\x123\n" +
 	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12(\n" +
 	"\x10output_cap_bytes\x18\a \x01(\x03R\x0eoutputCapBytes\x122\n" +
-	"\x06policy\x18\b \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\"\xa5\x02\n" +
+	"\x06policy\x18\b \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\x125\n" +
+	"\aprofile\x18\t \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\x12'\n" +
+	"\x0fowner_workspace\x18\n" +
+	" \x01(\bR\x0eownerWorkspace\"\xa5\x02\n" +
 	"\fExecResponse\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
@@ -1516,16 +1645,18 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2!.moltbot.sandbox.v1.ContainerInfoR\n" +
 	"containers\x12\x1b\n" +
-	"\tpool_size\x18\x02 \x01(\x05R\bpoolSize\"\x80\x01\n" +
+	"\tpool_size\x18\x02 \x01(\x05R\bpoolSize\"\xe0\x01\n" +
 	"\x0eExplainRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x122\n" +
-	"\x06policy\x18\x03 \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\"I\n" +
+	"\x06policy\x18\x03 \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\x125\n" +
+	"\aprofile\x18\x04 \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\x12'\n" +
+	"\x0fowner_workspace\x18\x05 \x01(\bR\x0eownerWorkspace\"I\n" +
 	"\vExplainItem\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x10\n" +
-	"\x03why\x18\x03 \x01(\tR\x03why\"\x89\x02\n" +
+	"\x03why\x18\x03 \x01(\tR\x03why\"\xc0\x02\n" +
 	"\x0fExplainResponse\x12\x1c\n" +
 	"\tsandboxed\x18\x01 \x01(\bR\tsandboxed\x12!\n" +
 	"\fmain_session\x18\x02 \x01(\bR\vmainSession\x12,\n" +
@@ -1533,7 +1664,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05scope\x18\x04 \x01(\x0e2\x19.moltbot.sandbox.v1.ScopeR\x05scope\x125\n" +
 	"\x05items\x18\x05 \x03(\v2\x1f.moltbot.sandbox.v1.ExplainItemR\x05items\x12\x1f\n" +
 	"\vconfig_hash\x18\x06 \x01(\tR\n" +
-	"configHash\"D\n" +
+	"configHash\x125\n" +
+	"\aprofile\x18\a \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\"D\n" +
 	"\x0fRecreateRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x10\n" +
@@ -1579,7 +1711,11 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x12KILL_CAUSE_TIMEOUT\x10\x02\x12\x12\n" +
 	"\x0eKILL_CAUSE_OOM\x10\x03\x12\x19\n" +
 	"\x15KILL_CAUSE_PIDS_LIMIT\x10\x04\x12\x15\n" +
-	"\x11KILL_CAUSE_SIGNAL\x10\x052\xb4\x04\n" +
+	"\x11KILL_CAUSE_SIGNAL\x10\x05*J\n" +
+	"\aProfile\x12\x17\n" +
+	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10PROFILE_HARDENED\x10\x01\x12\x10\n" +
+	"\fPROFILE_MAIN\x10\x022\xb4\x04\n" +
 	"\aSandbox\x12O\n" +
 	"\x06Ensure\x12!.moltbot.sandbox.v1.EnsureRequest\x1a\".moltbot.sandbox.v1.EnsureResponse\x12I\n" +
 	"\x04Exec\x12\x1f.moltbot.sandbox.v1.ExecRequest\x1a .moltbot.sandbox.v1.ExecResponse\x12I\n" +
@@ -1602,76 +1738,81 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 	return file_sandbox_v1_sandbox_proto_rawDescData
 }
 
-var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(Mode)(0),                     // 0: moltbot.sandbox.v1.Mode
 	(Scope)(0),                    // 1: moltbot.sandbox.v1.Scope
 	(WorkspaceAccess)(0),          // 2: moltbot.sandbox.v1.WorkspaceAccess
 	(KillCause)(0),                // 3: moltbot.sandbox.v1.KillCause
-	(*Policy)(nil),                // 4: moltbot.sandbox.v1.Policy
-	(*EnsureRequest)(nil),         // 5: moltbot.sandbox.v1.EnsureRequest
-	(*ContainerInfo)(nil),         // 6: moltbot.sandbox.v1.ContainerInfo
-	(*EnsureResponse)(nil),        // 7: moltbot.sandbox.v1.EnsureResponse
-	(*ExecRequest)(nil),           // 8: moltbot.sandbox.v1.ExecRequest
-	(*ExecResponse)(nil),          // 9: moltbot.sandbox.v1.ExecResponse
-	(*ListRequest)(nil),           // 10: moltbot.sandbox.v1.ListRequest
-	(*ListResponse)(nil),          // 11: moltbot.sandbox.v1.ListResponse
-	(*ExplainRequest)(nil),        // 12: moltbot.sandbox.v1.ExplainRequest
-	(*ExplainItem)(nil),           // 13: moltbot.sandbox.v1.ExplainItem
-	(*ExplainResponse)(nil),       // 14: moltbot.sandbox.v1.ExplainResponse
-	(*RecreateRequest)(nil),       // 15: moltbot.sandbox.v1.RecreateRequest
-	(*RecreateResponse)(nil),      // 16: moltbot.sandbox.v1.RecreateResponse
-	(*PruneRequest)(nil),          // 17: moltbot.sandbox.v1.PruneRequest
-	(*PruneResponse)(nil),         // 18: moltbot.sandbox.v1.PruneResponse
-	(*InfoRequest)(nil),           // 19: moltbot.sandbox.v1.InfoRequest
-	(*InfoResponse)(nil),          // 20: moltbot.sandbox.v1.InfoResponse
-	nil,                           // 21: moltbot.sandbox.v1.Policy.EnvEntry
-	nil,                           // 22: moltbot.sandbox.v1.ContainerInfo.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
+	(Profile)(0),                  // 4: moltbot.sandbox.v1.Profile
+	(*Policy)(nil),                // 5: moltbot.sandbox.v1.Policy
+	(*EnsureRequest)(nil),         // 6: moltbot.sandbox.v1.EnsureRequest
+	(*ContainerInfo)(nil),         // 7: moltbot.sandbox.v1.ContainerInfo
+	(*EnsureResponse)(nil),        // 8: moltbot.sandbox.v1.EnsureResponse
+	(*ExecRequest)(nil),           // 9: moltbot.sandbox.v1.ExecRequest
+	(*ExecResponse)(nil),          // 10: moltbot.sandbox.v1.ExecResponse
+	(*ListRequest)(nil),           // 11: moltbot.sandbox.v1.ListRequest
+	(*ListResponse)(nil),          // 12: moltbot.sandbox.v1.ListResponse
+	(*ExplainRequest)(nil),        // 13: moltbot.sandbox.v1.ExplainRequest
+	(*ExplainItem)(nil),           // 14: moltbot.sandbox.v1.ExplainItem
+	(*ExplainResponse)(nil),       // 15: moltbot.sandbox.v1.ExplainResponse
+	(*RecreateRequest)(nil),       // 16: moltbot.sandbox.v1.RecreateRequest
+	(*RecreateResponse)(nil),      // 17: moltbot.sandbox.v1.RecreateResponse
+	(*PruneRequest)(nil),          // 18: moltbot.sandbox.v1.PruneRequest
+	(*PruneResponse)(nil),         // 19: moltbot.sandbox.v1.PruneResponse
+	(*InfoRequest)(nil),           // 20: moltbot.sandbox.v1.InfoRequest
+	(*InfoResponse)(nil),          // 21: moltbot.sandbox.v1.InfoResponse
+	nil,                           // 22: moltbot.sandbox.v1.Policy.EnvEntry
+	nil,                           // 23: moltbot.sandbox.v1.ContainerInfo.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	0,  // 0: moltbot.sandbox.v1.Policy.mode:type_name -> moltbot.sandbox.v1.Mode
 	1,  // 1: moltbot.sandbox.v1.Policy.scope:type_name -> moltbot.sandbox.v1.Scope
 	2,  // 2: moltbot.sandbox.v1.Policy.workspace_access:type_name -> moltbot.sandbox.v1.WorkspaceAccess
-	21, // 3: moltbot.sandbox.v1.Policy.env:type_name -> moltbot.sandbox.v1.Policy.EnvEntry
-	4,  // 4: moltbot.sandbox.v1.EnsureRequest.policy:type_name -> moltbot.sandbox.v1.Policy
-	1,  // 5: moltbot.sandbox.v1.ContainerInfo.scope:type_name -> moltbot.sandbox.v1.Scope
-	23, // 6: moltbot.sandbox.v1.ContainerInfo.created_at:type_name -> google.protobuf.Timestamp
-	23, // 7: moltbot.sandbox.v1.ContainerInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	22, // 8: moltbot.sandbox.v1.ContainerInfo.labels:type_name -> moltbot.sandbox.v1.ContainerInfo.LabelsEntry
-	6,  // 9: moltbot.sandbox.v1.EnsureResponse.container:type_name -> moltbot.sandbox.v1.ContainerInfo
-	24, // 10: moltbot.sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
-	4,  // 11: moltbot.sandbox.v1.ExecRequest.policy:type_name -> moltbot.sandbox.v1.Policy
-	3,  // 12: moltbot.sandbox.v1.ExecResponse.kill_cause:type_name -> moltbot.sandbox.v1.KillCause
-	24, // 13: moltbot.sandbox.v1.ExecResponse.duration:type_name -> google.protobuf.Duration
-	6,  // 14: moltbot.sandbox.v1.ListResponse.containers:type_name -> moltbot.sandbox.v1.ContainerInfo
-	4,  // 15: moltbot.sandbox.v1.ExplainRequest.policy:type_name -> moltbot.sandbox.v1.Policy
-	0,  // 16: moltbot.sandbox.v1.ExplainResponse.mode:type_name -> moltbot.sandbox.v1.Mode
-	1,  // 17: moltbot.sandbox.v1.ExplainResponse.scope:type_name -> moltbot.sandbox.v1.Scope
-	13, // 18: moltbot.sandbox.v1.ExplainResponse.items:type_name -> moltbot.sandbox.v1.ExplainItem
-	24, // 19: moltbot.sandbox.v1.PruneRequest.idle:type_name -> google.protobuf.Duration
-	24, // 20: moltbot.sandbox.v1.PruneRequest.max_age:type_name -> google.protobuf.Duration
-	5,  // 21: moltbot.sandbox.v1.Sandbox.Ensure:input_type -> moltbot.sandbox.v1.EnsureRequest
-	8,  // 22: moltbot.sandbox.v1.Sandbox.Exec:input_type -> moltbot.sandbox.v1.ExecRequest
-	10, // 23: moltbot.sandbox.v1.Sandbox.List:input_type -> moltbot.sandbox.v1.ListRequest
-	12, // 24: moltbot.sandbox.v1.Sandbox.Explain:input_type -> moltbot.sandbox.v1.ExplainRequest
-	15, // 25: moltbot.sandbox.v1.Sandbox.Recreate:input_type -> moltbot.sandbox.v1.RecreateRequest
-	17, // 26: moltbot.sandbox.v1.Sandbox.Prune:input_type -> moltbot.sandbox.v1.PruneRequest
-	19, // 27: moltbot.sandbox.v1.Sandbox.Info:input_type -> moltbot.sandbox.v1.InfoRequest
-	7,  // 28: moltbot.sandbox.v1.Sandbox.Ensure:output_type -> moltbot.sandbox.v1.EnsureResponse
-	9,  // 29: moltbot.sandbox.v1.Sandbox.Exec:output_type -> moltbot.sandbox.v1.ExecResponse
-	11, // 30: moltbot.sandbox.v1.Sandbox.List:output_type -> moltbot.sandbox.v1.ListResponse
-	14, // 31: moltbot.sandbox.v1.Sandbox.Explain:output_type -> moltbot.sandbox.v1.ExplainResponse
-	16, // 32: moltbot.sandbox.v1.Sandbox.Recreate:output_type -> moltbot.sandbox.v1.RecreateResponse
-	18, // 33: moltbot.sandbox.v1.Sandbox.Prune:output_type -> moltbot.sandbox.v1.PruneResponse
-	20, // 34: moltbot.sandbox.v1.Sandbox.Info:output_type -> moltbot.sandbox.v1.InfoResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	22, // 3: moltbot.sandbox.v1.Policy.env:type_name -> moltbot.sandbox.v1.Policy.EnvEntry
+	5,  // 4: moltbot.sandbox.v1.EnsureRequest.policy:type_name -> moltbot.sandbox.v1.Policy
+	4,  // 5: moltbot.sandbox.v1.EnsureRequest.profile:type_name -> moltbot.sandbox.v1.Profile
+	1,  // 6: moltbot.sandbox.v1.ContainerInfo.scope:type_name -> moltbot.sandbox.v1.Scope
+	24, // 7: moltbot.sandbox.v1.ContainerInfo.created_at:type_name -> google.protobuf.Timestamp
+	24, // 8: moltbot.sandbox.v1.ContainerInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	23, // 9: moltbot.sandbox.v1.ContainerInfo.labels:type_name -> moltbot.sandbox.v1.ContainerInfo.LabelsEntry
+	7,  // 10: moltbot.sandbox.v1.EnsureResponse.container:type_name -> moltbot.sandbox.v1.ContainerInfo
+	25, // 11: moltbot.sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	5,  // 12: moltbot.sandbox.v1.ExecRequest.policy:type_name -> moltbot.sandbox.v1.Policy
+	4,  // 13: moltbot.sandbox.v1.ExecRequest.profile:type_name -> moltbot.sandbox.v1.Profile
+	3,  // 14: moltbot.sandbox.v1.ExecResponse.kill_cause:type_name -> moltbot.sandbox.v1.KillCause
+	25, // 15: moltbot.sandbox.v1.ExecResponse.duration:type_name -> google.protobuf.Duration
+	7,  // 16: moltbot.sandbox.v1.ListResponse.containers:type_name -> moltbot.sandbox.v1.ContainerInfo
+	5,  // 17: moltbot.sandbox.v1.ExplainRequest.policy:type_name -> moltbot.sandbox.v1.Policy
+	4,  // 18: moltbot.sandbox.v1.ExplainRequest.profile:type_name -> moltbot.sandbox.v1.Profile
+	0,  // 19: moltbot.sandbox.v1.ExplainResponse.mode:type_name -> moltbot.sandbox.v1.Mode
+	1,  // 20: moltbot.sandbox.v1.ExplainResponse.scope:type_name -> moltbot.sandbox.v1.Scope
+	14, // 21: moltbot.sandbox.v1.ExplainResponse.items:type_name -> moltbot.sandbox.v1.ExplainItem
+	4,  // 22: moltbot.sandbox.v1.ExplainResponse.profile:type_name -> moltbot.sandbox.v1.Profile
+	25, // 23: moltbot.sandbox.v1.PruneRequest.idle:type_name -> google.protobuf.Duration
+	25, // 24: moltbot.sandbox.v1.PruneRequest.max_age:type_name -> google.protobuf.Duration
+	6,  // 25: moltbot.sandbox.v1.Sandbox.Ensure:input_type -> moltbot.sandbox.v1.EnsureRequest
+	9,  // 26: moltbot.sandbox.v1.Sandbox.Exec:input_type -> moltbot.sandbox.v1.ExecRequest
+	11, // 27: moltbot.sandbox.v1.Sandbox.List:input_type -> moltbot.sandbox.v1.ListRequest
+	13, // 28: moltbot.sandbox.v1.Sandbox.Explain:input_type -> moltbot.sandbox.v1.ExplainRequest
+	16, // 29: moltbot.sandbox.v1.Sandbox.Recreate:input_type -> moltbot.sandbox.v1.RecreateRequest
+	18, // 30: moltbot.sandbox.v1.Sandbox.Prune:input_type -> moltbot.sandbox.v1.PruneRequest
+	20, // 31: moltbot.sandbox.v1.Sandbox.Info:input_type -> moltbot.sandbox.v1.InfoRequest
+	8,  // 32: moltbot.sandbox.v1.Sandbox.Ensure:output_type -> moltbot.sandbox.v1.EnsureResponse
+	10, // 33: moltbot.sandbox.v1.Sandbox.Exec:output_type -> moltbot.sandbox.v1.ExecResponse
+	12, // 34: moltbot.sandbox.v1.Sandbox.List:output_type -> moltbot.sandbox.v1.ListResponse
+	15, // 35: moltbot.sandbox.v1.Sandbox.Explain:output_type -> moltbot.sandbox.v1.ExplainResponse
+	17, // 36: moltbot.sandbox.v1.Sandbox.Recreate:output_type -> moltbot.sandbox.v1.RecreateResponse
+	19, // 37: moltbot.sandbox.v1.Sandbox.Prune:output_type -> moltbot.sandbox.v1.PruneResponse
+	21, // 38: moltbot.sandbox.v1.Sandbox.Info:output_type -> moltbot.sandbox.v1.InfoResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -1684,7 +1825,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -35,7 +35,7 @@ func WatchHealth(ctx context.Context, svc *sandbox.Service, hs *health.Server, l
 		hs.SetServingStatus(HealthService, st)
 		if problem != last {
 			if problem != "" {
-				log.Error("sandboxing unavailable; non-main sessions are refused", "problem", problem)
+				log.Error("sandboxing unavailable; every /exec is refused", "problem", problem)
 			} else {
 				log.Info("sandboxing available", "docker_api", in.APIVersion, "image", in.Image)
 			}

@@ -22,7 +22,7 @@ type Sandbox interface {
 	Ensure(ctx context.Context, req sandbox.EnsureRequest) (sandbox.EnsureResult, error)
 	Exec(ctx context.Context, req sandbox.ExecRequest) (sandbox.ExecResult, error)
 	List(ctx context.Context) ([]sandbox.ContainerInfo, error)
-	Explain(sessionKey, agentID string, p *sandbox.Policy) (sandbox.Explanation, error)
+	Explain(sessionKey, agentID string, p *sandbox.Policy, profile sandbox.Profile, ownerWorkspace bool) (sandbox.Explanation, error)
 	Recreate(ctx context.Context, sessionKey string, all bool) (int, error)
 	Prune(ctx context.Context, idle, maxAge time.Duration) ([]string, error)
 	Info(ctx context.Context) sandbox.Info
@@ -83,8 +83,24 @@ func PolicyFromProto(p *sandboxv1.Policy) *sandbox.Policy {
 		WorkspaceAccess: sandbox.WorkspaceAccess(p.GetWorkspaceAccess()),
 		Image:           p.GetImage(), Network: p.GetNetwork(), MemoryBytes: p.GetMemoryBytes(), CPUs: p.GetCpus(),
 		PidsLimit: p.GetPidsLimit(), Env: p.GetEnv(), Binds: p.GetBinds(), WorkspaceDir: p.GetWorkspaceDir(),
-		TmpfsBytes: p.GetTmpfsBytes(),
+		TmpfsBytes: p.GetTmpfsBytes(), MainNetwork: p.GetMainNetwork(),
 	}
+}
+
+// ProfileFromProto converts a request's profile: only PROFILE_MAIN is
+// main; unspecified (an old gateway) is hardened, so it fails closed.
+func ProfileFromProto(p sandboxv1.Profile) sandbox.Profile {
+	if p == sandboxv1.Profile_PROFILE_MAIN {
+		return sandbox.ProfileMain
+	}
+	return sandbox.ProfileHardened
+}
+
+func profileToProto(p sandbox.Profile) sandboxv1.Profile {
+	if p == sandbox.ProfileMain {
+		return sandboxv1.Profile_PROFILE_MAIN
+	}
+	return sandboxv1.Profile_PROFILE_HARDENED
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -118,7 +134,8 @@ func causeToProto(c backend.KillCause) sandboxv1.KillCause {
 
 // Ensure implements sandboxv1.SandboxServer.
 func (s *Service) Ensure(ctx context.Context, req *sandboxv1.EnsureRequest) (*sandboxv1.EnsureResponse, error) {
-	r, err := s.sb.Ensure(ctx, sandbox.EnsureRequest{SessionKey: req.GetSessionKey(), AgentID: req.GetAgentId(), Policy: PolicyFromProto(req.GetPolicy())})
+	r, err := s.sb.Ensure(ctx, sandbox.EnsureRequest{SessionKey: req.GetSessionKey(), AgentID: req.GetAgentId(), Policy: PolicyFromProto(req.GetPolicy()),
+		Profile: ProfileFromProto(req.GetProfile()), OwnerWorkspace: req.GetOwnerWorkspace()})
 	if err != nil {
 		return nil, errs.ToStatus(err)
 	}
@@ -136,7 +153,8 @@ func (s *Service) Exec(ctx context.Context, req *sandboxv1.ExecRequest) (*sandbo
 		return nil, errs.ToStatus(errInvalid("output_cap_bytes", errNonPositive))
 	}
 	r, err := s.sb.Exec(ctx, sandbox.ExecRequest{SessionKey: req.GetSessionKey(), AgentID: req.GetAgentId(), Argv: req.GetArgv(),
-		Shell: req.GetShell(), Stdin: req.GetStdin(), Timeout: timeout, OutputCap: int(outCap), Policy: PolicyFromProto(req.GetPolicy())})
+		Shell: req.GetShell(), Stdin: req.GetStdin(), Timeout: timeout, OutputCap: int(outCap), Policy: PolicyFromProto(req.GetPolicy()),
+		Profile: ProfileFromProto(req.GetProfile()), OwnerWorkspace: req.GetOwnerWorkspace()})
 	if err != nil {
 		return nil, errs.ToStatus(err)
 	}
@@ -159,12 +177,13 @@ func (s *Service) List(ctx context.Context, _ *sandboxv1.ListRequest) (*sandboxv
 
 // Explain implements sandboxv1.SandboxServer.
 func (s *Service) Explain(_ context.Context, req *sandboxv1.ExplainRequest) (*sandboxv1.ExplainResponse, error) {
-	ex, err := s.sb.Explain(req.GetSessionKey(), req.GetAgentId(), PolicyFromProto(req.GetPolicy()))
+	ex, err := s.sb.Explain(req.GetSessionKey(), req.GetAgentId(), PolicyFromProto(req.GetPolicy()),
+		ProfileFromProto(req.GetProfile()), req.GetOwnerWorkspace())
 	if err != nil {
 		return nil, errs.ToStatus(err)
 	}
 	resp := &sandboxv1.ExplainResponse{Sandboxed: ex.Sandboxed, MainSession: ex.MainSession, Mode: sandboxv1.Mode(ex.Mode),
-		Scope: sandboxv1.Scope(ex.Scope), ConfigHash: ex.ConfigHash}
+		Scope: sandboxv1.Scope(ex.Scope), ConfigHash: ex.ConfigHash, Profile: profileToProto(ex.Profile)}
 	for _, it := range ex.Items {
 		resp.Items = append(resp.Items, &sandboxv1.ExplainItem{Name: it.Name, Value: it.Value, Why: it.Why})
 	}

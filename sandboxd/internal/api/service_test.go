@@ -116,10 +116,18 @@ func TestOverGRPC(t *testing.T) {
 	require.Len(t, list.GetContainers(), 1)
 	require.Equal(t, key, list.GetContainers()[0].GetLabels()["moltbot.sandbox.session"])
 
-	ex, err := c.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:a1:main", AgentId: "a1"})
+	ex, err := c.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:a1:main", AgentId: "a1",
+		Profile: sandboxv1.Profile_PROFILE_MAIN, OwnerWorkspace: true})
 	require.NoError(t, err)
 	require.True(t, ex.GetMainSession())
-	require.False(t, ex.GetSandboxed())
+	require.True(t, ex.GetSandboxed(), "no session runs outside a sandbox")
+	require.Equal(t, sandboxv1.Profile_PROFILE_MAIN, ex.GetProfile())
+	// An unspecified profile (an older gateway) is hardened: fail closed.
+	ex, err = c.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:a1:main", AgentId: "a1"})
+	require.NoError(t, err)
+	require.Equal(t, sandboxv1.Profile_PROFILE_HARDENED, ex.GetProfile())
+	_, err = c.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:a1:main", OwnerWorkspace: true})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "the owner's workspace needs the main profile")
 
 	info, err := c.Info(ctx, &sandboxv1.InfoRequest{})
 	require.NoError(t, err)

@@ -20,6 +20,10 @@ const (
 	LabelConfigHash = "moltbot.sandbox.config-hash"
 	LabelCreatedAt  = "moltbot.sandbox.created-at"
 	LabelPool       = "moltbot.sandbox.pool"
+	LabelProfile    = "moltbot.sandbox.profile"
+	// LabelVolume marks a named volume sandboxd created (its value says
+	// which: "owner-workspace").
+	LabelVolume = "moltbot.sandbox.volume"
 	// LabelAgentPath is set by the sandbox image: where its exec agent lives.
 	LabelAgentPath = "moltbot.sandbox.agent"
 )
@@ -40,10 +44,20 @@ type Spec struct {
 	Nofile      int64
 	// Nproc is RLIMIT_NPROC, which counts every task of the uid on the host,
 	// across all sandboxes; the per-container bound is PidsLimit.
-	Nproc      int64
-	Network    string   // "none" unless the policy says otherwise
-	Binds      []string // "src:dst:ro|rw", validated by the caller
+	Nproc   int64
+	Network string   // "none" unless the policy says otherwise
+	Binds   []string // "src:dst:ro|rw", validated by the caller
+	// Volumes are named volumes mounted rw, created (labelled) when missing.
+	Volumes    []Volume
 	WorkingDir string
+}
+
+// Volume is a named volume for a Spec. An existing volume without
+// sandboxd's marker label is refused, never adopted.
+type Volume struct {
+	Name   string
+	Target string
+	Labels map[string]string
 }
 
 // Container is what the backend knows about one sandbox container.

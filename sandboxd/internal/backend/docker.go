@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/moltbot/moltbot-secure/sandboxd/internal/agentproto"
@@ -156,6 +157,10 @@ func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 	if d.instance != "" {
 		labels[LabelInstance] = d.instance
 	}
+	mounts, err := d.volumes(ctx, s.Volumes)
+	if err != nil {
+		return Container{}, err
+	}
 	pids := s.PidsLimit
 	cfg := &container.Config{
 		User:       s.User,
@@ -191,6 +196,7 @@ func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 		Init:        &useInit,
 		LogConfig:   container.LogConfig{Type: "none"},
 		Binds:       s.Binds,
+		Mounts:      mounts,
 		Resources: container.Resources{
 			Memory:     s.MemoryBytes,
 			MemorySwap: s.MemoryBytes,
@@ -239,6 +245,35 @@ func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 		d.mu.Unlock()
 	}
 	return Container{ID: id, Name: s.Name, Image: s.Image, State: "running", Running: true, Labels: labels, Agent: agent}, nil
+}
+
+// volumes creates each named volume that is missing, labelled as
+// sandboxd's, and returns the mounts. A volume of that name without the
+// label belongs to someone else and is refused, never mounted.
+func (d *Docker) volumes(ctx context.Context, vs []Volume) ([]mount.Mount, error) {
+	var out []mount.Mount
+	for _, v := range vs {
+		labels := map[string]string{LabelMarker: "1"}
+		for k, val := range v.Labels {
+			labels[k] = val
+		}
+		if d.instance != "" {
+			labels[LabelInstance] = d.instance
+		}
+		vi, err := d.c.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{})
+		switch {
+		case cerrdefs.IsNotFound(err):
+			if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: labels}); err != nil {
+				return nil, d.wrap("create volume "+v.Name, err)
+			}
+		case err != nil:
+			return nil, d.wrap("inspect volume "+v.Name, err)
+		case vi.Volume.Labels[LabelMarker] != "1":
+			return nil, fmt.Errorf("volume %s exists but was not created by sandboxd (no %s label); rename or remove it: %w", v.Name, LabelMarker, errs.ErrFailedPrecondition)
+		}
+		out = append(out, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Target})
+	}
+	return out, nil
 }
 
 // conn returns a live agent connection, re-attaching after a disconnect.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/moltbot/moltbot-secure/services/sessionkey"
 )
 
 // ExplainItem is one setting, its value and why it has it.
@@ -11,26 +13,30 @@ type ExplainItem struct{ Name, Value, Why string }
 
 // Explanation is the effective policy for a session.
 type Explanation struct {
-	Sandboxed   bool
-	MainSession bool
-	Mode        Mode
-	Scope       Scope
-	ConfigHash  string
-	Items       []ExplainItem
+	// Sandboxed is always true: no session runs outside a sandbox.
+	Sandboxed      bool
+	MainSession    bool
+	Profile        Profile
+	OwnerWorkspace bool
+	Mode           Mode
+	Scope          Scope
+	ConfigHash     string
+	Items          []ExplainItem
 }
 
-// Explain returns the effective policy for a session and the reason for
-// every value. It does not touch Docker.
-func (s *Service) Explain(sessionKey, agentID string, override *Policy) (Explanation, error) {
+// Explain returns the effective policy for a session under profile (the
+// gateway's choice) and the reason for every value. It does not touch Docker.
+func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile Profile, ownerWorkspace bool) (Explanation, error) {
 	if err := checkKey("session key", sessionKey); err != nil {
 		return Explanation{}, err
 	}
-	p := s.defaults.Merge(override)
-	if err := p.Validate(); err != nil {
+	p, err := s.effective(override, profile, ownerWorkspace)
+	if err != nil {
 		return Explanation{}, err
 	}
-	main := IsMainSession(sessionKey, agentID)
-	ex := Explanation{Sandboxed: Sandboxed(p.Mode, main), MainSession: main, Mode: p.Mode, Scope: p.Scope, ConfigHash: p.Hash(s.cfg.User)}
+	main := sessionkey.IsMain(sessionKey, agentID)
+	ex := Explanation{Sandboxed: true, MainSession: main, Profile: profile, OwnerWorkspace: ownerWorkspace,
+		Mode: p.Mode, Scope: p.Scope, ConfigHash: p.Hash(s.cfg.User, profile, ownerWorkspace)}
 	base := DefaultPolicy()
 	src := func(set bool, configured bool) string {
 		switch {
@@ -49,25 +55,20 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy) (Explana
 	c := s.cfg.Defaults
 	add := func(name, value, why string) { ex.Items = append(ex.Items, ExplainItem{name, value, why}) }
 
-	sessionWhy := fmt.Sprintf("%q is not agent:<id>:main, so it is non-main (groups, channels and other DMs are non-main)", sessionKey)
+	sessionWhy := fmt.Sprintf("%q is not agent:<id>:main, so it is non-main (groups, channels and non-owner DMs are non-main)", sessionKey)
 	if main {
-		sessionWhy = fmt.Sprintf("%q is the agent's main DM session", sessionKey)
+		sessionWhy = fmt.Sprintf("%q is the agent's main DM session (the owner's own ids only)", sessionKey)
 	}
 	add("session", map[bool]string{true: "main", false: "non-main"}[main], sessionWhy)
-	modeWhy := src(o.Mode != ModeUnset, c.Mode != ModeUnset)
-	switch {
-	case p.Mode == ModeOff:
-		modeWhy += "; mode off: nothing is sandboxed"
-	case p.Mode == ModeAll:
-		modeWhy += "; mode all: every session is sandboxed"
-	case main:
-		modeWhy += "; mode non-main: the main session runs on the host"
-	default:
-		modeWhy += "; mode non-main: this non-main session is sandboxed"
+	add("profile", profile.String(), "chosen by the gateway from the mode, the session and whether the sender is an owner")
+	wsWhy := "only the owner's main session mounts the owner's workspace"
+	if ownerWorkspace {
+		wsWhy = fmt.Sprintf("the owner's main session: volume %s rw at %s", s.cfg.OwnerVolume, OwnerWorkspaceTarget)
 	}
-	add("mode", p.Mode.String(), modeWhy)
-	add("sandboxed", fmt.Sprint(ex.Sandboxed), "from mode and session")
-	key, err := scopeKey(p.Scope, sessionKey, agentID)
+	add("ownerWorkspace", fmt.Sprint(ownerWorkspace), wsWhy)
+	add("mode", p.Mode.String(), src(o.Mode != ModeUnset, c.Mode != ModeUnset))
+	add("sandboxed", "true", "the gateway runs no command itself: every session's commands run in a sandbox container")
+	key, err := containerKey(p, profile, ownerWorkspace, sessionKey, agentID)
 	if err != nil {
 		key = "(" + err.Error() + ")"
 	}
@@ -77,7 +78,11 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy) (Explana
 		add("workspaceDir", p.WorkspaceDir+" -> /workspace", src(o.WorkspaceDir != "", c.WorkspaceDir != ""))
 	}
 	add("docker.image", p.Image, src(o.Image != "", c.Image != ""))
-	add("docker.network", p.Network, src(o.Network != "", c.Network != "")+"; host and container: networks are refused")
+	if profile == ProfileMain {
+		add("docker.network", p.Network, src(o.MainNetwork != "", c.MainNetwork != "")+" (main profile: agents.defaults.sandbox.main.network, default bridge); host and container: networks are refused")
+	} else {
+		add("docker.network", p.Network, src(o.Network != "", c.Network != "")+"; host and container: networks are refused")
+	}
 	add("docker.memory", fmt.Sprintf("%d", p.MemoryBytes), src(o.MemoryBytes != 0, c.MemoryBytes != 0))
 	add("docker.memorySwap", fmt.Sprintf("%d", p.MemoryBytes), "fixed: equal to memory, so no swap")
 	add("docker.cpus", fmt.Sprintf("%g", p.CPUs), src(o.CPUs != 0, c.CPUs != 0))
@@ -98,6 +103,7 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy) (Explana
 		{"noNewPrivileges", "true", "fixed: setuid binaries cannot raise privileges"},
 		{"seccomp", "default", "fixed: Docker's default seccomp profile"},
 		{"dockerSocket", "absent", "fixed: only sandboxd holds the Docker socket"},
+		{"serviceState", "absent", "fixed: no service's state, keys or PKI is mounted (main-profile binds of them are refused)"},
 		{"ulimits", fmt.Sprintf("nofile=%d nproc=%d", s.cfg.Nofile, s.cfg.Nproc), "fixed by sandboxd"},
 		{"logDriver", "none", "fixed: command output is not logged by Docker"},
 		{"privileged", "false", "fixed: never privileged"},

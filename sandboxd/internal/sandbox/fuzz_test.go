@@ -32,7 +32,10 @@ func FuzzPolicyValidate(f *testing.F) {
 		}
 		p := DefaultPolicy().Merge(req)
 		err := p.Validate()
-		_ = p.Hash("1000:1000")
+		_ = p.Hash("1000:1000", ProfileHardened, false)
+		if mp, err := forMain(p); err == nil {
+			_ = mp.Validate()
+		}
 		_ = p.Mode.String() + p.Scope.String() + p.WorkspaceAccess.String()
 		if err != nil {
 			if !errors.Is(err, errs.ErrInvalidArgument) {

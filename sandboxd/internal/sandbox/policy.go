@@ -76,6 +76,8 @@ type Policy struct {
 	Binds           []string
 	WorkspaceDir    string
 	TmpfsBytes      int64
+	// MainNetwork is the main profile's network ("" = DefaultMainNetwork).
+	MainNetwork string
 }
 
 // Defaults used when the config leaves a field empty.
@@ -136,6 +138,9 @@ func (p Policy) Merge(o *Policy) Policy {
 	if o.TmpfsBytes != 0 {
 		p.TmpfsBytes = o.TmpfsBytes
 	}
+	if o.MainNetwork != "" {
+		p.MainNetwork = o.MainNetwork
+	}
 	return p
 }
 
@@ -173,6 +178,9 @@ func (p Policy) Validate() error {
 		return invalid("docker.network", "%q joins another container's network; use \"none\"", p.Network)
 	case !netNameRE.MatchString(p.Network):
 		return invalid("docker.network", "%q is not a network name", p.Network)
+	}
+	if n := p.MainNetwork; n != "" && (n == "host" || strings.HasPrefix(n, "container:") || !netNameRE.MatchString(n)) {
+		return invalid("main.network", "%q is not a network the main profile may use; use \"bridge\" (default) or \"none\"", n)
 	}
 	if p.MemoryBytes < 32<<20 || p.MemoryBytes > 64<<30 {
 		return invalid("docker.memory", "%d bytes outside 32 MiB..64 GiB", p.MemoryBytes)
@@ -262,8 +270,10 @@ func normalizeBind(b string) (string, error) {
 const hardeningVersion = "1"
 
 // Hash is the config hash of the container-relevant part of p (mode and
-// scope decide who uses a container, not what it is).
-func (p Policy) Hash(user string) string {
+// scope decide who uses a container, not what it is). profile and
+// ownerWorkspace are part of it, so a container built for one is never
+// reused for another.
+func (p Policy) Hash(user string, profile Profile, ownerWorkspace bool) string {
 	env := make([]string, 0, len(p.Env))
 	for k, v := range p.Env {
 		env = append(env, k+"="+v)
@@ -275,23 +285,10 @@ func (p Policy) Hash(user string) string {
 		CPUs                                  float64
 		Env, Binds                            []string
 		Workspace                             int
+		Profile                               string `json:",omitempty"`
+		OwnerWorkspace                        bool   `json:",omitempty"`
 	}{hardeningVersion, p.Image, p.Network, user, p.WorkspaceDir, p.MemoryBytes, p.PidsLimit, p.TmpfsBytes,
-		p.CPUs, env, p.Binds, int(p.WorkspaceAccess)})
+		p.CPUs, env, p.Binds, int(p.WorkspaceAccess), map[bool]string{true: "main"}[profile == ProfileMain], ownerWorkspace})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
-}
-
-// IsMainSession reports whether key is the agent's main DM session,
-// "agent:<id>:main". Everything else (groups, channels, other DMs) is non-main.
-func IsMainSession(sessionKey, agentID string) bool {
-	parts := strings.Split(sessionKey, ":")
-	if len(parts) != 3 || parts[0] != "agent" || parts[2] != "main" || parts[1] == "" {
-		return false
-	}
-	return agentID == "" || parts[1] == agentID
-}
-
-// Sandboxed reports whether a session runs in a sandbox under mode m.
-func Sandboxed(m Mode, main bool) bool {
-	return m == ModeAll || (m == ModeNonMain && !main)
 }

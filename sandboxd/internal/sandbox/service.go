@@ -38,6 +38,10 @@ type Config struct {
 	User string
 	// NamePrefix prefixes container names (default "moltbot-sbx").
 	NamePrefix string
+	// OwnerVolume is the named volume holding the owner's workspace,
+	// mounted rw at /workspace in the owner's main-profile sandbox only
+	// (default NamePrefix + "-owner-workspace").
+	OwnerVolume string
 	// Exec limits: default and maximum timeout, default and maximum output cap.
 	DefaultTimeout, MaxTimeout     time.Duration
 	DefaultOutputCap, MaxOutputCap int
@@ -105,6 +109,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NamePrefix == "" {
 		cfg.NamePrefix = "moltbot-sbx"
 	}
+	if cfg.OwnerVolume == "" {
+		cfg.OwnerVolume = cfg.NamePrefix + "-owner-workspace"
+	}
 	if cfg.DefaultTimeout <= 0 {
 		cfg.DefaultTimeout = 30 * time.Second
 	}
@@ -136,7 +143,7 @@ func New(cfg Config) (*Service, error) {
 	if err := defaults.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox defaults: %w", err)
 	}
-	return &Service{cfg: cfg, be: cfg.Backend, log: cfg.Logger, defaults: defaults, poolHash: defaults.Hash(cfg.User),
+	return &Service{cfg: cfg, be: cfg.Backend, log: cfg.Logger, defaults: defaults, poolHash: defaults.Hash(cfg.User, ProfileHardened, false),
 		byScope: map[string]*record{}, byHash: map[string]*record{}, lastUsed: map[string]time.Time{},
 		locks: map[string]*sync.Mutex{}, poolKick: make(chan struct{}, 1)}, nil
 }
@@ -284,6 +291,47 @@ type EnsureRequest struct {
 	SessionKey string
 	AgentID    string
 	Policy     *Policy
+	// Profile is the sandbox kind (zero: hardened); OwnerWorkspace mounts
+	// the owner's workspace volume and needs ProfileMain.
+	Profile        Profile
+	OwnerWorkspace bool
+}
+
+// effective is the policy a request runs under: the defaults merged with
+// the request's policy, turned into the main profile's when asked, then
+// validated. It is the one place a profile changes a policy.
+func (s *Service) effective(o *Policy, profile Profile, ownerWorkspace bool) (Policy, error) {
+	p := s.defaults.Merge(o)
+	if ownerWorkspace && profile != ProfileMain {
+		return Policy{}, fmt.Errorf("sandbox: the owner's workspace is mounted only under the main profile: %w", errs.ErrInvalidArgument)
+	}
+	if profile == ProfileMain {
+		var err error
+		if p, err = forMain(p); err != nil {
+			return Policy{}, err
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// containerKey is scopeKey kept apart per profile: a main-profile
+// container is never shared with a hardened session, and the owner's
+// workspace container belongs to its session alone, whatever the scope.
+func containerKey(p Policy, profile Profile, ownerWorkspace bool, sessionKey, agentID string) (string, error) {
+	if ownerWorkspace {
+		if sessionKey == "" {
+			return "", fmt.Errorf("session key is required for the owner's workspace: %w", errs.ErrInvalidArgument)
+		}
+		return "owner|session:" + sessionKey, nil
+	}
+	key, err := scopeKey(p.Scope, sessionKey, agentID)
+	if err != nil || profile != ProfileMain {
+		return key, err
+	}
+	return "main|" + key, nil
 }
 
 // EnsureResult is the container and how it was obtained.
@@ -332,15 +380,15 @@ func (s *Service) ensure(ctx context.Context, req EnsureRequest, verify bool) (*
 	if err := checkKey("agent id", req.AgentID); err != nil {
 		return nil, false, false, err
 	}
-	p := s.defaults.Merge(req.Policy)
-	if err := p.Validate(); err != nil {
-		return nil, false, false, err
-	}
-	key, err := scopeKey(p.Scope, req.SessionKey, req.AgentID)
+	p, err := s.effective(req.Policy, req.Profile, req.OwnerWorkspace)
 	if err != nil {
 		return nil, false, false, err
 	}
-	hash := p.Hash(s.cfg.User)
+	key, err := containerKey(p, req.Profile, req.OwnerWorkspace, req.SessionKey, req.AgentID)
+	if err != nil {
+		return nil, false, false, err
+	}
+	hash := p.Hash(s.cfg.User, req.Profile, req.OwnerWorkspace)
 	unlock := s.lockKey(key)
 	defer unlock()
 
@@ -395,7 +443,7 @@ func (s *Service) unavailable(err error) error {
 	return err
 }
 
-func (s *Service) spec(name string, p Policy, labels map[string]string) backend.Spec {
+func (s *Service) spec(name string, p Policy, ownerWorkspace bool, labels map[string]string) backend.Spec {
 	env := []string{"HOME=/tmp"}
 	keys := make([]string, 0, len(p.Env))
 	for k := range p.Env {
@@ -415,9 +463,15 @@ func (s *Service) spec(name string, p Policy, labels map[string]string) backend.
 		binds = append(binds, p.WorkspaceDir+":/workspace:"+p.WorkspaceAccess.String())
 		wd = "/workspace"
 	}
+	var vols []backend.Volume
+	if ownerWorkspace {
+		vols = append(vols, backend.Volume{Name: s.cfg.OwnerVolume, Target: OwnerWorkspaceTarget,
+			Labels: map[string]string{backend.LabelVolume: "owner-workspace"}})
+		wd = OwnerWorkspaceTarget
+	}
 	return backend.Spec{Name: name, Image: p.Image, User: s.cfg.User, Env: env, Labels: labels,
 		MemoryBytes: p.MemoryBytes, NanoCPUs: int64(p.CPUs * 1e9), PidsLimit: p.PidsLimit, TmpfsBytes: p.TmpfsBytes,
-		Nofile: s.cfg.Nofile, Nproc: s.cfg.Nproc, Network: p.Network, Binds: binds, WorkingDir: wd}
+		Nofile: s.cfg.Nofile, Nproc: s.cfg.Nproc, Network: p.Network, Binds: binds, Volumes: vols, WorkingDir: wd}
 }
 
 func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p Policy, hash string) (*record, bool, error) {
@@ -456,9 +510,10 @@ func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p P
 		backend.LabelScopeKey:   key,
 		backend.LabelConfigHash: hash,
 		backend.LabelCreatedAt:  now.UTC().Format(time.RFC3339Nano),
+		backend.LabelProfile:    req.Profile.String(),
 	}
 	name := fmt.Sprintf("%s-%s-%s", s.cfg.NamePrefix, nameHash(key), s.randSuffix())
-	c, err := s.be.Create(ctx, s.spec(name, p, labels))
+	c, err := s.be.Create(ctx, s.spec(name, p, req.OwnerWorkspace, labels))
 	if err != nil {
 		return nil, false, s.unavailable(err)
 	}
@@ -515,7 +570,7 @@ func (s *Service) poolLoop(ctx context.Context) {
 			// Not cancelled by Close mid-create: a create the engine finished
 			// after a cancel would leave an untracked container behind.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			c, err := s.be.Create(cctx, s.spec(name, s.defaults, labels))
+			c, err := s.be.Create(cctx, s.spec(name, s.defaults, false, labels))
 			cancel()
 			if err == nil && ctx.Err() != nil {
 				_ = s.be.Remove(context.WithoutCancel(ctx), c.ID)
@@ -559,6 +614,9 @@ type ExecRequest struct {
 	Timeout    time.Duration
 	OutputCap  int
 	Policy     *Policy
+	// Profile and OwnerWorkspace as in EnsureRequest.
+	Profile        Profile
+	OwnerWorkspace bool
 	// ForceDockerExec skips the agent (benchmarks, fallback tests).
 	ForceDockerExec bool
 }
@@ -604,7 +662,8 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 		return ExecResult{}, fmt.Errorf("exec stdin of %d bytes, max 1 MiB: %w", len(req.Stdin), errs.ErrInvalidArgument)
 	}
 	for attempt := 0; ; attempt++ {
-		r, _, _, err := s.ensure(ctx, EnsureRequest{SessionKey: req.SessionKey, AgentID: req.AgentID, Policy: req.Policy}, false)
+		r, _, _, err := s.ensure(ctx, EnsureRequest{SessionKey: req.SessionKey, AgentID: req.AgentID, Policy: req.Policy,
+			Profile: req.Profile, OwnerWorkspace: req.OwnerWorkspace}, false)
 		if err != nil {
 			return ExecResult{}, err
 		}

@@ -231,7 +231,7 @@ func TestPolicyValidation(t *testing.T) {
 			tt.mod(&p)
 			_, err := svc.Ensure(context.Background(), EnsureRequest{SessionKey: groupKey, Policy: &p})
 			require.ErrorIs(t, err, errs.ErrInvalidArgument)
-			_, err = svc.Explain(groupKey, "", &p)
+			_, err = svc.Explain(groupKey, "", &p, ProfileHardened, false)
 			require.ErrorIs(t, err, errs.ErrInvalidArgument)
 		})
 	}
@@ -241,17 +241,27 @@ func TestPolicyValidation(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	svc, _ := newTestService(t, nil)
-	ex, err := svc.Explain("agent:a1:main", "a1", nil)
+	ex, err := svc.Explain("agent:a1:main", "a1", nil, ProfileMain, true)
 	require.NoError(t, err)
 	require.True(t, ex.MainSession)
-	require.False(t, ex.Sandboxed)
+	require.True(t, ex.Sandboxed, "no session runs outside a sandbox")
+	require.Equal(t, ProfileMain, ex.Profile)
 	require.Equal(t, ModeNonMain, ex.Mode)
+	items := map[string]ExplainItem{}
+	for _, it := range ex.Items {
+		items[it.Name] = it
+	}
+	require.Equal(t, "main", items["profile"].Value)
+	require.Equal(t, "true", items["ownerWorkspace"].Value)
+	require.Contains(t, items["ownerWorkspace"].Why, svc.cfg.OwnerVolume)
+	require.Equal(t, "bridge", items["docker.network"].Value)
+	require.Equal(t, "absent", items["serviceState"].Value)
 
 	p := Policy{Mode: ModeAll, Env: map[string]string{"TOKEN": "s3cret"}}
-	ex, err = svc.Explain("agent:a1:main", "a1", &p)
+	ex, err = svc.Explain("agent:a1:main", "a1", &p, ProfileHardened, false)
 	require.NoError(t, err)
 	require.True(t, ex.Sandboxed)
-	items := map[string]ExplainItem{}
+	items = map[string]ExplainItem{}
 	for _, it := range ex.Items {
 		items[it.Name] = it
 		require.NotContains(t, it.Value, "s3cret", "env values must not be shown")
@@ -259,17 +269,16 @@ func TestExplain(t *testing.T) {
 	require.Contains(t, items["mode"].Why, "configured (agents.defaults.sandbox)")
 	require.Contains(t, items["docker.pidsLimit"].Why, "sandboxd setting")
 	require.Equal(t, "none", items["docker.network"].Value)
+	require.Equal(t, "hardened", items["profile"].Value)
+	require.Equal(t, "false", items["ownerWorkspace"].Value)
 	require.Equal(t, "10001:10001", items["docker.user"].Value)
 	require.Equal(t, "ALL", items["capDrop"].Value)
 	require.Equal(t, "TOKEN", items["docker.env"].Value)
 
-	ex, err = svc.Explain(groupKey, "a1", nil)
+	ex, err = svc.Explain(groupKey, "a1", nil, ProfileHardened, false)
 	require.NoError(t, err)
 	require.False(t, ex.MainSession)
 	require.True(t, ex.Sandboxed)
-	ex, err = svc.Explain(groupKey, "a1", &Policy{Mode: ModeOff})
-	require.NoError(t, err)
-	require.False(t, ex.Sandboxed)
 }
 
 func TestDockerSocketMissing(t *testing.T) {
@@ -302,22 +311,4 @@ func TestImageMissing(t *testing.T) {
 	require.True(t, info.DockerReachable)
 	require.False(t, info.ImagePresent)
 	require.Contains(t, info.DockerError, "make sandbox-image")
-}
-
-func TestMainSessionKeys(t *testing.T) {
-	tests := []struct {
-		key, agent string
-		main       bool
-	}{
-		{"agent:a1:main", "a1", true},
-		{"agent:a1:main", "", true},
-		{"agent:a1:main", "b2", false},
-		{"agent:a1:telegram:group:-1", "a1", false},
-		{"agent:a1:telegram:dm:42", "a1", false},
-		{"main", "a1", false},
-		{"", "a1", false},
-	}
-	for _, tt := range tests {
-		require.Equal(t, tt.main, IsMainSession(tt.key, tt.agent), tt.key)
-	}
 }

@@ -225,7 +225,7 @@ func dockerCheck(image string) Check {
 	}}}
 	resp, err := hc.Get("http://docker/_ping")
 	if err != nil {
-		return Check{Name: "docker", Status: "fail", Detail: "Docker engine not reachable at " + sock + ": non-main sessions will be refused", Fix: "start the Docker engine (sandbox mode needs it)"}
+		return Check{Name: "docker", Status: "fail", Detail: "Docker engine not reachable at " + sock + ": every /exec will be refused", Fix: "start the Docker engine (every /exec runs in a sandbox)"}
 	}
 	resp.Body.Close()
 	resp, err = hc.Get("http://docker/images/" + url.PathEscape(image) + "/json")
@@ -234,7 +234,7 @@ func dockerCheck(image string) Check {
 	}
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return Check{Name: "sandbox image", Status: "fail", Detail: image + " is missing: non-main sessions will be refused", Fix: "make sandbox-image"}
+		return Check{Name: "sandbox image", Status: "fail", Detail: image + " is missing: every /exec will be refused", Fix: "make sandbox-image"}
 	}
 	return Check{Name: "docker", Status: "ok", Detail: "engine reachable, " + image + " present"}
 }

@@ -19,6 +19,9 @@ type ApproveOptions struct {
 	Channel  string
 	Code     string
 	NoNotify bool
+	// Owner also adds the sender to channels.<channel>.owner: their DMs
+	// then fold into the main session (owner only at the gateway).
+	Owner bool
 }
 
 func newCmdApprove(f *cmdutil.Factory, runF func(*ApproveOptions) error) *cobra.Command {
@@ -27,7 +30,8 @@ func newCmdApprove(f *cmdutil.Factory, runF func(*ApproveOptions) error) *cobra.
 		Use:   "approve <channel> <code>",
 		Short: "Let the sender behind a pairing code talk to the agent",
 		Example: "  moltbot pairing approve telegram ABCD2345\n" +
-			"  moltbot pairing approve local K7PQ9XZM --no-notify",
+			"  moltbot pairing approve local K7PQ9XZM --no-notify\n" +
+			"  moltbot pairing approve telegram ABCD2345 --owner   # it is you: your DMs become the main session",
 		Args: cobra.ExactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Channel, o.Code = args[0], args[1]
@@ -38,6 +42,7 @@ func newCmdApprove(f *cmdutil.Factory, runF func(*ApproveOptions) error) *cobra.
 		},
 	}
 	cmd.Flags().BoolVar(&o.NoNotify, "no-notify", false, "do not send the sender a confirmation")
+	cmd.Flags().BoolVar(&o.Owner, "owner", false, "the sender is you: also add them to channels.<channel>.owner (their DMs fold into the main session, with your workspace)")
 	return cmd
 }
 
@@ -52,15 +57,18 @@ func approveRun(c *cobra.Command, f *cmdutil.Factory, o *ApproveOptions) error {
 		ctx = metadata.AppendToOutgoingContext(ctx, notifyHeader, "false")
 	}
 	var hdr metadata.MD
-	r, err := pc.Approve(ctx, &pairingv1.ApproveRequest{Channel: o.Channel, Code: o.Code}, grpc.Header(&hdr))
+	r, err := pc.Approve(ctx, &pairingv1.ApproveRequest{Channel: o.Channel, Code: o.Code, Owner: o.Owner}, grpc.Header(&hdr))
 	if err != nil {
 		return err
 	}
 	notified := strings.Join(hdr.Get(notifiedHeader), "")
 	if f.JSON {
-		return f.PrintJSON(map[string]any{"channel": o.Channel, "sender_id": r.GetSenderId(), "meta": r.GetMeta(), "notified": notified})
+		return f.PrintJSON(map[string]any{"channel": o.Channel, "sender_id": r.GetSenderId(), "meta": r.GetMeta(), "notified": notified, "owner": o.Owner})
 	}
 	fmt.Fprintf(f.Out, "approved %s sender %s\n", o.Channel, r.GetSenderId())
+	if o.Owner {
+		fmt.Fprintf(f.Out, "added %s to channels.%s.owner: their DMs are the main session\n", r.GetSenderId(), o.Channel)
+	}
 	switch {
 	case notified == "sent":
 		fmt.Fprintln(f.Err, "the sender was sent a confirmation")

@@ -21,6 +21,7 @@ func TestApproveFlags(t *testing.T) {
 	}{
 		{args: []string{"telegram", "ABCD2345"}, want: ApproveOptions{Channel: "telegram", Code: "ABCD2345"}},
 		{args: []string{"local", "abcd2345", "--no-notify"}, want: ApproveOptions{Channel: "local", Code: "abcd2345", NoNotify: true}},
+		{args: []string{"telegram", "ABCD2345", "--owner"}, want: ApproveOptions{Channel: "telegram", Code: "ABCD2345", Owner: true}},
 		{args: []string{"telegram"}, wantErr: true},
 		{args: []string{"a", "b", "c"}, wantErr: true},
 	} {
@@ -38,6 +39,7 @@ func TestApproveFlags(t *testing.T) {
 		require.Equal(t, tc.want.Channel, got.Channel)
 		require.Equal(t, tc.want.Code, got.Code)
 		require.Equal(t, tc.want.NoNotify, got.NoNotify)
+		require.Equal(t, tc.want.Owner, got.Owner)
 	}
 }
 

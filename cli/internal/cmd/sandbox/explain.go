@@ -40,6 +40,28 @@ func newCmdExplain(f *cmdutil.Factory, runF func(*ExplainOptions) error) *cobra.
 	return cmd
 }
 
+// verdict is the one-line summary: the profile and its reason.
+func verdict(resp *sandboxv1.ExplainResponse) string {
+	why := ""
+	for _, it := range resp.GetItems() {
+		if it.GetName() == "profile" {
+			why = it.GetWhy()
+		}
+	}
+	name := "hardened"
+	if resp.GetProfile() == sandboxv1.Profile_PROFILE_MAIN {
+		name = "main"
+	}
+	if !resp.GetSandboxed() {
+		// An older sandboxd; this gateway never runs a command itself.
+		return "profile " + name + " (sandboxd predates profiles: upgrade it)"
+	}
+	if why == "" {
+		return "sandboxed, profile " + name
+	}
+	return "sandboxed, profile " + name + ": " + why
+}
+
 func explainRun(c *cobra.Command, f *cmdutil.Factory, o *ExplainOptions) error {
 	sb, err := o.Client()
 	if err != nil {
@@ -54,11 +76,7 @@ func explainRun(c *cobra.Command, f *cmdutil.Factory, o *ExplainOptions) error {
 	if f.JSON {
 		return f.PrintJSON(resp)
 	}
-	verdict := "runs on the gateway host (not sandboxed)"
-	if resp.GetSandboxed() {
-		verdict = "sandboxed"
-	}
-	fmt.Fprintf(f.Out, "%s\nconfig hash: %s\n\n", verdict, resp.GetConfigHash())
+	fmt.Fprintf(f.Out, "%s\nconfig hash: %s\n\n", verdict(resp), resp.GetConfigHash())
 	tw := tabwriter.NewWriter(f.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SETTING\tVALUE\tWHY")
 	for _, it := range resp.GetItems() {

@@ -55,7 +55,7 @@ func infoRun(c *cobra.Command, f *cmdutil.Factory, o *InfoOptions) error {
 		}
 	}
 	if !ok {
-		return &cmdutil.DegradedError{Msg: "sandboxing unavailable: non-main sessions are refused"}
+		return &cmdutil.DegradedError{Msg: "sandboxing unavailable: every /exec is refused (the gateway runs none itself)"}
 	}
 	return nil
 }

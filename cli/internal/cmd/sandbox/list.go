@@ -48,7 +48,7 @@ func listRun(c *cobra.Command, f *cmdutil.Factory, o *ListOptions) error {
 	}
 	now := o.Now()
 	tw := tabwriter.NewWriter(f.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONTAINER\tSESSION\tSTATE\tAGE\tIDLE\tHASH\tIMAGE\tPATH")
+	fmt.Fprintln(tw, "CONTAINER\tSESSION\tPROFILE\tSTATE\tAGE\tIDLE\tHASH\tIMAGE\tPATH")
 	for _, ci := range resp.GetContainers() {
 		session := ci.GetSessionKey()
 		if session == "" {
@@ -58,7 +58,13 @@ func listRun(c *cobra.Command, f *cmdutil.Factory, o *ListOptions) error {
 		if ci.GetAgent() {
 			path = "agent"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(ci.GetId()), session, ci.GetState(),
+		// sandboxd labels each container with its profile; older ones
+		// (and the warm pool) are hardened.
+		profile := ci.GetLabels()["moltbot.sandbox.profile"]
+		if profile == "" {
+			profile = "hardened"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(ci.GetId()), session, profile, ci.GetState(),
 			ago(now, ci.GetCreatedAt().AsTime()), ago(now, ci.GetLastUsedAt().AsTime()), ci.GetConfigHash(), ci.GetImage(), path)
 	}
 	if err := tw.Flush(); err != nil {

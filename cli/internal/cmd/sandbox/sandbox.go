@@ -18,7 +18,7 @@ type ClientFunc func() (sandboxv1.SandboxClient, error)
 
 // NewCmd returns `moltbot sandbox`.
 func NewCmd(f *cmdutil.Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "sandbox", Short: "Inspect and manage the sandbox containers of non-main sessions"}
+	cmd := &cobra.Command{Use: "sandbox", Short: "Inspect and manage the sandbox containers every session runs its commands in"}
 	cmd.AddCommand(
 		newCmdList(f, nil),
 		newCmdExplain(f, nil),

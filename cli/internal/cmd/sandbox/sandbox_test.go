@@ -139,7 +139,7 @@ func TestRun(t *testing.T) {
 	f := &cmdutil.Factory{Out: &out, Err: &errb}
 
 	require.NoError(t, listRun(nil, f, &ListOptions{Client: c, Now: time.Now}))
-	require.Contains(t, out.String(), "0123456789ab  agent:main:local:group:g1  running  2h   1m ")
+	require.Contains(t, out.String(), "0123456789ab  agent:main:local:group:g1  hardened  running  2h   1m ")
 	require.Contains(t, errb.String(), "1 container(s), 1 warm in the pool")
 
 	out.Reset()
@@ -166,4 +166,19 @@ func TestRun(t *testing.T) {
 	var d *cmdutil.DegradedError
 	require.ErrorAs(t, err, &d, "Docker missing exits 3")
 	require.Contains(t, out.String(), "start the Docker engine")
+}
+
+func TestVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		resp *sandboxv1.ExplainResponse
+		want string
+	}{
+		{"main", &sandboxv1.ExplainResponse{Sandboxed: true, Profile: sandboxv1.Profile_PROFILE_MAIN,
+			Items: []*sandboxv1.ExplainItem{{Name: "profile", Why: "the owner's main session"}}}, "sandboxed, profile main: the owner's main session"},
+		{"hardened no why", &sandboxv1.ExplainResponse{Sandboxed: true, Profile: sandboxv1.Profile_PROFILE_HARDENED}, "sandboxed, profile hardened"},
+		{"old sandboxd", &sandboxv1.ExplainResponse{}, "profile hardened (sandboxd predates profiles: upgrade it)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, verdict(tc.resp)) })
+	}
 }

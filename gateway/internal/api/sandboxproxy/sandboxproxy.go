@@ -10,8 +10,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/sessionkey"
 )
 
 // DefaultSession is what Explain explains when no session is given.
@@ -58,7 +60,10 @@ func (s *Service) List(ctx context.Context, req *sandboxv1.ListRequest) (*sandbo
 	return s.sb.List(ctx, req)
 }
 
-// Explain forwards with the gateway's policy when the request has none.
+// Explain forwards with the gateway's policy when the request has none,
+// and with the profile the executor would choose (agent.ChooseProfile),
+// whose reason replaces sandboxd's generic one. Only an owner's DM is ever
+// given the main session key, so that key is explained as the owner's.
 func (s *Service) Explain(ctx context.Context, req *sandboxv1.ExplainRequest) (*sandboxv1.ExplainResponse, error) {
 	out := &sandboxv1.ExplainRequest{SessionKey: req.GetSessionKey(), AgentId: req.GetAgentId(), Policy: req.GetPolicy()}
 	if out.SessionKey == "" {
@@ -71,7 +76,18 @@ func (s *Service) Explain(ctx context.Context, req *sandboxv1.ExplainRequest) (*
 		}
 		out.Policy = p
 	}
-	return s.sb.Explain(ctx, out)
+	choice := agent.ChooseProfile(out.GetPolicy().GetMode(), out.SessionKey, sessionkey.IsMain(out.SessionKey, ""))
+	out.Profile, out.OwnerWorkspace = choice.Profile, choice.OwnerWorkspace
+	resp, err := s.sb.Explain(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range resp.GetItems() {
+		if it.GetName() == "profile" {
+			it.Why = choice.Why
+		}
+	}
+	return resp, nil
 }
 
 // Recreate forwards to sandboxd.

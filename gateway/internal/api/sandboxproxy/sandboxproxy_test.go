@@ -24,7 +24,7 @@ type upstream struct {
 
 func (u *upstream) Explain(_ context.Context, r *sandboxv1.ExplainRequest) (*sandboxv1.ExplainResponse, error) {
 	u.explained = r
-	return &sandboxv1.ExplainResponse{Sandboxed: true}, nil
+	return &sandboxv1.ExplainResponse{Sandboxed: true, Items: []*sandboxv1.ExplainItem{{Name: "profile", Why: "sandboxd"}}}, nil
 }
 
 func (u *upstream) List(context.Context, *sandboxv1.ListRequest) (*sandboxv1.ListResponse, error) {
@@ -58,6 +58,18 @@ func TestForwarding(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultSession, up.explained.GetSessionKey())
 	require.Equal(t, int64(64), up.explained.GetPolicy().GetPidsLimit(), "explains the gateway's policy")
+	require.Equal(t, sandboxv1.Profile_PROFILE_HARDENED, up.explained.GetProfile(), "mode all: hardened")
+
+	pol.Mode = sandboxv1.Mode_MODE_NON_MAIN
+	ex, err := c.Explain(ctx, &sandboxv1.ExplainRequest{})
+	require.NoError(t, err)
+	require.Equal(t, sandboxv1.Profile_PROFILE_MAIN, up.explained.GetProfile(), "the owner's main session")
+	require.True(t, up.explained.GetOwnerWorkspace())
+	require.Contains(t, ex.GetItems()[0].GetWhy(), "owner's main session", "the gateway's reason")
+	_, err = c.Explain(ctx, &sandboxv1.ExplainRequest{SessionKey: "agent:main:telegram:dm:42"})
+	require.NoError(t, err)
+	require.Equal(t, sandboxv1.Profile_PROFILE_HARDENED, up.explained.GetProfile())
+	require.False(t, up.explained.GetOwnerWorkspace())
 
 	_, err = c.List(ctx, &sandboxv1.ListRequest{})
 	require.Equal(t, codes.Unavailable, status.Code(err), "upstream errors keep their code")

@@ -1,0 +1,158 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moltbot/moltbot-secure/services/errs"
+)
+
+const ownerKey = "agent:a1:main"
+
+// TestMainProfileHostConfig creates the owner's main-profile sandbox on the
+// real engine and checks the HostConfig Docker applied: egress network,
+// still non-root, no capabilities, no new privileges, read-only root, sized
+// tmpfs, the owner's volume rw at /workspace and nothing else mounted.
+func TestMainProfileHostConfig(t *testing.T) {
+	vol := fmt.Sprintf("mbtest-owner-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
+	// Registered first, so it runs after newTestService's cleanup removed
+	// the containers that use the volume.
+	t.Cleanup(func() {
+		if out, err := exec.Command("docker", "volume", "rm", vol).CombinedOutput(); err != nil {
+			t.Errorf("remove %s: %v: %s", vol, err, out)
+		}
+	})
+	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
+	ctx := context.Background()
+	r, err := svc.Exec(ctx, ExecRequest{SessionKey: ownerKey, AgentID: "a1", Profile: ProfileMain, OwnerWorkspace: true,
+		Shell: "id -u; pwd; echo kept > /workspace/note && cat /workspace/note"})
+	require.NoError(t, err)
+	require.Equal(t, "10001\n/workspace\nkept\n", string(r.Stdout), "stderr: %s", r.Stderr)
+
+	var ins []struct {
+		HostConfig struct {
+			NetworkMode    string
+			CapDrop        []string
+			CapAdd         []string
+			SecurityOpt    []string
+			ReadonlyRootfs bool
+			Privileged     bool
+			Binds          []string
+			Tmpfs          map[string]string
+			Memory         int64
+			MemorySwap     int64
+		}
+		Config struct {
+			User   string
+			Labels map[string]string
+		}
+		Mounts []struct {
+			Type, Name, Source, Destination string
+			RW                              bool
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(docker(t, "inspect", r.ContainerID)), &ins))
+	require.Len(t, ins, 1)
+	hc := ins[0].HostConfig
+	require.Equal(t, "bridge", hc.NetworkMode)
+	require.Equal(t, []string{"ALL"}, hc.CapDrop)
+	require.Empty(t, hc.CapAdd)
+	require.Contains(t, hc.SecurityOpt, "no-new-privileges:true")
+	require.True(t, hc.ReadonlyRootfs)
+	require.False(t, hc.Privileged)
+	require.Empty(t, hc.Binds)
+	require.Contains(t, hc.Tmpfs["/tmp"], "size=")
+	require.Equal(t, hc.Memory, hc.MemorySwap)
+	require.Equal(t, "10001:10001", ins[0].Config.User)
+	require.Equal(t, "main", ins[0].Config.Labels["moltbot.sandbox.profile"])
+	var vols []string
+	for _, m := range ins[0].Mounts {
+		if m.Type == "tmpfs" {
+			continue
+		}
+		vols = append(vols, m.Type+":"+m.Name+":"+m.Destination)
+		require.True(t, m.RW)
+	}
+	require.Equal(t, []string{"volume:" + svc.cfg.OwnerVolume + ":/workspace"}, vols, "only the owner's workspace volume")
+	require.Equal(t, "1", docker(t, "volume", "inspect", "-f", `{{index .Labels "moltbot.sandbox"}}`, svc.cfg.OwnerVolume))
+
+	// A hardened session never shares the owner's container or volume.
+	h, err := svc.Exec(ctx, ExecRequest{SessionKey: "agent:a1:telegram:dm:42", AgentID: "a1", Shell: "ls /workspace 2>&1; true"})
+	require.NoError(t, err)
+	require.NotEqual(t, r.ContainerID, h.ContainerID)
+	require.NotContains(t, string(h.Stdout), "note")
+	require.Equal(t, "none", docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", h.ContainerID))
+
+	// Mode off for a non-owner: main network and limits, never the workspace,
+	// and even under scope shared never the owner's container.
+	sp := testPolicy()
+	sp.Scope = ScopeShared
+	o, err := svc.Exec(ctx, ExecRequest{SessionKey: "agent:a1:telegram:dm:43", AgentID: "a1", Profile: ProfileMain, Policy: &sp,
+		Shell: "ls /workspace 2>&1; true"})
+	require.NoError(t, err)
+	require.NotEqual(t, r.ContainerID, o.ContainerID)
+	require.NotContains(t, string(o.Stdout), "note")
+	require.Equal(t, "bridge", docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", o.ContainerID))
+	require.NotContains(t, docker(t, "inspect", "-f", "{{json .Mounts}}", o.ContainerID), svc.cfg.OwnerVolume)
+}
+
+// TestMainProfileRefusals: sandboxd refuses, as defence in depth, a main
+// profile request that would mount state, PKI or the engine socket, and
+// the owner's workspace outside the main profile.
+func TestMainProfileRefusals(t *testing.T) {
+	svc, _ := newTestService(t, nil)
+	for _, tc := range []struct {
+		name    string
+		binds   []string
+		network string
+		profile Profile
+		owner   bool
+		want    error
+	}{
+		{"pki bind", []string{"/srv/moltbot/pki:/pki:ro"}, "", ProfileMain, true, errs.ErrPermissionDenied},
+		{"state bind", []string{"/var/lib/moltbot/state:/data:ro"}, "", ProfileMain, true, errs.ErrPermissionDenied},
+		{"state dir dest", []string{"/srv/data:/home/x/.moltbot:ro"}, "", ProfileMain, false, errs.ErrPermissionDenied},
+		{"keys bind", []string{"/srv/keys:/k"}, "", ProfileMain, true, errs.ErrPermissionDenied},
+		{"socket bind", []string{"/home/x/docker.sock:/s"}, "", ProfileMain, true, errs.ErrPermissionDenied},
+		{"host network", nil, "host", ProfileMain, true, errs.ErrInvalidArgument},
+		{"owner workspace hardened", nil, "", ProfileHardened, true, errs.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPolicy()
+			p.Binds, p.MainNetwork = tc.binds, tc.network
+			_, err := svc.Ensure(context.Background(), EnsureRequest{SessionKey: ownerKey, Policy: &p, Profile: tc.profile, OwnerWorkspace: tc.owner})
+			require.ErrorIs(t, err, tc.want)
+			_, err = svc.Explain(ownerKey, "", &p, tc.profile, tc.owner)
+			require.ErrorIs(t, err, tc.want)
+		})
+	}
+	// The same harmless bind is fine under the main profile.
+	p := testPolicy()
+	p.Binds = []string{"/srv/data:/data:ro"}
+	_, err := svc.Explain(ownerKey, "", &p, ProfileMain, true)
+	require.NoError(t, err)
+	require.False(t, strings.Contains(svc.cfg.OwnerVolume, "/"))
+}
+
+// TestOwnerVolumeNotAdopted: a volume of the owner workspace's name that
+// sandboxd did not create (no marker label) is refused, never mounted.
+func TestOwnerVolumeNotAdopted(t *testing.T) {
+	if dockerSkip != "" {
+		t.Skip(dockerSkip)
+	}
+	vol := fmt.Sprintf("mbtest-foreign-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
+	docker(t, "volume", "create", vol)
+	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", vol).Run() })
+	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
+	_, err := svc.Exec(context.Background(), ExecRequest{SessionKey: ownerKey, Profile: ProfileMain, OwnerWorkspace: true, Argv: []string{"true"}})
+	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
+	require.ErrorContains(t, err, "not created by sandboxd")
+}
