@@ -11,6 +11,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -61,9 +62,11 @@ func readValue(o *SetOptions) (string, error) {
 	if o.Value != "-" {
 		return o.Value, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(o.Stdin, 1<<20))
+	// Read one byte past the limit so an over-long value is an error, never
+	// silently cut (the gateway enforces the same limit).
+	b, err := config.ReadBounded(o.Stdin, config.Text{Where: "config set " + o.Path, Noun: "value on stdin", MaxBytes: config.MaxValueBytes})
 	if err != nil {
-		return "", fmt.Errorf("read value from stdin: %w", err)
+		return "", err
 	}
 	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if v == "" {
