@@ -204,13 +204,13 @@ func TestGetSetUnset(t *testing.T) {
 }
 
 func TestResolveKeepsReferences(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tok.txt"), []byte("from-file\n"), 0o600))
+	dir, roots := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(roots, "tok.txt"), []byte("from-file\n"), 0o600))
 	in := `{gateway: {auth: {token: "${GW_TOKEN}"}, remote: {token: "${file:tok.txt}"}}, channels: {t: {baseUrl: "https://${HOST}/api", botToken: "$${LITERAL}"}}}`
 	c, err := Parse("m.json", []byte(in))
 	require.NoError(t, err)
 	env := map[string]string{"GW_TOKEN": "resolved-gw", "HOST": "example.org"}
-	opts := ResolveOptions{StateDir: dir, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	opts := ResolveOptions{StateDir: dir, FileRoots: []string{roots}, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	require.NoError(t, c.Resolve(opts))
 	v := c.View()
 	require.Equal(t, StateReference, v.Gateway.Auth.Token.State)
@@ -238,9 +238,9 @@ func TestResolveKeepsReferences(t *testing.T) {
 	// Failures name the field and never the value.
 	c2, err := Parse("m.json", []byte("{\n gateway: {auth: {token: \"${MISSING_VAR}\"}, remote: {token: \"${file:../../etc/passwd}\"}}}"))
 	require.NoError(t, err)
-	err = c2.Resolve(ResolveOptions{StateDir: dir, LookupEnv: func(string) (string, bool) { return "", false }})
+	err = c2.Resolve(ResolveOptions{StateDir: dir, FileRoots: []string{roots}, LookupEnv: func(string) (string, bool) { return "", false }})
 	require.ErrorContains(t, err, "m.json:2: gateway.auth.token: environment variable MISSING_VAR is not set")
-	require.ErrorContains(t, err, "gateway.remote.token: file reference ${file:../../etc/passwd} leaves the state dir")
+	require.ErrorContains(t, err, "gateway.remote.token: file reference ${file:../../etc/passwd} leaves the file root")
 	require.ErrorIs(t, err, errs.ErrInvalidArgument)
 }
 

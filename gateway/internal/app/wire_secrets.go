@@ -16,6 +16,7 @@ func wireSecrets(ctx context.Context, w *Wiring) error {
 	st, err := configstore.New(configstore.Config{
 		Path:     w.ConfigPath,
 		StateDir: w.StateDir,
+		PKIDir:   w.Loaded.Base.PKIDir,
 		Secrets:  configstore.SecretsClient{C: secretsv1.NewSecretsClient(w.SecretsConn)},
 		Pairing:  configstore.PairingImporter{C: pairingv1.NewPairingClient(w.PairingConn)},
 		Logger:   w.Logger.Named("config"),

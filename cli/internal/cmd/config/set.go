@@ -33,7 +33,8 @@ func newCmdSet(f *cmdutil.Factory, runF func(*SetOptions) error) *cobra.Command 
 		Long: "Change a config value. Secret fields (tokens, API keys) are encrypted through secretsd before they are\n" +
 			"written; the old file is kept as a sealed backup (moltbot.json.backup, `moltbot rollback` restores it).\n" +
 			"Give a secret as - and pipe it in, so it stays out of your shell history. References such as ${VAR}\n" +
-			"or ${file:tokens/bot} are stored as written and resolved when the gateway loads the config.",
+			"or ${file:NAME} (a file put with `moltbot secrets put-file`, beneath secrets.fileRoots) are stored as\n" +
+			"written and resolved when the gateway loads the config.",
 		Args: func(c *cobra.Command, args []string) error {
 			if o.Unset {
 				return cobra.ExactArgs(1)(c, args)
