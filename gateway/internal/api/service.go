@@ -75,6 +75,10 @@ func Authz() auth.Table {
 		gatewayv1.Gateway_ListSessions_FullMethodName:   both,
 		gatewayv1.Gateway_SecurityLog_FullMethodName:    admin,
 		gatewayv1.Gateway_RotateCerts_FullMethodName:    admin,
+		// Secret files: writing is the owner's; names and sizes are a
+		// non-secret view.
+		gatewayv1.Gateway_PutSecretFile_FullMethodName:   admin,
+		gatewayv1.Gateway_ListSecretFiles_FullMethodName: both,
 	}
 }
 

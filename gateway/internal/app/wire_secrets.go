@@ -41,6 +41,7 @@ func wireSecrets(ctx context.Context, w *Wiring) error {
 	w.Token, w.TokenSource = tok, src
 	w.Config = st
 	w.API.Secrets.Config = st
+	w.API.Secrets.Files = configstore.SecretsClient{C: secretsv1.NewSecretsClient(w.SecretsConn)}
 	w.API.Secrets.OnEvent = func(ctx context.Context, kind, target string) {
 		if w.SecLog != nil {
 			w.SecLog.Record(seclog.Event{Kind: kind, Actor: callerOf(ctx), Target: target})

@@ -2156,6 +2156,261 @@ func (x *RotateCertsResponse) GetCerts() []*CertStatus {
 	return nil
 }
 
+type PutSecretFileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is a plain file name: [A-Za-z0-9._-], no slashes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// content is at most 1 MiB.
+	Content       []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileRequest) Reset() {
+	*x = PutSecretFileRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileRequest) ProtoMessage() {}
+
+func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
+func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PutSecretFileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutSecretFileRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type SecretFileInfo struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size       int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	ModifiedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=modified_at,json=modifiedAt,proto3" json:"modified_at,omitempty"`
+	// reference is how a config value refers to it, e.g. ${file:openai.key}.
+	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFileInfo) Reset() {
+	*x = SecretFileInfo{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFileInfo) ProtoMessage() {}
+
+func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
+func (*SecretFileInfo) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SecretFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretFileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SecretFileInfo) GetModifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifiedAt
+	}
+	return nil
+}
+
+func (x *SecretFileInfo) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+type PutSecretFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *SecretFileInfo        `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Replaced      bool                   `protobuf:"varint,2,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileResponse) Reset() {
+	*x = PutSecretFileResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileResponse) ProtoMessage() {}
+
+func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
+func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *PutSecretFileResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
+type ListSecretFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesRequest) Reset() {
+	*x = ListSecretFilesRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesRequest) ProtoMessage() {}
+
+func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
+}
+
+type ListSecretFilesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*SecretFileInfo      `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesResponse) Reset() {
+	*x = ListSecretFilesResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesResponse) ProtoMessage() {}
+
+func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_v1_gateway_proto_rawDesc = "" +
@@ -2318,7 +2573,23 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x12RotateCertsRequest\x12\x0e\n" +
 	"\x02ca\x18\x01 \x01(\bR\x02ca\"K\n" +
 	"\x13RotateCertsResponse\x124\n" +
-	"\x05certs\x18\x01 \x03(\v2\x1e.moltbot.gateway.v1.CertStatusR\x05certs2\x8b\t\n" +
+	"\x05certs\x18\x01 \x03(\v2\x1e.moltbot.gateway.v1.CertStatusR\x05certs\"D\n" +
+	"\x14PutSecretFileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x93\x01\n" +
+	"\x0eSecretFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12;\n" +
+	"\vmodified_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifiedAt\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\"k\n" +
+	"\x15PutSecretFileResponse\x126\n" +
+	"\x04file\x18\x01 \x01(\v2\".moltbot.gateway.v1.SecretFileInfoR\x04file\x12\x1a\n" +
+	"\breplaced\x18\x02 \x01(\bR\breplaced\"\x18\n" +
+	"\x16ListSecretFilesRequest\"S\n" +
+	"\x17ListSecretFilesResponse\x128\n" +
+	"\x05files\x18\x01 \x03(\v2\".moltbot.gateway.v1.SecretFileInfoR\x05files2\xdd\n" +
+	"\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -2332,7 +2603,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12a\n" +
 	"\fListSessions\x12'.moltbot.gateway.v1.ListSessionsRequest\x1a(.moltbot.gateway.v1.ListSessionsResponse\x12`\n" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
-	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponseB\xce\x01\n" +
+	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12d\n" +
+	"\rPutSecretFile\x12(.moltbot.gateway.v1.PutSecretFileRequest\x1a).moltbot.gateway.v1.PutSecretFileResponse\x12j\n" +
+	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -2347,51 +2620,56 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_gateway_v1_gateway_proto_goTypes = []any{
-	(*ServiceStatus)(nil),          // 0: moltbot.gateway.v1.ServiceStatus
-	(*CertStatus)(nil),             // 1: moltbot.gateway.v1.CertStatus
-	(*KeyStatus)(nil),              // 2: moltbot.gateway.v1.KeyStatus
-	(*SandboxStatus)(nil),          // 3: moltbot.gateway.v1.SandboxStatus
-	(*PairingStatus)(nil),          // 4: moltbot.gateway.v1.PairingStatus
-	(*ChannelStatus)(nil),          // 5: moltbot.gateway.v1.ChannelStatus
-	(*StatusRequest)(nil),          // 6: moltbot.gateway.v1.StatusRequest
-	(*StatusResponse)(nil),         // 7: moltbot.gateway.v1.StatusResponse
-	(*GetConfigRequest)(nil),       // 8: moltbot.gateway.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),      // 9: moltbot.gateway.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),       // 10: moltbot.gateway.v1.SetConfigRequest
-	(*SetConfigResponse)(nil),      // 11: moltbot.gateway.v1.SetConfigResponse
-	(*Problem)(nil),                // 12: moltbot.gateway.v1.Problem
-	(*ValidateConfigRequest)(nil),  // 13: moltbot.gateway.v1.ValidateConfigRequest
-	(*ValidateConfigResponse)(nil), // 14: moltbot.gateway.v1.ValidateConfigResponse
-	(*Finding)(nil),                // 15: moltbot.gateway.v1.Finding
-	(*AuditRequest)(nil),           // 16: moltbot.gateway.v1.AuditRequest
-	(*AuditResponse)(nil),          // 17: moltbot.gateway.v1.AuditResponse
-	(*MigrateRequest)(nil),         // 18: moltbot.gateway.v1.MigrateRequest
-	(*MigrateResponse)(nil),        // 19: moltbot.gateway.v1.MigrateResponse
-	(*ReloadRequest)(nil),          // 20: moltbot.gateway.v1.ReloadRequest
-	(*ReloadResponse)(nil),         // 21: moltbot.gateway.v1.ReloadResponse
-	(*SendRequest)(nil),            // 22: moltbot.gateway.v1.SendRequest
-	(*SendResponse)(nil),           // 23: moltbot.gateway.v1.SendResponse
-	(*RollbackRequest)(nil),        // 24: moltbot.gateway.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 25: moltbot.gateway.v1.RollbackResponse
-	(*RotateKeyRequest)(nil),       // 26: moltbot.gateway.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),      // 27: moltbot.gateway.v1.RotateKeyResponse
-	(*Session)(nil),                // 28: moltbot.gateway.v1.Session
-	(*ListSessionsRequest)(nil),    // 29: moltbot.gateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),   // 30: moltbot.gateway.v1.ListSessionsResponse
-	(*SecurityLogRequest)(nil),     // 31: moltbot.gateway.v1.SecurityLogRequest
-	(*SecurityLogResponse)(nil),    // 32: moltbot.gateway.v1.SecurityLogResponse
-	(*RotateCertsRequest)(nil),     // 33: moltbot.gateway.v1.RotateCertsRequest
-	(*RotateCertsResponse)(nil),    // 34: moltbot.gateway.v1.RotateCertsResponse
-	nil,                            // 35: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
+	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
+	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
+	(*KeyStatus)(nil),               // 2: moltbot.gateway.v1.KeyStatus
+	(*SandboxStatus)(nil),           // 3: moltbot.gateway.v1.SandboxStatus
+	(*PairingStatus)(nil),           // 4: moltbot.gateway.v1.PairingStatus
+	(*ChannelStatus)(nil),           // 5: moltbot.gateway.v1.ChannelStatus
+	(*StatusRequest)(nil),           // 6: moltbot.gateway.v1.StatusRequest
+	(*StatusResponse)(nil),          // 7: moltbot.gateway.v1.StatusResponse
+	(*GetConfigRequest)(nil),        // 8: moltbot.gateway.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),       // 9: moltbot.gateway.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),        // 10: moltbot.gateway.v1.SetConfigRequest
+	(*SetConfigResponse)(nil),       // 11: moltbot.gateway.v1.SetConfigResponse
+	(*Problem)(nil),                 // 12: moltbot.gateway.v1.Problem
+	(*ValidateConfigRequest)(nil),   // 13: moltbot.gateway.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),  // 14: moltbot.gateway.v1.ValidateConfigResponse
+	(*Finding)(nil),                 // 15: moltbot.gateway.v1.Finding
+	(*AuditRequest)(nil),            // 16: moltbot.gateway.v1.AuditRequest
+	(*AuditResponse)(nil),           // 17: moltbot.gateway.v1.AuditResponse
+	(*MigrateRequest)(nil),          // 18: moltbot.gateway.v1.MigrateRequest
+	(*MigrateResponse)(nil),         // 19: moltbot.gateway.v1.MigrateResponse
+	(*ReloadRequest)(nil),           // 20: moltbot.gateway.v1.ReloadRequest
+	(*ReloadResponse)(nil),          // 21: moltbot.gateway.v1.ReloadResponse
+	(*SendRequest)(nil),             // 22: moltbot.gateway.v1.SendRequest
+	(*SendResponse)(nil),            // 23: moltbot.gateway.v1.SendResponse
+	(*RollbackRequest)(nil),         // 24: moltbot.gateway.v1.RollbackRequest
+	(*RollbackResponse)(nil),        // 25: moltbot.gateway.v1.RollbackResponse
+	(*RotateKeyRequest)(nil),        // 26: moltbot.gateway.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 27: moltbot.gateway.v1.RotateKeyResponse
+	(*Session)(nil),                 // 28: moltbot.gateway.v1.Session
+	(*ListSessionsRequest)(nil),     // 29: moltbot.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 30: moltbot.gateway.v1.ListSessionsResponse
+	(*SecurityLogRequest)(nil),      // 31: moltbot.gateway.v1.SecurityLogRequest
+	(*SecurityLogResponse)(nil),     // 32: moltbot.gateway.v1.SecurityLogResponse
+	(*RotateCertsRequest)(nil),      // 33: moltbot.gateway.v1.RotateCertsRequest
+	(*RotateCertsResponse)(nil),     // 34: moltbot.gateway.v1.RotateCertsResponse
+	(*PutSecretFileRequest)(nil),    // 35: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 36: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 37: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 38: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 39: moltbot.gateway.v1.ListSecretFilesResponse
+	nil,                             // 40: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	36, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	36, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	36, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	35, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	41, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	41, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	41, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	40, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -2403,40 +2681,47 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	36, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	41, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
-	6,  // 18: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
-	8,  // 19: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
-	10, // 20: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
-	13, // 21: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
-	16, // 22: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
-	18, // 23: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
-	20, // 24: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
-	22, // 25: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
-	24, // 26: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
-	26, // 27: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 28: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 29: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 30: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	7,  // 31: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 32: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 33: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 34: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 35: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 36: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 37: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 38: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 39: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 40: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 41: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 42: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 43: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	31, // [31:44] is the sub-list for method output_type
-	18, // [18:31] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	41, // 18: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	36, // 19: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	36, // 20: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	6,  // 21: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
+	8,  // 22: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
+	10, // 23: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
+	13, // 24: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
+	16, // 25: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
+	18, // 26: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
+	20, // 27: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
+	22, // 28: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
+	24, // 29: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
+	26, // 30: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
+	29, // 31: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	31, // 32: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	33, // 33: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	35, // 34: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	38, // 35: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	7,  // 36: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 37: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 38: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 39: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 40: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 41: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 42: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 43: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 44: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 45: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 46: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 47: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 48: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	37, // 49: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	39, // 50: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	36, // [36:51] is the sub-list for method output_type
+	21, // [21:36] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_gateway_proto_init() }
@@ -2450,7 +2735,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
