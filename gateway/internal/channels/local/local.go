@@ -114,7 +114,7 @@ func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, er
 	}
 	// Ids key allowlists and sessions: refused when unsafe; names are
 	// only shown: neutralised (textsafe).
-	for _, f := range []struct{ name, v string }{{"from", in.SenderID}, {"chat", in.ChatID}, {"group", in.GroupID}} {
+	for _, f := range []struct{ name, v string }{{"from (sender id)", in.SenderID}, {"chat id", in.ChatID}, {"group id", in.GroupID}} {
 		if err := textsafe.CheckID(f.name, f.v); err != nil {
 			return nil, err
 		}

@@ -73,11 +73,11 @@ func TestInjectSanitises(t *testing.T) {
 		in   channels.Inbound
 		want string // error substring; "" = delivered
 	}{
-		{"bidi override in sender", channels.Inbound{SenderID: "alice\u202Eecila", Text: "x"}, "from: control or format character U+202E"},
-		{"isolate in sender", channels.Inbound{SenderID: "\u2067bob", Text: "x"}, "from: control or format character U+2067"},
-		{"newline in sender", channels.Inbound{SenderID: "a\nb", Text: "x"}, "from: control or format character U+000A"},
-		{"bidi in group", channels.Inbound{SenderID: "a", GroupID: "t\u202Ae", Text: "x"}, "group: control"},
-		{"bidi in chat", channels.Inbound{SenderID: "a", ChatID: "c\u2069", Text: "x"}, "chat: control"},
+		{"bidi override in sender", channels.Inbound{SenderID: "alice\u202Eecila", Text: "x"}, "from (sender id): control or format character U+202E"},
+		{"isolate in sender", channels.Inbound{SenderID: "\u2067bob", Text: "x"}, "from (sender id): control or format character U+2067"},
+		{"newline in sender", channels.Inbound{SenderID: "a\nb", Text: "x"}, "from (sender id): control or format character U+000A"},
+		{"bidi in group", channels.Inbound{SenderID: "a", GroupID: "t\u202Ae", Text: "x"}, "group id: control"},
+		{"bidi in chat", channels.Inbound{SenderID: "a", ChatID: "c\u2069", Text: "x"}, "chat id: control"},
 		{"bidi in name is neutralised", channels.Inbound{SenderID: "carol", Text: "x", Meta: map[string]string{"name": "\u202Eevil\x1b[2J"}}, ""},
 	}
 	for _, tt := range tests {
