@@ -165,3 +165,35 @@ func TestReadBounded(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSetString drives the `config set` path (the one that crashed a
+// gateway): whatever the value, SetString answers quickly, and what it
+// stores still marshals into a file that Parse accepts.
+func FuzzSetString(f *testing.F) {
+	f.Add("agents.list", nested(50000, `{"a":`, "}", "1"))
+	f.Add("agents.list", nested(62, "[", "]", "1"))
+	f.Add("tools", `{"exec": 1, "exec": 2}`)
+	f.Add("tools", "["+strings.Repeat(`{"a": [1, 2]},`, 5000)+"1]")
+	f.Add("gateway.port", "18789")
+	f.Add("channels.local.dm.allowFrom", `["a", "b"]`)
+	f.Fuzz(func(t *testing.T, path, value string) {
+		c := New("m.json", nil)
+		start := time.Now()
+		err := c.SetString(path, value)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("SetString took %v", d)
+		}
+		if err != nil {
+			require.ErrorIs(t, err, errs.ErrInvalidArgument)
+			return
+		}
+		out, err := c.Marshal()
+		var le *LimitError
+		if errors.As(err, &le) {
+			return
+		}
+		require.NoError(t, err)
+		_, err = Parse("m.json", out)
+		require.NoError(t, err, "a stored value must load again")
+	})
+}
