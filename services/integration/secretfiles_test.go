@@ -9,8 +9,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,4 +135,73 @@ func TestSecretFileReference(t *testing.T) {
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "%v", err)
 	_, err = os.Stat(filepath.Join(files, "x"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// secretFilesGID is the group docker-compose.yml gives secretsd and the
+// gateway (group_add) for the secret-files volume.
+const secretFilesGID = 65110
+
+// TestSecretFilesCompose runs the compose arrangement on the real images:
+// a setgid 2750 dir owned by secretsd's uid and the shared group, mounted
+// rw into secretsd and read-only into the gateway at /secret-files (the
+// default file root). The owner puts the provider key through the gateway,
+// secretsd writes it 0640, and the gateway (another uid, same group) reads
+// it for ${file:openai.key}: the fake model sees exactly that key.
+func TestSecretFilesCompose(t *testing.T) {
+	files := filepath.Join(t.TempDir(), "secret-files")
+	require.NoError(t, os.Mkdir(files, 0o750))
+	require.NoError(t, os.Chown(files, testharness.UIDs()[testharness.Secretsd], secretFilesGID))
+	require.NoError(t, os.Chmod(files, 0o750|os.ModeSetgid))
+	gid := strconv.Itoa(secretFilesGID)
+	cfg, err := json.Marshal(map[string]any{
+		"version":  1,
+		"channels": map[string]any{"local": map[string]any{"dm": map[string]any{"policy": "allowlist", "allowFrom": []string{"owner"}}}},
+		"agents":   map[string]any{"defaults": map[string]any{"backend": "openai"}},
+		"models": map[string]any{"providers": map[string]any{"openai": map[string]any{
+			"baseUrl": "http://" + fakeOpenAIAlias + ":8082/v1", "model": "gpt-fake", "apiKey": "${file:openai.key}",
+		}}},
+	})
+	require.NoError(t, err)
+	// The gateway resolves every reference at start, so the file exists
+	// first (as after an earlier put-file); the owner's put-file below
+	// replaces it through secretsd.
+	placeholder := filepath.Join(files, "openai.key")
+	require.NoError(t, os.WriteFile(placeholder, []byte("placeholder"), 0o640))
+	require.NoError(t, os.Chown(placeholder, testharness.UIDs()[testharness.Secretsd], secretFilesGID))
+	st := testharness.Start(t, testharness.Options{
+		GatewayConfig: cfg,
+		Services:      []string{testharness.Secretsd, testharness.Pairingd, testharness.Gateway},
+		Service: map[string]testharness.ServiceOptions{
+			testharness.Secretsd: {Binds: []string{files + ":/secret-files"}, GroupAdd: []string{gid}, Env: map[string]string{"MOLTBOT_SECRET_FILES_DIR": "/secret-files"}},
+			testharness.Gateway:  {Binds: []string{files + ":/secret-files:ro"}, GroupAdd: []string{gid}},
+		},
+	})
+	fake := startFakeOpenAI(t, st)
+	gw := st.AdminGateway(t)
+	ctx := ctxFor(t, 2*time.Minute)
+
+	put, err := gw.PutSecretFile(ctx, &gatewayv1.PutSecretFileRequest{Name: "openai.key", Content: []byte(fakeOpenAIKey + "\n")})
+	require.NoError(t, err)
+	require.True(t, put.GetReplaced())
+	fi, err := os.Stat(placeholder)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
+	require.Equal(t, uint32(secretFilesGID), fi.Sys().(*syscall.Stat_t).Gid, "the setgid dir gives the file the shared group")
+
+	rl, err := gw.Reload(ctx, &gatewayv1.ReloadRequest{})
+	require.NoError(t, err)
+	require.True(t, rl.GetApplied(), "%v", rl.GetProblems())
+	r, err := gw.Send(ctx, &gatewayv1.SendRequest{Channel: "local", From: "owner", Text: "hello"})
+	require.NoError(t, err, "the gateway read the file through the shared group")
+	require.True(t, r.GetReachedAgent(), r.GetDecision())
+	reqs, err := fakeRequests(fake)
+	require.NoError(t, err)
+	require.NotEmpty(t, reqs)
+	require.True(t, reqs[len(reqs)-1].Authorized, "the model got the key from the secret file")
+
+	// The gateway's mount is read-only and outside-root references are
+	// refused, so a client-chosen baseUrl gets nothing else.
+	_, err = gw.SetConfig(ctx, &gatewayv1.SetConfigRequest{Path: "models.providers.openai.apiKey", Value: "${file:/pki/gateway.token}", ValueIsString: true})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.Contains(t, status.Convert(err).Message(), `outside the file roots "/secret-files"`)
 }
