@@ -180,9 +180,37 @@ func TestSecretFilesCompose(t *testing.T) {
 	gw := st.AdminGateway(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
-	put, err := gw.PutSecretFile(ctx, &gatewayv1.PutSecretFileRequest{Name: "openai.key", Content: []byte(fakeOpenAIKey + "\n")})
+	// Through the owner's CLI, the key on stdin.
+	bin := moltbotBinary(t)
+	addr, err := st.Addr(ctx, testharness.Gateway)
 	require.NoError(t, err)
-	require.True(t, put.GetReplaced())
+	bundle, err := st.ExportClientBundle(t.TempDir())
+	require.NoError(t, err)
+	env := []string{"MOLTBOT_STATE_DIR=" + bundle, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN="}
+	res := runMoltbotStdin(ctx, t, bin, env, fakeOpenAIKey+"\n", "secrets", "put-file", "openai.key")
+	require.Equalf(t, 0, res.code, "put-file: %s", res.out)
+	require.Contains(t, res.out, "replaced openai.key")
+	require.NotContains(t, res.out, fakeOpenAIKey, "the content is never printed")
+	res = runMoltbotStdin(ctx, t, bin, env, "", "secrets", "list-files")
+	require.Equalf(t, 0, res.code, "list-files: %s", res.out)
+	require.Contains(t, res.out, "${file:openai.key}")
+	require.NotContains(t, res.out, fakeOpenAIKey)
+
+	// Bounds through the real CLI: a value over 1 MiB on stdin and a
+	// 50,000-deep one are errors (exit 1) naming the limit, never truncated,
+	// never a raw gRPC status text.
+	for _, tc := range []struct{ name, stdin, want string }{
+		{"over 1 MiB", strings.Repeat("a", 1<<20+1), "the limit is 1 MiB"},
+		{"50,000 deep", strings.Repeat("[", 50000) + strings.Repeat("]", 50000), "value nests 50000 deep; the limit is 62"},
+	} {
+		t.Run("config set - "+tc.name, func(t *testing.T) {
+			res := runMoltbotStdin(ctx, t, bin, env, tc.stdin, "config", "set", "agents.list", "-")
+			require.Equalf(t, 1, res.code, "output: %.300s", res.out)
+			require.Contains(t, res.out, tc.want)
+			require.NotContains(t, res.out, "rpc error")
+		})
+	}
+
 	fi, err := os.Stat(placeholder)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
