@@ -76,6 +76,14 @@ func TestSetConfigInputBounds(t *testing.T) {
 			require.NotNil(t, st)
 		})
 	}
+	// ValidateConfig of a whole text: the same bounds, as a problem.
+	vr, err := gw.ValidateConfig(ctx, &gatewayv1.ValidateConfigRequest{Config: `{"tools": ` + deep + `}`})
+	require.NoError(t, err)
+	require.False(t, vr.GetValid())
+	require.Len(t, vr.GetProblems(), 1)
+	require.Equal(t, "file nests 50001 deep; the limit is 64", vr.GetProblems()[0].GetMessage())
+	require.Equal(t, "flatten the structure", vr.GetProblems()[0].GetFix())
+
 	grew := vmHWM(t, ls.Pid(testharness.Gateway)) - hwm0
 	require.Less(t, grew, 256*1024, "peak RSS grew by %d KiB", grew)
 }
