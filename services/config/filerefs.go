@@ -49,6 +49,16 @@ func (c *Config) FileRoots() []string {
 // paths are compared after following symlinks too, so a root that is a link
 // into a state dir is caught.
 func CheckFileRoots(roots, protected []string) error {
+	bad := fileRootProblems(roots, protected)
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %s; list only dedicated directories such as %s (the secret-files volume): %w",
+		FileRootsPath, quoteList(roots), strings.Join(bad, "; "), DefaultFileRoots[0], errs.ErrInvalidArgument)
+}
+
+// fileRootProblems is CheckFileRoots' findings, one per bad root.
+func fileRootProblems(roots, protected []string) []string {
 	var bad []string
 	for _, r := range roots {
 		switch {
@@ -72,11 +82,7 @@ func CheckFileRoots(roots, protected []string) error {
 			}
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s %s: %s; list only dedicated directories such as %s (the secret-files volume): %w",
-		FileRootsPath, quoteList(roots), strings.Join(bad, "; "), DefaultFileRoots[0], errs.ErrInvalidArgument)
+	return bad
 }
 
 // overlaps reports whether a and b are the same dir or one is inside the other.

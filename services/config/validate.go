@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/auth"
-	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
 // Severity of a Problem.
@@ -173,8 +172,9 @@ func (v *validator) semantic() {
 // reference elsewhere is refused before anything is read.
 func (v *validator) fileRefs() {
 	roots := v.c.FileRoots()
-	if err := CheckFileRoots(roots, ProtectedDirs); err != nil {
-		v.add(SevError, FileRootsPath, strings.TrimSuffix(err.Error(), ": "+errs.ErrInvalidArgument.Error()), "list only dedicated directories, e.g. "+DefaultFileRoots[0])
+	if bad := fileRootProblems(roots, ProtectedDirs); len(bad) > 0 {
+		v.add(SevError, FileRootsPath, "file roots "+quoteList(roots)+": "+strings.Join(bad, "; "),
+			"list only dedicated directories, e.g. "+DefaultFileRoots[0]+" (the secret-files volume)")
 		return
 	}
 	var walk func(val any, p string)

@@ -25,12 +25,12 @@ import (
 // sees that something was there.
 const Replacement = '\uFFFD'
 
-// unsafe reports whether r must not reach a reply, a log or a terminal:
+// forbidden reports whether r must not reach a reply, a log or a terminal:
 // C0/C1 controls (Cc), format characters (Cf: the bidi controls, zero-width
 // spaces, BOM, soft hyphen...), line and paragraph separators, and
 // noncharacters/invalid runes. allowJoiners keeps ZWNJ and ZWJ, which
 // Indic scripts and emoji sequences need and which cannot reorder text.
-func unsafe(r rune, allowJoiners bool) bool {
+func forbidden(r rune, allowJoiners bool) bool {
 	if allowJoiners && (r == '\u200C' || r == '\u200D') {
 		return false
 	}
@@ -45,7 +45,7 @@ func CheckID(field, s string) error {
 		return fmt.Errorf("%s: not valid UTF-8: %w", field, errs.ErrInvalidArgument)
 	}
 	for i, r := range s {
-		if unsafe(r, false) {
+		if forbidden(r, false) {
 			return fmt.Errorf("%s: control or format character %U at byte %d is not allowed in an id (bidi and invisible characters could make it look like another id): %w",
 				field, r, i, errs.ErrInvalidArgument)
 		}
@@ -58,7 +58,7 @@ func CheckID(field, s string) error {
 // boundary (max <= 0: no cut), and trimmed.
 func Neutralize(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
-		if unsafe(r, true) {
+		if forbidden(r, true) {
 			return Replacement
 		}
 		return r

@@ -53,7 +53,7 @@ func TestNeutralize(t *testing.T) {
 			out := Neutralize(tt.in, 0)
 			require.True(t, utf8.ValidString(out))
 			for _, r := range out {
-				require.False(t, unsafe(r, true) && r != Replacement, "%U left in %q", r, out)
+				require.False(t, forbidden(r, true) && r != Replacement, "%U left in %q", r, out)
 			}
 			require.Contains(t, out, string(Replacement), "the operator sees something was removed")
 		})
@@ -88,7 +88,7 @@ func FuzzNeutralize(f *testing.F) {
 			t.Fatalf("%d bytes > max %d", len(out), max)
 		}
 		for _, r := range out {
-			if r != Replacement && unsafe(r, true) {
+			if r != Replacement && forbidden(r, true) {
 				t.Fatalf("%U survived in %q", r, out)
 			}
 		}
