@@ -20,7 +20,10 @@ import (
 
 // WriteFile atomically replaces path with data, created with exactly perm.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	t, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(perm))
+	// WithTempDir: renameio would otherwise put the temp file in $TMPDIR
+	// when that is on the same device, and the renamed file would keep
+	// $TMPDIR's group instead of a setgid dir's (the secret-files volume).
+	t, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(perm), renameio.WithTempDir(filepath.Dir(path)))
 	if err != nil {
 		return fmt.Errorf("write %s: create temp file: %w", path, err)
 	}

@@ -61,12 +61,17 @@ func (e *ParseError) Unwrap() error { return errs.ErrInvalidArgument }
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("config %s does not exist: %w", path, errs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := ReadBounded(f, Text{Where: path, Noun: "file", MaxBytes: MaxFileBytes})
+	if err != nil {
+		return nil, err
 	}
 	return Parse(path, b)
 }
@@ -75,6 +80,13 @@ func Load(path string) (*Config, error) {
 func Parse(file string, data []byte) (c *Config, err error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &ParseError{File: file, Msg: "file is empty"}
+	}
+	where := file
+	if where == "" {
+		where = "config"
+	}
+	if err := CheckText(data, Text{Where: where, Noun: "file", MaxBytes: MaxFileBytes}); err != nil {
+		return nil, err
 	}
 	// json5 is a fork of an old encoding/json; guard against a panic on
 	// hostile input turning into a crash of the gateway.
@@ -152,6 +164,12 @@ func MarshalTree(tree map[string]any) ([]byte, error) {
 	if err := enc.Encode(tree); err != nil {
 		return nil, fmt.Errorf("encode config: %w", err)
 	}
+	// Indentation can make a deep value many times larger once written; a
+	// file that would not load again is refused before it is written.
+	if buf.Len() > MaxFileBytes {
+		return nil, &LimitError{Where: FileName, Msg: fmt.Sprintf("file would be %d bytes once written; the limit is %s", buf.Len(), sizeName(MaxFileBytes)),
+			Fix: "store large or deeply nested data outside the config"}
+	}
 	return buf.Bytes(), nil
 }
 
@@ -192,6 +210,9 @@ func (c *Config) Set(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := checkValueBounds(path, len(keys), v); err != nil {
+		return err
+	}
 	n, _ := lookup(c.schema, keys)
 	if msg := typeProblem(n, v); msg != "" {
 		return fmt.Errorf("set %s: %s: %w", path, msg, errs.ErrInvalidArgument)
@@ -205,6 +226,10 @@ func (c *Config) SetString(path, s string) error {
 	keys, err := c.checkPath(path, true)
 	if err != nil {
 		return err
+	}
+	if len(s) > MaxValueBytes {
+		return &LimitError{Where: "config set " + path, Msg: fmt.Sprintf("value is %d bytes; the limit is %s", len(s), sizeName(MaxValueBytes)),
+			Fix: "make it smaller"}
 	}
 	n, _ := lookup(c.schema, keys)
 	var v any = s
@@ -232,6 +257,11 @@ func (c *Config) SetString(path, s string) error {
 	case kList, kObject, kMap, kAny:
 		t := strings.TrimSpace(s)
 		if n.kind != kAny || strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+			// Bound the text before json5 sees it: depth here is what is left
+			// of the file's limit below this path.
+			if err := CheckText([]byte(s), Text{Where: "config set " + path, Noun: "value", MaxBytes: MaxValueBytes, MaxDepth: MaxDepth - len(keys), Below: path}); err != nil {
+				return err
+			}
 			var parsed any
 			if perr := json5.Unmarshal([]byte(s), &parsed); perr != nil {
 				if n.kind == kAny {
@@ -271,6 +301,10 @@ func (c *Config) checkPath(path string, forWrite bool) ([]string, error) {
 		if k == "" {
 			return nil, fmt.Errorf("config path %q: empty segment (use dots between keys, e.g. gateway.auth.token): %w", path, errs.ErrInvalidArgument)
 		}
+	}
+	if forWrite && len(keys) >= MaxDepth {
+		return nil, &LimitError{Where: "config path " + path, Msg: fmt.Sprintf("path has %d segments; the limit is %d", len(keys), MaxDepth-1),
+			Fix: "use a shorter path"}
 	}
 	n, bad := lookup(c.schema, keys)
 	if bad < 0 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moltbot/moltbot-secure/services/envelope"
 	"github.com/moltbot/moltbot-secure/services/errs"
@@ -203,13 +204,13 @@ func TestGetSetUnset(t *testing.T) {
 }
 
 func TestResolveKeepsReferences(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tok.txt"), []byte("from-file\n"), 0o600))
+	dir, roots := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(roots, "tok.txt"), []byte("from-file\n"), 0o600))
 	in := `{gateway: {auth: {token: "${GW_TOKEN}"}, remote: {token: "${file:tok.txt}"}}, channels: {t: {baseUrl: "https://${HOST}/api", botToken: "$${LITERAL}"}}}`
 	c, err := Parse("m.json", []byte(in))
 	require.NoError(t, err)
 	env := map[string]string{"GW_TOKEN": "resolved-gw", "HOST": "example.org"}
-	opts := ResolveOptions{StateDir: dir, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	opts := ResolveOptions{StateDir: dir, FileRoots: []string{roots}, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	require.NoError(t, c.Resolve(opts))
 	v := c.View()
 	require.Equal(t, StateReference, v.Gateway.Auth.Token.State)
@@ -237,9 +238,9 @@ func TestResolveKeepsReferences(t *testing.T) {
 	// Failures name the field and never the value.
 	c2, err := Parse("m.json", []byte("{\n gateway: {auth: {token: \"${MISSING_VAR}\"}, remote: {token: \"${file:../../etc/passwd}\"}}}"))
 	require.NoError(t, err)
-	err = c2.Resolve(ResolveOptions{StateDir: dir, LookupEnv: func(string) (string, bool) { return "", false }})
+	err = c2.Resolve(ResolveOptions{StateDir: dir, FileRoots: []string{roots}, LookupEnv: func(string) (string, bool) { return "", false }})
 	require.ErrorContains(t, err, "m.json:2: gateway.auth.token: environment variable MISSING_VAR is not set")
-	require.ErrorContains(t, err, "gateway.remote.token: file reference ${file:../../etc/passwd} leaves the state dir")
+	require.ErrorContains(t, err, "gateway.remote.token: file reference ${file:../../etc/passwd} leaves the file root")
 	require.ErrorIs(t, err, errs.ErrInvalidArgument)
 }
 
@@ -284,6 +285,13 @@ func TestAuthProfileSecrets(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(upstream))
 	f.Add([]byte(`{"a": [1, {"b": 'c'}], /* x */ d: .5,}`))
+	// Depth and width: the 50,000-deep value that once took a gateway
+	// past 3 GB, one at the limit, and a wide flat one (also committed
+	// under testdata/fuzz/FuzzParse).
+	f.Add([]byte(`{"agents": {"list": ` + nested(50000, `{"a":`, "}", "1") + `}}`))
+	f.Add([]byte(`{"agents": {"list": ` + nested(62, "[", "]", "1") + `}}`))
+	f.Add([]byte(`{"tools": [` + strings.Repeat(`{"a": 1, "b": [1, 2]},`, 20000) + `1]}`))
+	f.Add([]byte(`{"a": 1, "a": 2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f", data)
 		if err != nil {
@@ -296,11 +304,72 @@ func FuzzParse(f *testing.F) {
 		_ = SecretPaths(c.Raw)
 		_ = c.View()
 		out, err := c.Marshal()
+		var le *LimitError
+		if errors.As(err, &le) {
+			return // indentation took it past the file limit: refused, not written
+		}
 		if err != nil {
 			t.Fatalf("parsed config does not marshal: %v", err)
 		}
 		if _, err := Parse("f", out); err != nil {
 			t.Fatalf("written config does not parse: %v", err)
+		}
+	})
+}
+
+// FuzzNesting drives depth and width directly: whatever the shape, Parse
+// answers within the bounds, quickly, and never accepts a tree deeper than
+// MaxDepth.
+func FuzzNesting(f *testing.F) {
+	f.Add(uint16(50000), uint16(1), byte('{'), false)
+	f.Add(uint16(64), uint16(3), byte('['), false)
+	f.Add(uint16(65), uint16(1), byte('['), true)
+	f.Add(uint16(2), uint16(60000), byte('{'), true)
+	f.Fuzz(func(t *testing.T, depth, width uint16, open byte, dup bool) {
+		var b strings.Builder
+		b.WriteString(`{"tools": `)
+		for i := 0; i < int(depth); i++ {
+			if open == '{' {
+				b.WriteString(`{"k": `)
+			} else {
+				b.WriteString("[")
+			}
+		}
+		b.WriteString("[")
+		for i := 0; i < int(width); i++ {
+			if dup && i%2 == 1 {
+				b.WriteString(`{"x": 1, "x": 2},`)
+			} else {
+				b.WriteString(`{"x": 1},`)
+			}
+		}
+		b.WriteString("0]")
+		for i := 0; i < int(depth); i++ {
+			if open == '{' {
+				b.WriteString("}")
+			} else {
+				b.WriteString("]")
+			}
+		}
+		b.WriteString("}")
+		start := time.Now()
+		_, err := Parse("f", []byte(b.String()))
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("Parse took %v for depth %d width %d", d, depth, width)
+		}
+		total := int(depth) + 2 + 1 // top object + the list + its element objects
+		if width == 0 {
+			total = int(depth) + 2
+		}
+		switch {
+		case total > MaxDepth:
+			require.ErrorContains(t, err, "the limit is 64")
+		case dup && width > 1:
+			require.ErrorContains(t, err, `key "x" appears twice`)
+		case b.Len() > MaxFileBytes:
+			require.ErrorContains(t, err, "the limit is 4 MiB")
+		default:
+			require.NoError(t, err)
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 // References: "${VAR}" (an environment variable; upper-case names, as
 // upstream) and "${file:PATH}" (file content without the trailing newline;
-// PATH relative to the state dir). "$${" writes a literal "${".
+// only beneath secrets.fileRoots, see filerefs.go). "$${" writes a literal "${".
 var refRE = regexp.MustCompile(`\$?\$\{(?:([A-Z_][A-Z0-9_]*)|file:([^}]+))\}`)
 
 // IsReference reports whether s contains a reference. Such a value is never
@@ -32,10 +31,14 @@ func IsReference(s string) bool {
 type ResolveOptions struct {
 	// LookupEnv reads environment variables; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
-	// StateDir anchors relative file references.
+	// StateDir is the service's state dir: never readable by a reference.
 	StateDir string
-	// ReadFile reads file references; nil means os.ReadFile.
-	ReadFile func(string) ([]byte, error)
+	// FileRoots are where file references may point; Resolve fills it from
+	// the config (secrets.fileRoots, default DefaultFileRoots) when nil.
+	FileRoots []string
+	// Protected adds dirs no file root may overlap (the PKI dir), to
+	// ProtectedDirs and StateDir.
+	Protected []string
 }
 
 // Resolve fills c.Resolved: a copy of Raw with every reference replaced.
@@ -45,8 +48,8 @@ func (c *Config) Resolve(o ResolveOptions) error {
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
-	if o.ReadFile == nil {
-		o.ReadFile = os.ReadFile
+	if o.FileRoots == nil {
+		o.FileRoots = c.FileRoots()
 	}
 	var problems []error
 	out := resolveValue(c.Raw, "", o, func(path string, err error) {
@@ -92,8 +95,8 @@ func ResolveString(s string, o ResolveOptions) (string, error) {
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
-	if o.ReadFile == nil {
-		o.ReadFile = os.ReadFile
+	if o.FileRoots == nil {
+		o.FileRoots = DefaultFileRoots
 	}
 	var firstErr error
 	out := refRE.ReplaceAllStringFunc(s, func(m string) string {
@@ -111,25 +114,14 @@ func ResolveString(s string, o ResolveOptions) (string, error) {
 			}
 			return val
 		}
-		p := strings.TrimSpace(sub[2])
-		if !filepath.IsAbs(p) {
-			clean := filepath.Clean(p)
-			if clean == ".." || strings.HasPrefix(clean, "../") {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("file reference ${file:%s} leaves the state dir; use a path inside it or an absolute path", p)
-				}
-				return m
-			}
-			p = filepath.Join(o.StateDir, clean)
-		}
-		b, err := o.ReadFile(p)
+		b, err := readFileRef(strings.TrimSpace(sub[2]), o)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("file reference ${file:%s}: %v", sub[2], errors.Unwrap(err))
+				firstErr = err
 			}
 			return m
 		}
-		return strings.TrimRight(string(b), "\r\n")
+		return strings.TrimRight(b, "\r\n")
 	})
 	return out, firstErr
 }

@@ -180,6 +180,9 @@ func schema() *node {
 			"file":            of(kString),
 			"redactSensitive": of(kStringOrBool),
 		}),
+		"secrets": obj(map[string]*node{
+			"fileRoots": listOf(of(kString)),
+		}),
 		"security": obj(map[string]*node{
 			"acknowledged": listOf(obj(map[string]*node{
 				"id":     of(kString),

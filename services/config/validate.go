@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -164,6 +165,52 @@ func (v *validator) semantic() {
 	}
 	v.sandbox()
 	v.acknowledged()
+	v.fileRefs()
+}
+
+// fileRefs checks secrets.fileRoots against the stack's protected dirs and
+// that every absolute ${file:...} lies beneath a root, so `config set` of a
+// reference elsewhere is refused before anything is read.
+func (v *validator) fileRefs() {
+	roots := v.c.FileRoots()
+	if bad := fileRootProblems(roots, ProtectedDirs); len(bad) > 0 {
+		v.add(SevError, FileRootsPath, "file roots "+quoteList(roots)+": "+strings.Join(bad, "; "),
+			"list only dedicated directories, e.g. "+DefaultFileRoots[0]+" (the secret-files volume)")
+		return
+	}
+	var walk func(val any, p string)
+	walk = func(val any, p string) {
+		switch t := val.(type) {
+		case map[string]any:
+			for _, k := range sortedKeys(t) {
+				walk(t[k], joinPath(p, k))
+			}
+		case []any:
+			for i, e := range t {
+				walk(e, joinPath(p, strconv.Itoa(i)))
+			}
+		case string:
+			for _, m := range refRE.FindAllStringSubmatch(t, -1) {
+				if strings.HasPrefix(m[0], "$$") || m[2] == "" {
+					continue
+				}
+				if f := strings.TrimSpace(m[2]); filepath.IsAbs(f) && !beneathAny(filepath.Clean(f), roots) {
+					v.add(SevError, p, fmt.Sprintf("file reference ${file:%s} is outside the file roots %s", f, quoteList(roots)),
+						"put the file there with `moltbot secrets put-file NAME` and write ${file:NAME}")
+				}
+			}
+		}
+	}
+	walk(v.c.Raw, "")
+}
+
+func beneathAny(p string, roots []string) bool {
+	for _, r := range roots {
+		if within(p, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) gateway() {

@@ -48,10 +48,17 @@ func pairingConfig() []byte {
 // the fake Bot API, started on the stack's network.
 func pairingStack(t *testing.T) (*testharness.Stack, *testharness.FakeTelegramServer) {
 	t.Helper()
+	// ${file:telegram.token} reads beneath the default file root, the
+	// secret-files volume the gateway mounts read-only at /secret-files.
+	files := t.TempDir()
+	require.NoError(t, os.Chmod(files, 0o755))
+	tokenFile := filepath.Join(files, "telegram.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(fakeBotToken+"\n"), 0o600))
+	require.NoError(t, os.Chown(tokenFile, testharness.UIDs()[testharness.Gateway], testharness.UIDs()[testharness.Gateway]))
 	st := testharness.Start(t, testharness.Options{
 		GatewayConfig: pairingConfig(),
 		Service: map[string]testharness.ServiceOptions{
-			testharness.Gateway: {StateFiles: map[string][]byte{"telegram.token": []byte(fakeBotToken + "\n")}},
+			testharness.Gateway: {Binds: []string{files + ":/secret-files:ro"}},
 		},
 	})
 	ctx := ctxFor(t, time.Minute)

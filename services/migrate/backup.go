@@ -44,6 +44,9 @@ type Rewrapper interface {
 // It returns the new file content and whether anything changed.
 func RewrapBackup(ctx context.Context, rw Rewrapper, path string, data []byte) ([]byte, bool, error) {
 	var bf backupFile
+	if err := config.CheckText(data, config.Text{Where: path, Noun: "file", MaxBytes: config.MaxFileBytes * 2}); err != nil {
+		return nil, false, err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&bf); err != nil {

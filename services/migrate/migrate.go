@@ -414,6 +414,9 @@ func sealBackup(ctx context.Context, enc Encrypter, rel string, orig []byte, now
 // OpenBackup decrypts a sealed backup file's content.
 func OpenBackup(ctx context.Context, d Decrypter, path string, data []byte) (rel string, orig []byte, err error) {
 	var bf backupFile
+	if err := config.CheckText(data, config.Text{Where: path, Noun: "file", MaxBytes: config.MaxFileBytes * 2}); err != nil {
+		return "", nil, err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&bf); err != nil {

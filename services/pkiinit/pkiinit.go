@@ -239,6 +239,20 @@ func ChownDir(dir string, ow tlsutil.Owner) error {
 	return os.Chmod(dir, 0o700)
 }
 
+// SharedDir makes dir the secret-files volume root: owned by ow (secretsd,
+// the writer), mode 2750. The setgid bit gives every file written there the
+// dir's group, which the gateway also has (compose group_add), so the
+// gateway can read the 0640 files and nobody else can.
+func SharedDir(dir string, ow tlsutil.Owner) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Lchown(dir, ow.UID, ow.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", dir, err)
+	}
+	return os.Chmod(dir, 0o750|os.ModeSetgid)
+}
+
 // Rotate reissues every identity's leaf under the current CA (or a new CA
 // with ca=true, keeping the old one in the bundle for the overlap). Key
 // files keep their owner and mode, so compose services can still read them.

@@ -62,6 +62,7 @@ func (s *Stack) request(svc, alias, stateDir string, so ServiceOptions, waitFor 
 		groups = append(groups, strconv.Itoa(gid))
 	}
 	binds = append(binds, so.Binds...)
+	groups = append(groups, so.GroupAdd...)
 	port := strconv.Itoa(Ports()[svc]) + "/tcp"
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithLogger(s.logger),

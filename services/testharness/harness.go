@@ -101,6 +101,9 @@ type ServiceOptions struct {
 	StateFiles map[string][]byte
 	// Binds are extra "host:container[:ro]" bind mounts.
 	Binds []string
+	// GroupAdd are extra groups (compose group_add), e.g. the secret-files
+	// group 65110 shared by secretsd and the gateway.
+	GroupAdd []string
 	// PKIDir replaces the stack's PKI dir mounted at /pki (e.g. an empty
 	// dir for the missing-certs test).
 	PKIDir string

@@ -22,6 +22,9 @@ type SecretsDeps struct {
 	// OnEvent records secret writes and rotations in the security log
 	// (never a value); nil means none.
 	OnEvent func(ctx context.Context, kind, target string)
+	// Files reaches secretsd's secret-files volume; nil answers
+	// FailedPrecondition.
+	Files SecretFiles
 }
 
 // MessagingDeps: channels, the DM/group policy and the local channel's Send.

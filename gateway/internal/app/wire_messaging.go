@@ -255,7 +255,11 @@ func secretValue(ctx context.Context, w *Wiring, s config.Secret) (string, error
 	case config.StatePlain:
 		return s.Plain, nil
 	case config.StateReference:
-		v, err := config.ResolveString(s.Ref, config.ResolveOptions{StateDir: w.StateDir})
+		opts := config.ResolveOptions{StateDir: w.StateDir, Protected: []string{w.Loaded.Base.PKIDir}}
+		if snap := w.snapshot(); snap != nil && snap.Config != nil {
+			opts.FileRoots = snap.Config.FileRoots()
+		}
+		v, err := config.ResolveString(s.Ref, opts)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", s.Path, err)
 		}

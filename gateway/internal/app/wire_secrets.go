@@ -16,6 +16,7 @@ func wireSecrets(ctx context.Context, w *Wiring) error {
 	st, err := configstore.New(configstore.Config{
 		Path:     w.ConfigPath,
 		StateDir: w.StateDir,
+		PKIDir:   w.Loaded.Base.PKIDir,
 		Secrets:  configstore.SecretsClient{C: secretsv1.NewSecretsClient(w.SecretsConn)},
 		Pairing:  configstore.PairingImporter{C: pairingv1.NewPairingClient(w.PairingConn)},
 		Logger:   w.Logger.Named("config"),
@@ -40,6 +41,7 @@ func wireSecrets(ctx context.Context, w *Wiring) error {
 	w.Token, w.TokenSource = tok, src
 	w.Config = st
 	w.API.Secrets.Config = st
+	w.API.Secrets.Files = configstore.SecretsClient{C: secretsv1.NewSecretsClient(w.SecretsConn)}
 	w.API.Secrets.OnEvent = func(ctx context.Context, kind, target string) {
 		if w.SecLog != nil {
 			w.SecLog.Record(seclog.Event{Kind: kind, Actor: callerOf(ctx), Target: target})

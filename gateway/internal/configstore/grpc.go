@@ -109,3 +109,22 @@ func (p PairingImporter) Import(ctx context.Context, channel string, pj, aj []by
 	}
 	return int(r.GetPendingImported()), int(r.GetAllowedImported()), int(r.GetSkipped()), nil
 }
+
+// PutFile writes a file of the secret-files volume through secretsd (the
+// gateway mounts the volume read-only).
+func (c SecretsClient) PutFile(ctx context.Context, name string, content []byte) (*secretsv1.PutSecretFileResponse, error) {
+	r, err := c.C.PutSecretFile(ctx, &secretsv1.PutSecretFileRequest{Name: name, Content: content})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r, nil
+}
+
+// ListFiles lists the secret-files volume through secretsd.
+func (c SecretsClient) ListFiles(ctx context.Context) (*secretsv1.ListSecretFilesResponse, error) {
+	r, err := c.C.ListSecretFiles(ctx, &secretsv1.ListSecretFilesRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return r, nil
+}

@@ -186,6 +186,10 @@ func (s *Store) Validate(ctx context.Context, text string) ([]config.Problem, er
 		if errors.As(err, &pe) {
 			return []config.Problem{{File: pe.File, Line: pe.Line, Message: pe.Msg, Severity: config.SevError, Fix: "fix the syntax (the file must be a JSON5 object)"}}, nil
 		}
+		var le *config.LimitError
+		if errors.As(err, &le) {
+			return []config.Problem{{File: le.Where, Line: le.Line, Message: le.Msg, Severity: config.SevError, Fix: le.Fix}}, nil
+		}
 		return nil, err
 	}
 	var out []config.Problem

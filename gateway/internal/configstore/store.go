@@ -42,9 +42,11 @@ type Importer interface {
 type Config struct {
 	Path     string // moltbot.json
 	StateDir string
-	Secrets  Secrets
-	Pairing  Importer // optional: Migrate skips the pairing import without it
-	Logger   hclog.Logger
+	// PKIDir, like StateDir, may never be beneath a file root.
+	PKIDir  string
+	Secrets Secrets
+	Pairing Importer // optional: Migrate skips the pairing import without it
+	Logger  hclog.Logger
 	// LookupEnv resolves ${VAR} references; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// StartWait bounds how long Load waits for secretsd to answer
@@ -246,7 +248,7 @@ func (s *Store) read() (*config.Config, error) {
 }
 
 func (s *Store) resolveOpts() config.ResolveOptions {
-	return config.ResolveOptions{LookupEnv: s.cfg.LookupEnv, StateDir: s.cfg.StateDir}
+	return config.ResolveOptions{LookupEnv: s.cfg.LookupEnv, StateDir: s.cfg.StateDir, Protected: []string{s.cfg.PKIDir}}
 }
 
 func joinProblems(ps []config.Problem) string {

@@ -12,11 +12,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 // DMPolicy says who may talk to the bot in a direct message.
@@ -330,16 +329,4 @@ func sanitizeMeta(m map[string]string) map[string]string {
 	return out
 }
 
-func clean(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(s, ""))
-	for len(s) > max {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return strings.TrimSpace(s)
-}
+func clean(s string, max int) string { return textsafe.Neutralize(s, max) }

@@ -166,7 +166,7 @@ func TestPairingReplyAndResend(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	in := dm("42", "hello")
-	in.Meta = map[string]string{"username": "alice\x1b[31m", "name": strings.Repeat("n", 500)}
+	in.Meta = map[string]string{"username": "alice\x1b[31m", "name": strings.Repeat("n", 500), "bidi": "\u202Eevil"}
 
 	d, err := e.Decide(ctx, Config{}, in)
 	require.NoError(t, err)
@@ -175,7 +175,8 @@ func TestPairingReplyAndResend(t *testing.T) {
 	require.Contains(t, lines, "CODE0002", "code on its own line")
 	require.Contains(t, lines, "moltbot pairing approve telegram CODE0002", "exact command")
 	require.Contains(t, d.Reply, "expires in 60 min")
-	require.Equal(t, "alice[31m", f.lastMeta["username"], "control characters stripped")
+	require.Equal(t, "alice\uFFFD[31m", f.lastMeta["username"], "control characters neutralised, visibly")
+	require.Equal(t, "\uFFFDevil", f.lastMeta["bidi"], "bidi override neutralised")
 	require.Len(t, f.lastMeta["name"], 128)
 
 	// Again within the minute: no second reply.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/atomicfile"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/sessionkey"
 )
@@ -93,6 +94,9 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("read session index %s: %w", path, err)
 	}
 	var f file
+	if err := config.CheckText(b, config.Text{Where: path, Noun: "file", MaxBytes: config.MaxFileBytes}); err != nil {
+		return nil, fmt.Errorf("session index: %w; move it aside to start a fresh index", err)
+	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("session index %s is not valid JSON (%v); move it aside to start a fresh index: %w", path, err, errs.ErrFailedPrecondition)
 	}

@@ -3,6 +3,7 @@ package sessions
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +54,22 @@ func TestStoreRefusesBadFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(newer, []byte(`{"version": 9, "sessions": []}`), 0o600))
 	_, err = Open(newer, nil)
 	require.ErrorContains(t, err, "version 9")
+}
+
+// The index is bounded like every JSON input: a deep or duplicated file is
+// refused before the decoder runs, naming the file and the limit.
+func TestStoreRefusesUnboundedFile(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"deep", `{"version": 1, "sessions": ` + strings.Repeat("[", 50000) + strings.Repeat("]", 50000) + `}`, "file nests 50001 deep; the limit is 64"},
+		{"duplicate key", `{"version": 1, "version": 2, "sessions": []}`, `key "version" appears twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "sessions.json")
+			require.NoError(t, os.WriteFile(p, []byte(tt.body), 0o600))
+			_, err := Open(p, nil)
+			require.ErrorContains(t, err, p)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
 }

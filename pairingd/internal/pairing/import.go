@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moltbot/moltbot-secure/pairingd/internal/store"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -172,13 +173,7 @@ func decodeUpstream(name string, data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	if len(data) > MaxImportBytes {
-		return fmt.Errorf("%s: %d bytes, the limit is %d: %w", name, len(data), MaxImportBytes, errs.ErrInvalidArgument)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: %v: %w", name, err, errs.ErrInvalidArgument)
-	}
-	return nil
+	return config.DecodeJSON(data, config.Text{Where: name, Noun: "file", MaxBytes: MaxImportBytes}, v)
 }
 
 func checkVersion(name string, v *int) error {

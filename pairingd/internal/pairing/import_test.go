@@ -2,6 +2,7 @@ package pairing
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,9 @@ func TestImportStrictTypes(t *testing.T) {
 		{"id float", `{"version":1,"requests":[{"id":1.5,"code":"ABCD2345","createdAt":"2026-01-01T00:00:00Z"}]}`, ``, "requests[0].id"},
 		{"allowFrom bool", ``, `{"version":1,"allowFrom":[true]}`, "allowFrom[0]"},
 		{"allowFrom string", ``, `{"version":1,"allowFrom":"123"}`, "telegram-allowFrom.json"},
+		{"nested 50000 deep", `{"version":1,"requests":` + strings.Repeat("[", 50000) + strings.Repeat("]", 50000) + `}`, ``, "telegram-pairing.json:1: file nests 50001 deep; the limit is 64"},
+		{"duplicate key", ``, `{"version":1,"allowFrom":["1"],"allowFrom":["2"]}`, `telegram-allowFrom.json:1: key "allowFrom" appears twice`},
+		{"invalid UTF-8", ``, "{\"version\":1,\"allowFrom\":[\"\xff\"]}", "telegram-allowFrom.json:1: file is not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,10 +3,10 @@ package pairing
 import (
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 // Alphabet is the code alphabet: no 0/O/1/I, so a code read aloud or retyped
@@ -79,8 +79,9 @@ func ValidateSenderID(id string) error {
 	if len(id) > MaxSenderIDLen {
 		return fmt.Errorf("sender_id: %d bytes, the limit is %d: %w", len(id), MaxSenderIDLen, errs.ErrInvalidArgument)
 	}
-	if err := printable(id); err != nil {
-		return fmt.Errorf("sender_id: %v: %w", err, errs.ErrInvalidArgument)
+	// An id keys the allowlist: refused, never altered (textsafe).
+	if err := textsafe.CheckID("sender_id", id); err != nil {
+		return err
 	}
 	return nil
 }
@@ -112,16 +113,16 @@ func ValidateMeta(meta map[string]string) error {
 	return nil
 }
 
-// printable refuses invalid UTF-8 and control characters, which would let a
-// stranger's display name rewrite the operator's terminal in `pairing list`.
+// printable refuses invalid UTF-8, control and format (bidi) characters,
+// which would let a stranger's display name rewrite the operator's terminal
+// or reorder `pairing list`. The gateway neutralises names before they get
+// here; pairingd still refuses, as it may be called by others.
 func printable(s string) error {
+	if textsafe.Safe(s) {
+		return nil
+	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("not valid UTF-8")
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("contains control character %U", r)
-		}
-	}
-	return nil
+	return fmt.Errorf("contains a control or format character")
 }

@@ -2483,6 +2483,261 @@ func (x *AuditFixRequest) GetDryRun() bool {
 	return false
 }
 
+type PutSecretFileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is a plain file name: [A-Za-z0-9._-], no slashes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// content is at most 1 MiB.
+	Content       []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileRequest) Reset() {
+	*x = PutSecretFileRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileRequest) ProtoMessage() {}
+
+func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
+func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *PutSecretFileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutSecretFileRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type SecretFileInfo struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size       int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	ModifiedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=modified_at,json=modifiedAt,proto3" json:"modified_at,omitempty"`
+	// reference is how a config value refers to it, e.g. ${file:openai.key}.
+	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFileInfo) Reset() {
+	*x = SecretFileInfo{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFileInfo) ProtoMessage() {}
+
+func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
+func (*SecretFileInfo) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SecretFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretFileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SecretFileInfo) GetModifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifiedAt
+	}
+	return nil
+}
+
+func (x *SecretFileInfo) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+type PutSecretFileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *SecretFileInfo        `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Replaced      bool                   `protobuf:"varint,2,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileResponse) Reset() {
+	*x = PutSecretFileResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileResponse) ProtoMessage() {}
+
+func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
+func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *PutSecretFileResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
+type ListSecretFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesRequest) Reset() {
+	*x = ListSecretFilesRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesRequest) ProtoMessage() {}
+
+func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
+}
+
+type ListSecretFilesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*SecretFileInfo      `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesResponse) Reset() {
+	*x = ListSecretFilesResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesResponse) ProtoMessage() {}
+
+func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_v1_gateway_proto_rawDesc = "" +
@@ -2671,7 +2926,22 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\">\n" +
 	"\x0fAuditFixRequest\x12\x12\n" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun2\xf3\v\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"D\n" +
+	"\x14PutSecretFileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"\x93\x01\n" +
+	"\x0eSecretFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12;\n" +
+	"\vmodified_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifiedAt\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\"k\n" +
+	"\x15PutSecretFileResponse\x126\n" +
+	"\x04file\x18\x01 \x01(\v2\".moltbot.gateway.v1.SecretFileInfoR\x04file\x12\x1a\n" +
+	"\breplaced\x18\x02 \x01(\bR\breplaced\"\x18\n" +
+	"\x16ListSecretFilesRequest\"S\n" +
+	"\x17ListSecretFilesResponse\x128\n" +
+	"\x05files\x18\x01 \x03(\v2\".moltbot.gateway.v1.SecretFileInfoR\x05files2\xc5\r\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -2689,7 +2959,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\tExportKey\x12$.moltbot.gateway.v1.ExportKeyRequest\x1a%.moltbot.gateway.v1.ExportKeyResponse\x12X\n" +
 	"\tImportKey\x12$.moltbot.gateway.v1.ImportKeyRequest\x1a%.moltbot.gateway.v1.ImportKeyResponse\x12^\n" +
 	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12R\n" +
-	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a!.moltbot.gateway.v1.AuditResponseB\xce\x01\n" +
+	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a!.moltbot.gateway.v1.AuditResponse\x12d\n" +
+	"\rPutSecretFile\x12(.moltbot.gateway.v1.PutSecretFileRequest\x1a).moltbot.gateway.v1.PutSecretFileResponse\x12j\n" +
+	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -2704,57 +2976,62 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_gateway_v1_gateway_proto_goTypes = []any{
-	(*ServiceStatus)(nil),          // 0: moltbot.gateway.v1.ServiceStatus
-	(*CertStatus)(nil),             // 1: moltbot.gateway.v1.CertStatus
-	(*KeyStatus)(nil),              // 2: moltbot.gateway.v1.KeyStatus
-	(*SandboxStatus)(nil),          // 3: moltbot.gateway.v1.SandboxStatus
-	(*PairingStatus)(nil),          // 4: moltbot.gateway.v1.PairingStatus
-	(*ChannelStatus)(nil),          // 5: moltbot.gateway.v1.ChannelStatus
-	(*StatusRequest)(nil),          // 6: moltbot.gateway.v1.StatusRequest
-	(*StatusResponse)(nil),         // 7: moltbot.gateway.v1.StatusResponse
-	(*GetConfigRequest)(nil),       // 8: moltbot.gateway.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),      // 9: moltbot.gateway.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),       // 10: moltbot.gateway.v1.SetConfigRequest
-	(*SetConfigResponse)(nil),      // 11: moltbot.gateway.v1.SetConfigResponse
-	(*Problem)(nil),                // 12: moltbot.gateway.v1.Problem
-	(*ValidateConfigRequest)(nil),  // 13: moltbot.gateway.v1.ValidateConfigRequest
-	(*ValidateConfigResponse)(nil), // 14: moltbot.gateway.v1.ValidateConfigResponse
-	(*Finding)(nil),                // 15: moltbot.gateway.v1.Finding
-	(*AuditRequest)(nil),           // 16: moltbot.gateway.v1.AuditRequest
-	(*AuditResponse)(nil),          // 17: moltbot.gateway.v1.AuditResponse
-	(*MigrateRequest)(nil),         // 18: moltbot.gateway.v1.MigrateRequest
-	(*MigrateResponse)(nil),        // 19: moltbot.gateway.v1.MigrateResponse
-	(*ReloadRequest)(nil),          // 20: moltbot.gateway.v1.ReloadRequest
-	(*ReloadResponse)(nil),         // 21: moltbot.gateway.v1.ReloadResponse
-	(*SendRequest)(nil),            // 22: moltbot.gateway.v1.SendRequest
-	(*SendResponse)(nil),           // 23: moltbot.gateway.v1.SendResponse
-	(*RollbackRequest)(nil),        // 24: moltbot.gateway.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 25: moltbot.gateway.v1.RollbackResponse
-	(*RotateKeyRequest)(nil),       // 26: moltbot.gateway.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),      // 27: moltbot.gateway.v1.RotateKeyResponse
-	(*Session)(nil),                // 28: moltbot.gateway.v1.Session
-	(*ListSessionsRequest)(nil),    // 29: moltbot.gateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),   // 30: moltbot.gateway.v1.ListSessionsResponse
-	(*SecurityLogRequest)(nil),     // 31: moltbot.gateway.v1.SecurityLogRequest
-	(*SecurityLogResponse)(nil),    // 32: moltbot.gateway.v1.SecurityLogResponse
-	(*RotateCertsRequest)(nil),     // 33: moltbot.gateway.v1.RotateCertsRequest
-	(*RotateCertsResponse)(nil),    // 34: moltbot.gateway.v1.RotateCertsResponse
-	(*ExportKeyRequest)(nil),       // 35: moltbot.gateway.v1.ExportKeyRequest
-	(*ExportKeyResponse)(nil),      // 36: moltbot.gateway.v1.ExportKeyResponse
-	(*ImportKeyRequest)(nil),       // 37: moltbot.gateway.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),      // 38: moltbot.gateway.v1.ImportKeyResponse
-	(*RevealConfigRequest)(nil),    // 39: moltbot.gateway.v1.RevealConfigRequest
-	(*AuditFixRequest)(nil),        // 40: moltbot.gateway.v1.AuditFixRequest
-	nil,                            // 41: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
+	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
+	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
+	(*KeyStatus)(nil),               // 2: moltbot.gateway.v1.KeyStatus
+	(*SandboxStatus)(nil),           // 3: moltbot.gateway.v1.SandboxStatus
+	(*PairingStatus)(nil),           // 4: moltbot.gateway.v1.PairingStatus
+	(*ChannelStatus)(nil),           // 5: moltbot.gateway.v1.ChannelStatus
+	(*StatusRequest)(nil),           // 6: moltbot.gateway.v1.StatusRequest
+	(*StatusResponse)(nil),          // 7: moltbot.gateway.v1.StatusResponse
+	(*GetConfigRequest)(nil),        // 8: moltbot.gateway.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),       // 9: moltbot.gateway.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),        // 10: moltbot.gateway.v1.SetConfigRequest
+	(*SetConfigResponse)(nil),       // 11: moltbot.gateway.v1.SetConfigResponse
+	(*Problem)(nil),                 // 12: moltbot.gateway.v1.Problem
+	(*ValidateConfigRequest)(nil),   // 13: moltbot.gateway.v1.ValidateConfigRequest
+	(*ValidateConfigResponse)(nil),  // 14: moltbot.gateway.v1.ValidateConfigResponse
+	(*Finding)(nil),                 // 15: moltbot.gateway.v1.Finding
+	(*AuditRequest)(nil),            // 16: moltbot.gateway.v1.AuditRequest
+	(*AuditResponse)(nil),           // 17: moltbot.gateway.v1.AuditResponse
+	(*MigrateRequest)(nil),          // 18: moltbot.gateway.v1.MigrateRequest
+	(*MigrateResponse)(nil),         // 19: moltbot.gateway.v1.MigrateResponse
+	(*ReloadRequest)(nil),           // 20: moltbot.gateway.v1.ReloadRequest
+	(*ReloadResponse)(nil),          // 21: moltbot.gateway.v1.ReloadResponse
+	(*SendRequest)(nil),             // 22: moltbot.gateway.v1.SendRequest
+	(*SendResponse)(nil),            // 23: moltbot.gateway.v1.SendResponse
+	(*RollbackRequest)(nil),         // 24: moltbot.gateway.v1.RollbackRequest
+	(*RollbackResponse)(nil),        // 25: moltbot.gateway.v1.RollbackResponse
+	(*RotateKeyRequest)(nil),        // 26: moltbot.gateway.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),       // 27: moltbot.gateway.v1.RotateKeyResponse
+	(*Session)(nil),                 // 28: moltbot.gateway.v1.Session
+	(*ListSessionsRequest)(nil),     // 29: moltbot.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 30: moltbot.gateway.v1.ListSessionsResponse
+	(*SecurityLogRequest)(nil),      // 31: moltbot.gateway.v1.SecurityLogRequest
+	(*SecurityLogResponse)(nil),     // 32: moltbot.gateway.v1.SecurityLogResponse
+	(*RotateCertsRequest)(nil),      // 33: moltbot.gateway.v1.RotateCertsRequest
+	(*RotateCertsResponse)(nil),     // 34: moltbot.gateway.v1.RotateCertsResponse
+	(*ExportKeyRequest)(nil),        // 35: moltbot.gateway.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),       // 36: moltbot.gateway.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ImportKeyResponse
+	(*RevealConfigRequest)(nil),     // 39: moltbot.gateway.v1.RevealConfigRequest
+	(*AuditFixRequest)(nil),         // 40: moltbot.gateway.v1.AuditFixRequest
+	(*PutSecretFileRequest)(nil),    // 41: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 42: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 43: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 44: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 45: moltbot.gateway.v1.ListSecretFilesResponse
+	nil,                             // 46: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	42, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	42, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	42, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	41, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	47, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	47, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	47, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	46, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -2766,50 +3043,57 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	42, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	47, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
 	2,  // 19: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	6,  // 20: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
-	8,  // 21: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
-	10, // 22: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
-	13, // 23: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
-	16, // 24: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
-	18, // 25: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
-	20, // 26: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
-	22, // 27: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
-	24, // 28: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
-	26, // 29: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 30: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 31: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 32: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 33: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 34: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 35: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	40, // 36: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	7,  // 37: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 38: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 39: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 40: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 41: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 42: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 43: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 44: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 45: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 46: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 47: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 48: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 49: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 50: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 51: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	9,  // 52: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	17, // 53: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditResponse
-	37, // [37:54] is the sub-list for method output_type
-	20, // [20:37] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	47, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	42, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	42, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	6,  // 23: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
+	8,  // 24: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
+	10, // 25: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
+	13, // 26: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
+	16, // 27: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
+	18, // 28: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
+	20, // 29: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
+	22, // 30: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
+	24, // 31: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
+	26, // 32: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
+	29, // 33: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	31, // 34: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	33, // 35: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	35, // 36: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	37, // 37: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	39, // 38: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	40, // 39: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	41, // 40: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	44, // 41: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	7,  // 42: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 43: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 44: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 45: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 46: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 47: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 48: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 49: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 50: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 51: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 52: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 53: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 54: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	36, // 55: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	38, // 56: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	9,  // 57: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	17, // 58: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditResponse
+	43, // 59: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	45, // 60: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	42, // [42:61] is the sub-list for method output_type
+	23, // [23:42] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_gateway_proto_init() }
@@ -2823,7 +3107,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,23 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Gateway_Status_FullMethodName         = "/moltbot.gateway.v1.Gateway/Status"
-	Gateway_GetConfig_FullMethodName      = "/moltbot.gateway.v1.Gateway/GetConfig"
-	Gateway_SetConfig_FullMethodName      = "/moltbot.gateway.v1.Gateway/SetConfig"
-	Gateway_ValidateConfig_FullMethodName = "/moltbot.gateway.v1.Gateway/ValidateConfig"
-	Gateway_Audit_FullMethodName          = "/moltbot.gateway.v1.Gateway/Audit"
-	Gateway_Migrate_FullMethodName        = "/moltbot.gateway.v1.Gateway/Migrate"
-	Gateway_Reload_FullMethodName         = "/moltbot.gateway.v1.Gateway/Reload"
-	Gateway_Send_FullMethodName           = "/moltbot.gateway.v1.Gateway/Send"
-	Gateway_Rollback_FullMethodName       = "/moltbot.gateway.v1.Gateway/Rollback"
-	Gateway_RotateKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/RotateKey"
-	Gateway_ListSessions_FullMethodName   = "/moltbot.gateway.v1.Gateway/ListSessions"
-	Gateway_SecurityLog_FullMethodName    = "/moltbot.gateway.v1.Gateway/SecurityLog"
-	Gateway_RotateCerts_FullMethodName    = "/moltbot.gateway.v1.Gateway/RotateCerts"
-	Gateway_ExportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ExportKey"
-	Gateway_ImportKey_FullMethodName      = "/moltbot.gateway.v1.Gateway/ImportKey"
-	Gateway_RevealConfig_FullMethodName   = "/moltbot.gateway.v1.Gateway/RevealConfig"
-	Gateway_AuditFix_FullMethodName       = "/moltbot.gateway.v1.Gateway/AuditFix"
+	Gateway_Status_FullMethodName          = "/moltbot.gateway.v1.Gateway/Status"
+	Gateway_GetConfig_FullMethodName       = "/moltbot.gateway.v1.Gateway/GetConfig"
+	Gateway_SetConfig_FullMethodName       = "/moltbot.gateway.v1.Gateway/SetConfig"
+	Gateway_ValidateConfig_FullMethodName  = "/moltbot.gateway.v1.Gateway/ValidateConfig"
+	Gateway_Audit_FullMethodName           = "/moltbot.gateway.v1.Gateway/Audit"
+	Gateway_Migrate_FullMethodName         = "/moltbot.gateway.v1.Gateway/Migrate"
+	Gateway_Reload_FullMethodName          = "/moltbot.gateway.v1.Gateway/Reload"
+	Gateway_Send_FullMethodName            = "/moltbot.gateway.v1.Gateway/Send"
+	Gateway_Rollback_FullMethodName        = "/moltbot.gateway.v1.Gateway/Rollback"
+	Gateway_RotateKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/RotateKey"
+	Gateway_ListSessions_FullMethodName    = "/moltbot.gateway.v1.Gateway/ListSessions"
+	Gateway_SecurityLog_FullMethodName     = "/moltbot.gateway.v1.Gateway/SecurityLog"
+	Gateway_RotateCerts_FullMethodName     = "/moltbot.gateway.v1.Gateway/RotateCerts"
+	Gateway_ExportKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/ExportKey"
+	Gateway_ImportKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/ImportKey"
+	Gateway_RevealConfig_FullMethodName    = "/moltbot.gateway.v1.Gateway/RevealConfig"
+	Gateway_AuditFix_FullMethodName        = "/moltbot.gateway.v1.Gateway/AuditFix"
+	Gateway_PutSecretFile_FullMethodName   = "/moltbot.gateway.v1.Gateway/PutSecretFile"
+	Gateway_ListSecretFiles_FullMethodName = "/moltbot.gateway.v1.Gateway/ListSecretFiles"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -81,6 +83,10 @@ type GatewayClient interface {
 	RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
 	AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error)
+	// PutSecretFile stores a file for ${file:NAME} references (through secretsd; owner only).
+	PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error)
+	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
+	ListSecretFiles(ctx context.Context, in *ListSecretFilesRequest, opts ...grpc.CallOption) (*ListSecretFilesResponse, error)
 }
 
 type gatewayClient struct {
@@ -270,6 +276,26 @@ func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts 
 	return out, nil
 }
 
+func (c *gatewayClient) PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutSecretFileResponse)
+	err := c.cc.Invoke(ctx, Gateway_PutSecretFile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) ListSecretFiles(ctx context.Context, in *ListSecretFilesRequest, opts ...grpc.CallOption) (*ListSecretFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSecretFilesResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListSecretFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -313,6 +339,10 @@ type GatewayServer interface {
 	RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error)
 	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
 	AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error)
+	// PutSecretFile stores a file for ${file:NAME} references (through secretsd; owner only).
+	PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error)
+	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
+	ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -373,6 +403,12 @@ func (UnimplementedGatewayServer) RevealConfig(context.Context, *RevealConfigReq
 }
 func (UnimplementedGatewayServer) AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuditFix not implemented")
+}
+func (UnimplementedGatewayServer) PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutSecretFile not implemented")
+}
+func (UnimplementedGatewayServer) ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSecretFiles not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -694,6 +730,42 @@ func _Gateway_AuditFix_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_PutSecretFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutSecretFileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).PutSecretFile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_PutSecretFile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).PutSecretFile(ctx, req.(*PutSecretFileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_ListSecretFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSecretFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListSecretFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListSecretFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListSecretFiles(ctx, req.(*ListSecretFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -764,6 +836,14 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuditFix",
 			Handler:    _Gateway_AuditFix_Handler,
+		},
+		{
+			MethodName: "PutSecretFile",
+			Handler:    _Gateway_PutSecretFile_Handler,
+		},
+		{
+			MethodName: "ListSecretFiles",
+			Handler:    _Gateway_ListSecretFiles_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -888,6 +888,271 @@ func (x *ImportKeyResponse) GetBackupPath() string {
 	return ""
 }
 
+type PutSecretFileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is a plain file name: [A-Za-z0-9._-], no slashes, not "." or "..".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// content is at most 1 MiB.
+	Content       []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileRequest) Reset() {
+	*x = PutSecretFileRequest{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileRequest) ProtoMessage() {}
+
+func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
+func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PutSecretFileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutSecretFileRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type PutSecretFileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	File  *SecretFileInfo        `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// replaced is true when a file of that name existed.
+	Replaced      bool `protobuf:"varint,2,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecretFileResponse) Reset() {
+	*x = PutSecretFileResponse{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecretFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecretFileResponse) ProtoMessage() {}
+
+func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
+func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *PutSecretFileResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
+type ListSecretFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesRequest) Reset() {
+	*x = ListSecretFilesRequest{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesRequest) ProtoMessage() {}
+
+func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{19}
+}
+
+type SecretFileInfo struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size       int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	ModifiedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=modified_at,json=modifiedAt,proto3" json:"modified_at,omitempty"`
+	// reference is how a config value refers to it, e.g. ${file:openai.key}.
+	Reference     string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFileInfo) Reset() {
+	*x = SecretFileInfo{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFileInfo) ProtoMessage() {}
+
+func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
+func (*SecretFileInfo) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SecretFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretFileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SecretFileInfo) GetModifiedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifiedAt
+	}
+	return nil
+}
+
+func (x *SecretFileInfo) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+type ListSecretFilesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Files []*SecretFileInfo      `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	// dir is where secretsd writes them (its view of the volume).
+	Dir           string `protobuf:"bytes,2,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretFilesResponse) Reset() {
+	*x = ListSecretFilesResponse{}
+	mi := &file_secrets_v1_secrets_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretFilesResponse) ProtoMessage() {}
+
+func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_secrets_v1_secrets_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
+	return file_secrets_v1_secrets_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ListSecretFilesResponse) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
 var File_secrets_v1_secrets_proto protoreflect.FileDescriptor
 
 const file_secrets_v1_secrets_proto_rawDesc = "" +
@@ -949,7 +1214,23 @@ const file_secrets_v1_secrets_proto_rawDesc = "" +
 	"\vprimary_kid\x18\x02 \x01(\tR\n" +
 	"primaryKid\x12\x1f\n" +
 	"\vbackup_path\x18\x03 \x01(\tR\n" +
-	"backupPath2\xa9\x05\n" +
+	"backupPath\"D\n" +
+	"\x14PutSecretFileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"k\n" +
+	"\x15PutSecretFileResponse\x126\n" +
+	"\x04file\x18\x01 \x01(\v2\".moltbot.secrets.v1.SecretFileInfoR\x04file\x12\x1a\n" +
+	"\breplaced\x18\x02 \x01(\bR\breplaced\"\x18\n" +
+	"\x16ListSecretFilesRequest\"\x93\x01\n" +
+	"\x0eSecretFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12;\n" +
+	"\vmodified_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifiedAt\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\"e\n" +
+	"\x17ListSecretFilesResponse\x128\n" +
+	"\x05files\x18\x01 \x03(\v2\".moltbot.secrets.v1.SecretFileInfoR\x05files\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\tR\x03dir2\xfb\x06\n" +
 	"\aSecrets\x12R\n" +
 	"\aEncrypt\x12\".moltbot.secrets.v1.EncryptRequest\x1a#.moltbot.secrets.v1.EncryptResponse\x12R\n" +
 	"\aDecrypt\x12\".moltbot.secrets.v1.DecryptRequest\x1a#.moltbot.secrets.v1.DecryptResponse\x12O\n" +
@@ -958,7 +1239,9 @@ const file_secrets_v1_secrets_proto_rawDesc = "" +
 	"\x06Status\x12!.moltbot.secrets.v1.StatusRequest\x1a\".moltbot.secrets.v1.StatusResponse\x12O\n" +
 	"\x06Retire\x12!.moltbot.secrets.v1.RetireRequest\x1a\".moltbot.secrets.v1.RetireResponse\x12X\n" +
 	"\tExportKey\x12$.moltbot.secrets.v1.ExportKeyRequest\x1a%.moltbot.secrets.v1.ExportKeyResponse\x12X\n" +
-	"\tImportKey\x12$.moltbot.secrets.v1.ImportKeyRequest\x1a%.moltbot.secrets.v1.ImportKeyResponseB\xce\x01\n" +
+	"\tImportKey\x12$.moltbot.secrets.v1.ImportKeyRequest\x1a%.moltbot.secrets.v1.ImportKeyResponse\x12d\n" +
+	"\rPutSecretFile\x12(.moltbot.secrets.v1.PutSecretFileRequest\x1a).moltbot.secrets.v1.PutSecretFileResponse\x12j\n" +
+	"\x0fListSecretFiles\x12*.moltbot.secrets.v1.ListSecretFilesRequest\x1a+.moltbot.secrets.v1.ListSecretFilesResponseB\xce\x01\n" +
 	"\x16com.moltbot.secrets.v1B\fSecretsProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/secrets/v1;secretsv1\xa2\x02\x03MSX\xaa\x02\x12Moltbot.Secrets.V1\xca\x02\x12Moltbot\\Secrets\\V1\xe2\x02\x1eMoltbot\\Secrets\\V1\\GPBMetadata\xea\x02\x14Moltbot::Secrets::V1b\x06proto3"
 
 var (
@@ -973,54 +1256,66 @@ func file_secrets_v1_secrets_proto_rawDescGZIP() []byte {
 	return file_secrets_v1_secrets_proto_rawDescData
 }
 
-var file_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_secrets_v1_secrets_proto_goTypes = []any{
-	(*EncryptRequest)(nil),        // 0: moltbot.secrets.v1.EncryptRequest
-	(*EncryptResponse)(nil),       // 1: moltbot.secrets.v1.EncryptResponse
-	(*DecryptRequest)(nil),        // 2: moltbot.secrets.v1.DecryptRequest
-	(*DecryptResponse)(nil),       // 3: moltbot.secrets.v1.DecryptResponse
-	(*RotateRequest)(nil),         // 4: moltbot.secrets.v1.RotateRequest
-	(*RotateResponse)(nil),        // 5: moltbot.secrets.v1.RotateResponse
-	(*RewrapRequest)(nil),         // 6: moltbot.secrets.v1.RewrapRequest
-	(*RewrapResponse)(nil),        // 7: moltbot.secrets.v1.RewrapResponse
-	(*StatusRequest)(nil),         // 8: moltbot.secrets.v1.StatusRequest
-	(*KeyInfo)(nil),               // 9: moltbot.secrets.v1.KeyInfo
-	(*StatusResponse)(nil),        // 10: moltbot.secrets.v1.StatusResponse
-	(*RetireRequest)(nil),         // 11: moltbot.secrets.v1.RetireRequest
-	(*RetireResponse)(nil),        // 12: moltbot.secrets.v1.RetireResponse
-	(*ExportKeyRequest)(nil),      // 13: moltbot.secrets.v1.ExportKeyRequest
-	(*ExportKeyResponse)(nil),     // 14: moltbot.secrets.v1.ExportKeyResponse
-	(*ImportKeyRequest)(nil),      // 15: moltbot.secrets.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),     // 16: moltbot.secrets.v1.ImportKeyResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*EncryptRequest)(nil),          // 0: moltbot.secrets.v1.EncryptRequest
+	(*EncryptResponse)(nil),         // 1: moltbot.secrets.v1.EncryptResponse
+	(*DecryptRequest)(nil),          // 2: moltbot.secrets.v1.DecryptRequest
+	(*DecryptResponse)(nil),         // 3: moltbot.secrets.v1.DecryptResponse
+	(*RotateRequest)(nil),           // 4: moltbot.secrets.v1.RotateRequest
+	(*RotateResponse)(nil),          // 5: moltbot.secrets.v1.RotateResponse
+	(*RewrapRequest)(nil),           // 6: moltbot.secrets.v1.RewrapRequest
+	(*RewrapResponse)(nil),          // 7: moltbot.secrets.v1.RewrapResponse
+	(*StatusRequest)(nil),           // 8: moltbot.secrets.v1.StatusRequest
+	(*KeyInfo)(nil),                 // 9: moltbot.secrets.v1.KeyInfo
+	(*StatusResponse)(nil),          // 10: moltbot.secrets.v1.StatusResponse
+	(*RetireRequest)(nil),           // 11: moltbot.secrets.v1.RetireRequest
+	(*RetireResponse)(nil),          // 12: moltbot.secrets.v1.RetireResponse
+	(*ExportKeyRequest)(nil),        // 13: moltbot.secrets.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),       // 14: moltbot.secrets.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),        // 15: moltbot.secrets.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),       // 16: moltbot.secrets.v1.ImportKeyResponse
+	(*PutSecretFileRequest)(nil),    // 17: moltbot.secrets.v1.PutSecretFileRequest
+	(*PutSecretFileResponse)(nil),   // 18: moltbot.secrets.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 19: moltbot.secrets.v1.ListSecretFilesRequest
+	(*SecretFileInfo)(nil),          // 20: moltbot.secrets.v1.SecretFileInfo
+	(*ListSecretFilesResponse)(nil), // 21: moltbot.secrets.v1.ListSecretFilesResponse
+	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
 }
 var file_secrets_v1_secrets_proto_depIdxs = []int32{
 	9,  // 0: moltbot.secrets.v1.RotateResponse.primary:type_name -> moltbot.secrets.v1.KeyInfo
-	17, // 1: moltbot.secrets.v1.KeyInfo.created_at:type_name -> google.protobuf.Timestamp
+	22, // 1: moltbot.secrets.v1.KeyInfo.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 2: moltbot.secrets.v1.StatusResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
 	9,  // 3: moltbot.secrets.v1.ExportKeyResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
 	9,  // 4: moltbot.secrets.v1.ImportKeyResponse.keys:type_name -> moltbot.secrets.v1.KeyInfo
-	0,  // 5: moltbot.secrets.v1.Secrets.Encrypt:input_type -> moltbot.secrets.v1.EncryptRequest
-	2,  // 6: moltbot.secrets.v1.Secrets.Decrypt:input_type -> moltbot.secrets.v1.DecryptRequest
-	4,  // 7: moltbot.secrets.v1.Secrets.Rotate:input_type -> moltbot.secrets.v1.RotateRequest
-	6,  // 8: moltbot.secrets.v1.Secrets.Rewrap:input_type -> moltbot.secrets.v1.RewrapRequest
-	8,  // 9: moltbot.secrets.v1.Secrets.Status:input_type -> moltbot.secrets.v1.StatusRequest
-	11, // 10: moltbot.secrets.v1.Secrets.Retire:input_type -> moltbot.secrets.v1.RetireRequest
-	13, // 11: moltbot.secrets.v1.Secrets.ExportKey:input_type -> moltbot.secrets.v1.ExportKeyRequest
-	15, // 12: moltbot.secrets.v1.Secrets.ImportKey:input_type -> moltbot.secrets.v1.ImportKeyRequest
-	1,  // 13: moltbot.secrets.v1.Secrets.Encrypt:output_type -> moltbot.secrets.v1.EncryptResponse
-	3,  // 14: moltbot.secrets.v1.Secrets.Decrypt:output_type -> moltbot.secrets.v1.DecryptResponse
-	5,  // 15: moltbot.secrets.v1.Secrets.Rotate:output_type -> moltbot.secrets.v1.RotateResponse
-	7,  // 16: moltbot.secrets.v1.Secrets.Rewrap:output_type -> moltbot.secrets.v1.RewrapResponse
-	10, // 17: moltbot.secrets.v1.Secrets.Status:output_type -> moltbot.secrets.v1.StatusResponse
-	12, // 18: moltbot.secrets.v1.Secrets.Retire:output_type -> moltbot.secrets.v1.RetireResponse
-	14, // 19: moltbot.secrets.v1.Secrets.ExportKey:output_type -> moltbot.secrets.v1.ExportKeyResponse
-	16, // 20: moltbot.secrets.v1.Secrets.ImportKey:output_type -> moltbot.secrets.v1.ImportKeyResponse
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	20, // 5: moltbot.secrets.v1.PutSecretFileResponse.file:type_name -> moltbot.secrets.v1.SecretFileInfo
+	22, // 6: moltbot.secrets.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	20, // 7: moltbot.secrets.v1.ListSecretFilesResponse.files:type_name -> moltbot.secrets.v1.SecretFileInfo
+	0,  // 8: moltbot.secrets.v1.Secrets.Encrypt:input_type -> moltbot.secrets.v1.EncryptRequest
+	2,  // 9: moltbot.secrets.v1.Secrets.Decrypt:input_type -> moltbot.secrets.v1.DecryptRequest
+	4,  // 10: moltbot.secrets.v1.Secrets.Rotate:input_type -> moltbot.secrets.v1.RotateRequest
+	6,  // 11: moltbot.secrets.v1.Secrets.Rewrap:input_type -> moltbot.secrets.v1.RewrapRequest
+	8,  // 12: moltbot.secrets.v1.Secrets.Status:input_type -> moltbot.secrets.v1.StatusRequest
+	11, // 13: moltbot.secrets.v1.Secrets.Retire:input_type -> moltbot.secrets.v1.RetireRequest
+	13, // 14: moltbot.secrets.v1.Secrets.ExportKey:input_type -> moltbot.secrets.v1.ExportKeyRequest
+	15, // 15: moltbot.secrets.v1.Secrets.ImportKey:input_type -> moltbot.secrets.v1.ImportKeyRequest
+	17, // 16: moltbot.secrets.v1.Secrets.PutSecretFile:input_type -> moltbot.secrets.v1.PutSecretFileRequest
+	19, // 17: moltbot.secrets.v1.Secrets.ListSecretFiles:input_type -> moltbot.secrets.v1.ListSecretFilesRequest
+	1,  // 18: moltbot.secrets.v1.Secrets.Encrypt:output_type -> moltbot.secrets.v1.EncryptResponse
+	3,  // 19: moltbot.secrets.v1.Secrets.Decrypt:output_type -> moltbot.secrets.v1.DecryptResponse
+	5,  // 20: moltbot.secrets.v1.Secrets.Rotate:output_type -> moltbot.secrets.v1.RotateResponse
+	7,  // 21: moltbot.secrets.v1.Secrets.Rewrap:output_type -> moltbot.secrets.v1.RewrapResponse
+	10, // 22: moltbot.secrets.v1.Secrets.Status:output_type -> moltbot.secrets.v1.StatusResponse
+	12, // 23: moltbot.secrets.v1.Secrets.Retire:output_type -> moltbot.secrets.v1.RetireResponse
+	14, // 24: moltbot.secrets.v1.Secrets.ExportKey:output_type -> moltbot.secrets.v1.ExportKeyResponse
+	16, // 25: moltbot.secrets.v1.Secrets.ImportKey:output_type -> moltbot.secrets.v1.ImportKeyResponse
+	18, // 26: moltbot.secrets.v1.Secrets.PutSecretFile:output_type -> moltbot.secrets.v1.PutSecretFileResponse
+	21, // 27: moltbot.secrets.v1.Secrets.ListSecretFiles:output_type -> moltbot.secrets.v1.ListSecretFilesResponse
+	18, // [18:28] is the sub-list for method output_type
+	8,  // [8:18] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_secrets_v1_secrets_proto_init() }
@@ -1034,7 +1329,7 @@ func file_secrets_v1_secrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_secrets_v1_secrets_proto_rawDesc), len(file_secrets_v1_secrets_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Secrets_Encrypt_FullMethodName   = "/moltbot.secrets.v1.Secrets/Encrypt"
-	Secrets_Decrypt_FullMethodName   = "/moltbot.secrets.v1.Secrets/Decrypt"
-	Secrets_Rotate_FullMethodName    = "/moltbot.secrets.v1.Secrets/Rotate"
-	Secrets_Rewrap_FullMethodName    = "/moltbot.secrets.v1.Secrets/Rewrap"
-	Secrets_Status_FullMethodName    = "/moltbot.secrets.v1.Secrets/Status"
-	Secrets_Retire_FullMethodName    = "/moltbot.secrets.v1.Secrets/Retire"
-	Secrets_ExportKey_FullMethodName = "/moltbot.secrets.v1.Secrets/ExportKey"
-	Secrets_ImportKey_FullMethodName = "/moltbot.secrets.v1.Secrets/ImportKey"
+	Secrets_Encrypt_FullMethodName         = "/moltbot.secrets.v1.Secrets/Encrypt"
+	Secrets_Decrypt_FullMethodName         = "/moltbot.secrets.v1.Secrets/Decrypt"
+	Secrets_Rotate_FullMethodName          = "/moltbot.secrets.v1.Secrets/Rotate"
+	Secrets_Rewrap_FullMethodName          = "/moltbot.secrets.v1.Secrets/Rewrap"
+	Secrets_Status_FullMethodName          = "/moltbot.secrets.v1.Secrets/Status"
+	Secrets_Retire_FullMethodName          = "/moltbot.secrets.v1.Secrets/Retire"
+	Secrets_ExportKey_FullMethodName       = "/moltbot.secrets.v1.Secrets/ExportKey"
+	Secrets_ImportKey_FullMethodName       = "/moltbot.secrets.v1.Secrets/ImportKey"
+	Secrets_PutSecretFile_FullMethodName   = "/moltbot.secrets.v1.Secrets/PutSecretFile"
+	Secrets_ListSecretFiles_FullMethodName = "/moltbot.secrets.v1.Secrets/ListSecretFiles"
 )
 
 // SecretsClient is the client API for Secrets service.
@@ -55,6 +57,11 @@ type SecretsClient interface {
 	// ImportKey replaces the keyring with an exported one, only while this
 	// keyring has sealed or opened no secret outside "internal/" paths.
 	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
+	// PutSecretFile writes one file (0640, atomically) into the secret-files
+	// volume, which the gateway mounts read-only for ${file:NAME} references.
+	PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error)
+	// ListSecretFiles lists the names and sizes in the secret-files volume; never contents.
+	ListSecretFiles(ctx context.Context, in *ListSecretFilesRequest, opts ...grpc.CallOption) (*ListSecretFilesResponse, error)
 }
 
 type secretsClient struct {
@@ -145,6 +152,26 @@ func (c *secretsClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opt
 	return out, nil
 }
 
+func (c *secretsClient) PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutSecretFileResponse)
+	err := c.cc.Invoke(ctx, Secrets_PutSecretFile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *secretsClient) ListSecretFiles(ctx context.Context, in *ListSecretFilesRequest, opts ...grpc.CallOption) (*ListSecretFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSecretFilesResponse)
+	err := c.cc.Invoke(ctx, Secrets_ListSecretFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SecretsServer is the server API for Secrets service.
 // All implementations must embed UnimplementedSecretsServer
 // for forward compatibility.
@@ -171,6 +198,11 @@ type SecretsServer interface {
 	// ImportKey replaces the keyring with an exported one, only while this
 	// keyring has sealed or opened no secret outside "internal/" paths.
 	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
+	// PutSecretFile writes one file (0640, atomically) into the secret-files
+	// volume, which the gateway mounts read-only for ${file:NAME} references.
+	PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error)
+	// ListSecretFiles lists the names and sizes in the secret-files volume; never contents.
+	ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error)
 	mustEmbedUnimplementedSecretsServer()
 }
 
@@ -204,6 +236,12 @@ func (UnimplementedSecretsServer) ExportKey(context.Context, *ExportKeyRequest) 
 }
 func (UnimplementedSecretsServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
+}
+func (UnimplementedSecretsServer) PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutSecretFile not implemented")
+}
+func (UnimplementedSecretsServer) ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSecretFiles not implemented")
 }
 func (UnimplementedSecretsServer) mustEmbedUnimplementedSecretsServer() {}
 func (UnimplementedSecretsServer) testEmbeddedByValue()                 {}
@@ -370,6 +408,42 @@ func _Secrets_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Secrets_PutSecretFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutSecretFileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecretsServer).PutSecretFile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Secrets_PutSecretFile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecretsServer).PutSecretFile(ctx, req.(*PutSecretFileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Secrets_ListSecretFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSecretFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecretsServer).ListSecretFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Secrets_ListSecretFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecretsServer).ListSecretFiles(ctx, req.(*ListSecretFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Secrets_ServiceDesc is the grpc.ServiceDesc for Secrets service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -408,6 +482,14 @@ var Secrets_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportKey",
 			Handler:    _Secrets_ImportKey_Handler,
+		},
+		{
+			MethodName: "PutSecretFile",
+			Handler:    _Secrets_PutSecretFile_Handler,
+		},
+		{
+			MethodName: "ListSecretFiles",
+			Handler:    _Secrets_ListSecretFiles_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

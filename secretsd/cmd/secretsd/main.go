@@ -3,12 +3,14 @@ package main
 
 import (
 	"flag"
+	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc"
 
 	"github.com/moltbot/moltbot-secure/secretsd/internal/api"
 	"github.com/moltbot/moltbot-secure/secretsd/internal/keyring"
+	"github.com/moltbot/moltbot-secure/secretsd/internal/secretfiles"
 	"github.com/moltbot/moltbot-secure/services/server"
 )
 
@@ -21,8 +23,13 @@ func main() {
 	b := server.Base{Name: name, Version: version}
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	b.Flags(fs, "0.0.0.0:18790")
+	fs.StringVar(&filesDir, "secret-files-dir", os.Getenv("MOLTBOT_SECRET_FILES_DIR"),
+		"directory secretsd writes for ${file:NAME} references (compose: the secret-files volume at /secret-files); empty: refused")
 	server.Main(&b, fs, func() error { return run(b) })
 }
+
+// filesDir is the secret-files volume (flag or MOLTBOT_SECRET_FILES_DIR).
+var filesDir string
 
 // KeyFile is the keyring inside the state dir; secretsd is its only reader.
 func keyFile(stateDir string) string { return filepath.Join(stateDir, "keys", "secrets.key") }
@@ -41,7 +48,7 @@ func run(b server.Base) error {
 	}
 	st := kr.Status()
 	ld.Logger.Info("keyring loaded", "file", st.Location, "primary", st.Primary, "keys", len(st.Keys))
-	svc := api.New(api.Config{Keyring: kr, Logger: ld.Logger})
+	svc := api.New(api.Config{Keyring: kr, Files: secretfiles.New(filesDir), Logger: ld.Logger})
 	srv, err := ld.InternalServer(api.Authz(), func(r grpc.ServiceRegistrar) { api.RegisterService(r, svc) })
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/secretsd/internal/keyring"
+	"github.com/moltbot/moltbot-secure/secretsd/internal/secretfiles"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/client"
 	"github.com/moltbot/moltbot-secure/services/pkiinit"
@@ -27,6 +29,7 @@ type env struct {
 	pki     string
 	addr    string
 	keyFile string
+	files   string
 	kr      *keyring.Keyring
 }
 
@@ -44,7 +47,9 @@ func start(tb testing.TB) env {
 	require.NoError(tb, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
-	svc := New(Config{Keyring: kr, Logger: hclog.NewNullLogger()})
+	files := filepath.Join(dir, "secret-files")
+	require.NoError(tb, os.Mkdir(files, 0o750))
+	svc := New(Config{Keyring: kr, Files: secretfiles.New(files), Logger: hclog.NewNullLogger()})
 	srv, err := server.New(server.Config{
 		Name:     auth.IDSecretsd,
 		TLS:      ld.TLS.ServerConfig(tls.RequireAndVerifyClientCert),
@@ -59,7 +64,7 @@ func start(tb testing.TB) env {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	return env{pki: pki, addr: lis.Addr().String(), keyFile: keyFile, kr: kr}
+	return env{pki: pki, addr: lis.Addr().String(), keyFile: keyFile, files: files, kr: kr}
 }
 
 func (e env) conn(tb testing.TB, id string) *grpc.ClientConn {

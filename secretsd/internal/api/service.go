@@ -14,6 +14,7 @@ import (
 
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/secretsd/internal/keyring"
+	"github.com/moltbot/moltbot-secure/secretsd/internal/secretfiles"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
@@ -26,15 +27,18 @@ const MaxPlaintext = 2 << 20
 // Config holds the service's dependencies.
 type Config struct {
 	Keyring *keyring.Keyring
-	Logger  hclog.Logger
+	// Files writes the secret-files volume; nil refuses its RPCs.
+	Files  *secretfiles.Store
+	Logger hclog.Logger
 }
 
 // Service implements secretsv1.SecretsServer.
 type Service struct {
 	secretsv1.UnsafeSecretsServer
 
-	kr  *keyring.Keyring
-	log hclog.Logger
+	kr    *keyring.Keyring
+	files *secretfiles.Store
+	log   hclog.Logger
 }
 
 var _ secretsv1.SecretsServer = (*Service)(nil)
@@ -45,7 +49,11 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Service{kr: cfg.Keyring, log: log}
+	files := cfg.Files
+	if files == nil {
+		files = secretfiles.New("")
+	}
+	return &Service{kr: cfg.Keyring, files: files, log: log}
 }
 
 // RegisterService registers s on r.
@@ -67,6 +75,10 @@ func Authz() auth.Table {
 		// and the security log live.
 		secretsv1.Secrets_ExportKey_FullMethodName: {auth.IDGateway},
 		secretsv1.Secrets_ImportKey_FullMethodName: {auth.IDGateway},
+		// Only the gateway: it proxies the owner's `secrets put-file`, so
+		// its owner-only row is the one that decides.
+		secretsv1.Secrets_PutSecretFile_FullMethodName:   {auth.IDGateway},
+		secretsv1.Secrets_ListSecretFiles_FullMethodName: {auth.IDGateway},
 	}
 }
 
@@ -156,6 +168,29 @@ func (s *Service) ExportKey(ctx context.Context, req *secretsv1.ExportKeyRequest
 	return resp, nil
 }
 
+// PutSecretFile writes one file of the secret-files volume.
+func (s *Service) PutSecretFile(ctx context.Context, req *secretsv1.PutSecretFileRequest) (*secretsv1.PutSecretFileResponse, error) {
+	info, replaced, err := s.files.Put(req.GetName(), req.GetContent())
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("secret file written", "name", info.Name, "size", info.Size, "replaced", replaced, "by", callerID(ctx))
+	return &secretsv1.PutSecretFileResponse{File: fileInfo(info), Replaced: replaced}, nil
+}
+
+// ListSecretFiles lists the volume's files; never their contents.
+func (s *Service) ListSecretFiles(context.Context, *secretsv1.ListSecretFilesRequest) (*secretsv1.ListSecretFilesResponse, error) {
+	list, err := s.files.List()
+	if err != nil {
+		return nil, err
+	}
+	resp := &secretsv1.ListSecretFilesResponse{Dir: s.files.Dir()}
+	for _, i := range list {
+		resp.Files = append(resp.Files, fileInfo(i))
+	}
+	return resp, nil
+}
+
 // ImportKey replaces the keyring with an export while nothing depends on it.
 func (s *Service) ImportKey(ctx context.Context, req *secretsv1.ImportKeyRequest) (*secretsv1.ImportKeyResponse, error) {
 	st, backup, err := s.kr.Import(req.GetSealed(), req.GetPassphrase())
@@ -168,4 +203,8 @@ func (s *Service) ImportKey(ctx context.Context, req *secretsv1.ImportKeyRequest
 		resp.Keys = append(resp.Keys, keyInfo(k))
 	}
 	return resp, nil
+}
+
+func fileInfo(i secretfiles.Info) *secretsv1.SecretFileInfo {
+	return &secretsv1.SecretFileInfo{Name: i.Name, Size: i.Size, ModifiedAt: timestamppb.New(i.Modified), Reference: i.Reference()}
 }

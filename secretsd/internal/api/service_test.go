@@ -2,6 +2,7 @@ package api
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,7 +57,17 @@ func TestAuthzMatrix(t *testing.T) {
 			_, err := c.ImportKey(ctxT(t), &secretsv1.ImportKeyRequest{Passphrase: []byte("whatever-long-enough")})
 			return err
 		},
+		"PutSecretFile": func(c secretsv1.SecretsClient) error {
+			_, err := c.PutSecretFile(ctxT(t), &secretsv1.PutSecretFileRequest{Name: "matrix.key", Content: []byte("x")})
+			return err
+		},
+		"ListSecretFiles": func(c secretsv1.SecretsClient) error {
+			_, err := c.ListSecretFiles(ctxT(t), &secretsv1.ListSecretFilesRequest{})
+			return err
+		},
 	}
+	// The secret-files RPCs are the gateway's alone: it proxies the owner.
+	gatewayOnly := map[string]bool{"PutSecretFile": true, "ListSecretFiles": true, "ExportKey": true, "ImportKey": true}
 	for _, m := range secretsv1.Secrets_ServiceDesc.Methods {
 		if m.MethodName == "Rotate" {
 			continue // changes the keyring; covered in TestRotateRewrapRetire
@@ -67,10 +78,7 @@ func TestAuthzMatrix(t *testing.T) {
 		c := e.as(t, id)
 		for name, call := range calls {
 			err := call(c)
-			allowed := id == auth.IDGateway || id == auth.IDCLI
-			if name == "ExportKey" || name == "ImportKey" {
-				allowed = id == auth.IDGateway // key backup: through the gateway only
-			}
+			allowed := id == auth.IDGateway || (id == auth.IDCLI && !gatewayOnly[name])
 			switch {
 			case !allowed:
 				require.Equal(t, codes.PermissionDenied, status.Code(err), "%s as %s: %v", name, id, err)
@@ -240,4 +248,47 @@ func TestExportImportOverMTLS(t *testing.T) {
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
 	require.Contains(t, status.Convert(err).Message(), "already protects secrets")
 	require.NotContains(t, err.Error(), string(pass))
+}
+
+// TestSecretFiles: the gateway puts a file through real mTLS gRPC; it lands
+// 0640 in the directory, is listed without content, and bad names or sizes
+// are refused with InvalidArgument naming the rule.
+func TestSecretFiles(t *testing.T) {
+	e := start(t)
+	c := e.as(t, auth.IDGateway)
+	const content = "sk-live-0123456789abcdefghijklmnop"
+	r, err := c.PutSecretFile(ctxT(t), &secretsv1.PutSecretFileRequest{Name: "openai.key", Content: []byte(content)})
+	require.NoError(t, err)
+	require.Equal(t, "${file:openai.key}", r.GetFile().GetReference())
+	require.False(t, r.GetReplaced())
+	st, err := os.Stat(filepath.Join(e.files, "openai.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o640), st.Mode().Perm())
+	b, err := os.ReadFile(filepath.Join(e.files, "openai.key"))
+	require.NoError(t, err)
+	require.Equal(t, content, string(b))
+
+	list, err := c.ListSecretFiles(ctxT(t), &secretsv1.ListSecretFilesRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetFiles(), 1)
+	require.Equal(t, int64(len(content)), list.GetFiles()[0].GetSize())
+	require.NotContains(t, list.String(), content)
+
+	tests := []struct {
+		name, file string
+		size       int
+		msg        string
+	}{
+		{"traversal", "../keys/secrets.key", 1, "no slashes"},
+		{"absolute", "/etc/passwd", 1, "no slashes"},
+		{"dotfile", ".x", 1, "not starting with a dot"},
+		{"too big", "big", 1<<20 + 1, "the limit is 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.PutSecretFile(ctxT(t), &secretsv1.PutSecretFileRequest{Name: tt.file, Content: make([]byte, tt.size)})
+			require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+			require.Contains(t, status.Convert(err).Message(), tt.msg)
+		})
+	}
 }

@@ -55,6 +55,7 @@ type InitOptions struct {
 	Force       bool
 	Owners      []string
 	ChownDirs   []string
+	SharedDirs  []string
 	Export      string
 	ExportOwner string
 	ExtraDNS    []string
@@ -77,6 +78,7 @@ func newCmdInit(f *cmdutil.Factory, runF func(*InitOptions) error) *cobra.Comman
 	fl.BoolVar(&o.Force, "force", false, "replace existing keys, certificates and tokens")
 	fl.StringSliceVar(&o.Owners, "owner", nil, "id=uid:gid: chown that identity's key and token (mode 0400)")
 	fl.StringSliceVar(&o.ChownDirs, "chown-dir", nil, "path=uid:gid: create a service state dir owned by uid:gid, mode 0700")
+	fl.StringSliceVar(&o.SharedDirs, "shared-dir", nil, "path=uid:gid: create a dir owned by uid:gid, mode 2750 (setgid: files get the group gid; the secret-files volume)")
 	fl.StringVar(&o.Export, "export", "", "also copy the CLI client bundle (CA, cli cert/key, tokens) into DIR/pki")
 	fl.StringVar(&o.ExportOwner, "export-owner", "", "uid:gid owning the exported bundle")
 	fl.StringSliceVar(&o.ExtraDNS, "gateway-dns", nil, "extra DNS names for the gateway certificate")
@@ -103,6 +105,21 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 			ow   tlsutil.Owner
 		}{p, ow})
 	}
+	var shared []struct {
+		path string
+		ow   tlsutil.Owner
+	}
+	for _, s := range o.SharedDirs {
+		p, ug, ok := cut(s)
+		ow, perr := pkiinit.ParseUIDGID(ug)
+		if !ok || perr != nil {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--shared-dir %q: want path=uid:gid", s)}
+		}
+		shared = append(shared, struct {
+			path string
+			ow   tlsutil.Owner
+		}{p, ow})
+	}
 	var exportOwner *tlsutil.Owner
 	if o.ExportOwner != "" {
 		ow, err := pkiinit.ParseUIDGID(o.ExportOwner)
@@ -125,6 +142,11 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 	}
 	for _, d := range dirs {
 		if err := pkiinit.ChownDir(d.path, d.ow); err != nil {
+			return err
+		}
+	}
+	for _, d := range shared {
+		if err := pkiinit.SharedDir(d.path, d.ow); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	"github.com/moltbot/moltbot-secure/services/config"
 )
 
 func factory() *cmdutil.Factory {
@@ -74,6 +75,33 @@ func TestSetFlagsAndStdin(t *testing.T) {
 	require.Equal(t, "s3cret", v)
 	_, err = readValue(&SetOptions{Value: "-", Path: "p", Stdin: strings.NewReader("\n")})
 	require.Error(t, err)
+}
+
+// `config set PATH -` never truncates: a value over the limit is an error
+// (exit 1) naming the limit, one at the limit goes through whole.
+func TestSetStdinLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"at the limit", config.MaxValueBytes, ""},
+		{"one byte over", config.MaxValueBytes + 1, "config set agents.list: value on stdin is over 1 MiB; the limit is 1 MiB"},
+		{"far over", 3 << 20, "the limit is 1 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := readValue(&SetOptions{Value: "-", Path: "agents.list", Stdin: strings.NewReader(strings.Repeat("a", tt.n))})
+			if tt.want == "" {
+				require.NoError(t, err)
+				require.Len(t, v, tt.n)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+			require.Empty(t, v)
+			require.Equal(t, cmdutil.ExitError, cmdutil.ExitCode(err))
+		})
+	}
 }
 
 func TestValidateOffline(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -32,7 +33,8 @@ func newCmdSet(f *cmdutil.Factory, runF func(*SetOptions) error) *cobra.Command 
 		Long: "Change a config value. Secret fields (tokens, API keys) are encrypted through secretsd before they are\n" +
 			"written; the old file is kept as a sealed backup (moltbot.json.backup, `moltbot rollback` restores it).\n" +
 			"Give a secret as - and pipe it in, so it stays out of your shell history. References such as ${VAR}\n" +
-			"or ${file:tokens/bot} are stored as written and resolved when the gateway loads the config.",
+			"or ${file:NAME} (a file put with `moltbot secrets put-file`, beneath secrets.fileRoots) are stored as\n" +
+			"written and resolved when the gateway loads the config.",
 		Args: func(c *cobra.Command, args []string) error {
 			if o.Unset {
 				return cobra.ExactArgs(1)(c, args)
@@ -61,9 +63,11 @@ func readValue(o *SetOptions) (string, error) {
 	if o.Value != "-" {
 		return o.Value, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(o.Stdin, 1<<20))
+	// Read one byte past the limit so an over-long value is an error, never
+	// silently cut (the gateway enforces the same limit).
+	b, err := config.ReadBounded(o.Stdin, config.Text{Where: "config set " + o.Path, Noun: "value on stdin", MaxBytes: config.MaxValueBytes})
 	if err != nil {
-		return "", fmt.Errorf("read value from stdin: %w", err)
+		return "", err
 	}
 	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if v == "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/pairing"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/rollback"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/sandbox"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/secrets"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/auditcmd"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/security/keycmd"
@@ -50,6 +51,7 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		pairing.NewCmd(f),
 		message.NewCmd(f),
 		sessions.NewCmd(f),
+		secrets.NewCmd(f),
 		configcmd.NewCmd(f),
 		rollback.NewCmd(f, nil),
 		security.NewCmd(

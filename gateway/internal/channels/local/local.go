@@ -13,6 +13,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 // Name is the channel's config key.
@@ -110,6 +111,20 @@ func (c *Channel) Drain(chatID string) []string {
 func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, error) {
 	if strings.TrimSpace(in.SenderID) == "" {
 		return nil, fmt.Errorf("from: the sender is empty; pass --from <name>: %w", errs.ErrInvalidArgument)
+	}
+	// Ids key allowlists and sessions: refused when unsafe; names are
+	// only shown: neutralised (textsafe).
+	for _, f := range []struct{ name, v string }{{"from (sender id)", in.SenderID}, {"chat id", in.ChatID}, {"group id", in.GroupID}} {
+		if err := textsafe.CheckID(f.name, f.v); err != nil {
+			return nil, err
+		}
+	}
+	if len(in.Meta) > 0 {
+		meta := make(map[string]string, len(in.Meta))
+		for k, v := range in.Meta {
+			meta[textsafe.Neutralize(k, 32)] = textsafe.Neutralize(v, 128)
+		}
+		in.Meta = meta
 	}
 	in.Channel = Name
 	if in.ChatID == "" {

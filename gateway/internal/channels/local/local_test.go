@@ -62,3 +62,37 @@ func TestInjectErrors(t *testing.T) {
 	require.ErrorContains(t, err, "from")
 	require.ErrorIs(t, c.Send(context.Background(), "", "x"), errs.ErrInvalidArgument)
 }
+
+// Ids key allowlists and sessions, so an unsafe one is refused whole; a
+// display name is only shown, so it is neutralised and the message arrives.
+func TestInjectSanitises(t *testing.T) {
+	var seen []channels.Inbound
+	c := startLocal(t, func(_ context.Context, in channels.Inbound) { seen = append(seen, in) })
+	tests := []struct {
+		name string
+		in   channels.Inbound
+		want string // error substring; "" = delivered
+	}{
+		{"bidi override in sender", channels.Inbound{SenderID: "alice\u202Eecila", Text: "x"}, "from (sender id): control or format character U+202E"},
+		{"isolate in sender", channels.Inbound{SenderID: "\u2067bob", Text: "x"}, "from (sender id): control or format character U+2067"},
+		{"newline in sender", channels.Inbound{SenderID: "a\nb", Text: "x"}, "from (sender id): control or format character U+000A"},
+		{"bidi in group", channels.Inbound{SenderID: "a", GroupID: "t\u202Ae", Text: "x"}, "group id: control"},
+		{"bidi in chat", channels.Inbound{SenderID: "a", ChatID: "c\u2069", Text: "x"}, "chat id: control"},
+		{"bidi in name is neutralised", channels.Inbound{SenderID: "carol", Text: "x", Meta: map[string]string{"name": "\u202Eevil\x1b[2J"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(seen)
+			_, err := c.Inject(context.Background(), tt.in)
+			if tt.want != "" {
+				require.ErrorIs(t, err, errs.ErrInvalidArgument)
+				require.ErrorContains(t, err, tt.want)
+				require.Len(t, seen, n, "not delivered")
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, seen, n+1)
+			require.Equal(t, "\uFFFDevil\uFFFD[2J", seen[n].Meta["name"])
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 // Wire types: the subset of the Bot API (https://core.telegram.org/bots/api)
@@ -133,10 +134,12 @@ func (u Update) Inbound(channel string) (channels.Inbound, bool) {
 		return channels.Inbound{}, false
 	}
 	meta := map[string]string{}
-	if m.From.Username != "" {
-		meta["username"] = m.From.Username
+	// Names are only shown: neutralised, not refused (textsafe). The ids
+	// above are decimal numbers and cannot carry control characters.
+	if u := textsafe.Neutralize(m.From.Username, 64); u != "" {
+		meta["username"] = u
 	}
-	if name := strings.TrimSpace(m.From.FirstName + " " + m.From.LastName); name != "" {
+	if name := textsafe.Neutralize(m.From.FirstName+" "+m.From.LastName, 128); name != "" {
 		meta["name"] = name
 	}
 	if len(meta) > 0 {

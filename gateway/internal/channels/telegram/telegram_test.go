@@ -14,6 +14,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram/telegramtest"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 const token = "123456:TEST-secret-token_value"
@@ -231,7 +232,33 @@ func TestSendSplitsLongText(t *testing.T) {
 	require.Error(t, bot.Send(context.Background(), "42", "  "))
 }
 
+// Sender names from Telegram are neutralised at ingestion: bidi overrides
+// and controls never reach a reply, a log or the CLI.
+func TestInboundNeutralisesNames(t *testing.T) {
+	tests := []struct {
+		name             string
+		first, last, usr string
+		wantName, wantU  string
+	}{
+		{"plain", "Ann", "Lee", "ann", "Ann Lee", "ann"},
+		{"RLO in name", "\u202Eeve", "", "eve", "\uFFFDeve", "eve"},
+		{"isolates and escape", "\u2066a\u2069", "\x1b[2J", "", "\uFFFDa\uFFFD \uFFFD[2J", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := Update{UpdateID: 1, Message: &Message{MessageID: 1, From: &User{ID: 42, FirstName: tt.first, LastName: tt.last, Username: tt.usr},
+				Chat: Chat{ID: 42, Type: "private"}, Text: "hi"}}
+			in, ok := u.Inbound("telegram")
+			require.True(t, ok)
+			require.Equal(t, "42", in.SenderID)
+			require.Equal(t, tt.wantName, in.Meta["name"])
+			require.Equal(t, tt.wantU, in.Meta["username"])
+		})
+	}
+}
+
 func FuzzParseUpdates(f *testing.F) {
+	f.Add([]byte(`{"ok":true,"result":[{"update_id":1,"message":{"message_id":1,"from":{"id":42,"is_bot":false,"first_name":"\u202Eevil\u0007","username":"a"},"chat":{"id":42,"type":"private"},"date":1700000000,"text":"hi"}}]}`))
 	f.Add([]byte(`{"ok":true,"result":[{"update_id":1,"message":{"message_id":1,"from":{"id":42,"is_bot":false,"first_name":"A","username":"a"},"chat":{"id":42,"type":"private"},"date":1700000000,"text":"hi"}}]}`))
 	f.Add([]byte(`{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}`))
 	f.Add([]byte(`{"ok":true,"result":[{"update_id":2,"edited_message":{"message_id":1,"chat":{"id":-1,"type":"group"}}}]}`))
@@ -250,6 +277,13 @@ func FuzzParseUpdates(f *testing.F) {
 			}
 			if in.GroupID != "" && in.GroupID != in.ChatID {
 				t.Fatalf("group id %q differs from chat id %q", in.GroupID, in.ChatID)
+			}
+			for _, v := range append([]string{in.SenderID, in.ChatID}, in.Meta["name"], in.Meta["username"]) {
+				for _, r := range v {
+					if r != textsafe.Replacement && !textsafe.Safe(string(r)) && r != '\u200C' && r != '\u200D' {
+						t.Fatalf("control or format character %U reached the gateway in %q", r, v)
+					}
+				}
 			}
 		}
 	})
