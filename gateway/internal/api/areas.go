@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
 )
 
@@ -19,9 +17,6 @@ import (
 type SecretsDeps struct {
 	// Config owns moltbot.json; nil answers FailedPrecondition.
 	Config *configstore.Store
-	// OnEvent records secret writes and rotations in the security log
-	// (never a value); nil means none.
-	OnEvent func(ctx context.Context, kind, target string)
 }
 
 // MessagingDeps: channels, the DM/group policy and the local channel's Send.

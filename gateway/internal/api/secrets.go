@@ -12,19 +12,14 @@ import (
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
-// Config ownership: thin handlers over package configstore.
+// Config ownership: thin handlers over package configstore, which also
+// records each write, reveal and rotation in the security log.
 
 func (s *Service) configStore() (*configstore.Store, error) {
 	if s.cfg.Secrets.Config == nil {
 		return nil, fmt.Errorf("the config store is not wired in this gateway: %w", errs.ErrFailedPrecondition)
 	}
 	return s.cfg.Secrets.Config, nil
-}
-
-func (s *Service) secretsEvent(ctx context.Context, kind, target string) {
-	if s.cfg.Secrets.OnEvent != nil {
-		s.cfg.Secrets.OnEvent(ctx, kind, target)
-	}
 }
 
 // GetConfig returns a value; secrets stay "<encrypted>" unless reveal, which
@@ -38,7 +33,6 @@ func (s *Service) GetConfig(ctx context.Context, req *gatewayv1.GetConfigRequest
 		if c, _ := auth.CallerFrom(ctx); c.ID != auth.IDCLI {
 			return nil, fmt.Errorf("--reveal needs the admin identity: run the CLI where it can read pki/cli.pem and pki/cli-key.pem: %w", errs.ErrPermissionDenied)
 		}
-		s.secretsEvent(ctx, "config.reveal", orWhole(req.GetPath()))
 	}
 	v, err := st.Get(ctx, req.GetPath(), req.GetReveal())
 	if err != nil {
@@ -61,7 +55,6 @@ func (s *Service) SetConfig(ctx context.Context, req *gatewayv1.SetConfigRequest
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "config.set", req.GetPath())
 	return &gatewayv1.SetConfigResponse{Encrypted: res.Encrypted, BackupPath: res.BackupPath, Warnings: problems(res.Warnings)}, nil
 }
 
@@ -88,9 +81,6 @@ func (s *Service) Migrate(ctx context.Context, req *gatewayv1.MigrateRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if res.Changed && !req.GetDryRun() {
-		s.secretsEvent(ctx, "config.migrate", st.Path())
-	}
 	return &gatewayv1.MigrateResponse{Actions: res.Actions, Unfixed: problems(res.Unfixed), BackupPath: res.BackupPath, Changed: res.Changed}, nil
 }
 
@@ -104,7 +94,6 @@ func (s *Service) Rollback(ctx context.Context, req *gatewayv1.RollbackRequest) 
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "config.rollback", from)
 	return &gatewayv1.RollbackResponse{RestoredFrom: from}, nil
 }
 
@@ -118,7 +107,6 @@ func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "key.rotate", kid)
 	return &gatewayv1.RotateKeyResponse{NewKid: kid, Rewrapped: int32(n)}, nil
 }
 
@@ -128,11 +116,4 @@ func problems(ps []config.Problem) []*gatewayv1.Problem {
 		out[i] = &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)}
 	}
 	return out
-}
-
-func orWhole(p string) string {
-	if p == "" {
-		return "(whole config)"
-	}
-	return p
 }

@@ -20,12 +20,14 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // OnBehalfOfHeader names the forwarded caller (pairingd's api.OnBehalfOfHeader).
@@ -47,6 +49,11 @@ type Config struct {
 	HasChannel func(name string) bool
 	// Notify sends the approval confirmation to the sender (nil: never).
 	Notify func(ctx context.Context, channel, senderID string) error
+	// Log records every decision made through the proxy: approve (with
+	// what happened to the notice), reject, revoke, and a code lockout
+	// (pairingd answering ResourceExhausted). Nil: not recorded.
+	Log    seclog.Recorder
+	Logger hclog.Logger // where a failure to record is reported
 }
 
 // Service implements pairingv1.PairingServer by forwarding.
@@ -55,6 +62,8 @@ type Service struct {
 	c      pairingv1.PairingClient
 	has    func(string) bool
 	notify func(context.Context, string, string) error
+	log    seclog.Recorder
+	logger hclog.Logger
 }
 
 var _ pairingv1.PairingServer = (*Service)(nil)
@@ -64,7 +73,32 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Client == nil || cfg.HasChannel == nil {
 		return nil, errors.New("pairingproxy: Config.Client and Config.HasChannel are required")
 	}
-	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, log: cfg.Log, logger: cfg.Logger}, nil
+}
+
+// record writes a pairing decision (never the code: it is a credential
+// until it expires).
+func (s *Service) record(ctx context.Context, kind, channel, sender string, fields map[string]string) {
+	target := channel
+	if sender != "" {
+		target += ":" + sender
+	}
+	if err := seclog.Put(s.log, seclog.Decision(ctx, kind, target, fields)); err != nil {
+		s.logger.Error("security log: event not recorded", "kind", kind, "error", err.Error())
+	}
+}
+
+// refused forwards pairingd's error, recording a code lockout, which is
+// pairingd's decision to stop this caller guessing.
+func (s *Service) refused(ctx context.Context, verb, channel string, err error) error {
+	err = fwd(err)
+	if errors.Is(err, errs.ErrResourceExhausted) {
+		s.record(ctx, "pairing.lockout", channel, "", map[string]string{"verb": verb})
+	}
+	return err
 }
 
 // RegisterService registers s on r.
@@ -132,7 +166,7 @@ func (s *Service) Approve(ctx context.Context, req *pairingv1.ApproveRequest) (*
 	}
 	r, err := s.c.Approve(out(ctx), req)
 	if err != nil {
-		return nil, fwd(err)
+		return nil, s.refused(ctx, "approve", req.GetChannel(), err)
 	}
 	state := "skipped"
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -142,6 +176,7 @@ func (s *Service) Approve(ctx context.Context, req *pairingv1.ApproveRequest) (*
 			state = "failed: " + err.Error()
 		}
 	}
+	s.record(ctx, "pairing.approve", req.GetChannel(), r.GetSenderId(), map[string]string{"notify": state})
 	_ = grpc.SetHeader(ctx, metadata.Pairs(NotifiedHeader, state))
 	return r, nil
 }
@@ -152,7 +187,11 @@ func (s *Service) Reject(ctx context.Context, req *pairingv1.RejectRequest) (*pa
 		return nil, err
 	}
 	r, err := s.c.Reject(out(ctx), req)
-	return r, fwd(err)
+	if err != nil {
+		return nil, s.refused(ctx, "reject", req.GetChannel(), err)
+	}
+	s.record(ctx, "pairing.reject", req.GetChannel(), r.GetSenderId(), nil)
+	return r, nil
 }
 
 // Revoke implements pairingv1.PairingServer.
@@ -161,7 +200,11 @@ func (s *Service) Revoke(ctx context.Context, req *pairingv1.RevokeRequest) (*pa
 		return nil, err
 	}
 	r, err := s.c.Revoke(out(ctx), req)
-	return r, fwd(err)
+	if err != nil {
+		return nil, s.refused(ctx, "revoke", req.GetChannel(), err)
+	}
+	s.record(ctx, "pairing.revoke", req.GetChannel(), req.GetSenderId(), nil)
+	return r, nil
 }
 
 // Watch implements pairingv1.PairingServer: pairingd's stream, relayed.
