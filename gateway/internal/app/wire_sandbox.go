@@ -7,6 +7,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api/sandboxproxy"
+	"github.com/moltbot/moltbot-secure/gateway/internal/execlog"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 )
 
@@ -19,7 +20,8 @@ import (
 func wireSandbox(_ context.Context, w *Wiring) error {
 	sb := sandboxv1.NewSandboxClient(w.SandboxConn)
 	policy := agent.FilePolicySource(w.ConfigPath)
-	w.Executor = &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy), Local: &agent.Local{}}
+	router := &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy), Local: &agent.Local{}}
+	w.Executor = execlog.Wrap(router, w.SecLog) // main-session commands go on record first
 	if w.Agent == nil {
 		w.Agent = &agent.Echo{Executor: w.Executor}
 	}
