@@ -30,17 +30,49 @@ func Put(r Recorder, ev Event) error {
 	return r.Record(ev)
 }
 
-// lockoutEvery is how often one address's lockout is recorded as a
-// decision; the repeats while it lasts are noise.
-const lockoutEvery = time.Minute
+// repeatEvery is how often one repeated decision (the same key) is
+// written as a decision; the repeats in between are noise.
+const repeatEvery = time.Minute
+
+// repeats remembers when each key was last written as a decision.
+type repeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// first reports whether key was not written as a decision in repeatEvery.
+func (r *repeats) first(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[key]; ok && now.Sub(t) < repeatEvery {
+		return false
+	}
+	if r.last == nil || len(r.last) >= 4096 { // bounded: forget old keys rather than grow
+		r.last = map[string]time.Time{}
+	}
+	r.last[key] = now
+	return true
+}
+
+// RecordRepeat is Record for a decision an attacker can make repeat at
+// will (a lockout answering every further guess): the first for key in a
+// minute is written at once, the rest are noted (and may be shed and
+// counted), so a flood cannot make the gateway fsync per request.
+func (l *Log) RecordRepeat(key string, ev Event) error {
+	if l == nil {
+		return l.Record(ev)
+	}
+	if !l.rep.first(key, l.now()) {
+		l.Note(ev)
+		return nil
+	}
+	return l.Record(ev)
+}
 
 // AuthRecorder returns the auth interceptor's OnEvent for l: successes and
-// failures are noise (queued, may be shed and counted); the start of a
-// lockout is a decision, written at once, and its repeats within a minute
-// are noise, so a locked-out caller cannot make the gateway fsync per call.
+// failures are noise (queued, may be shed and counted); a lockout is a
+// decision, written at once, once a minute per address and certificate.
 func AuthRecorder(l *Log) func(context.Context, auth.Event) {
-	var mu sync.Mutex
-	last := map[string]time.Time{}
 	return func(_ context.Context, ev auth.Event) {
 		e := Event{Kind: ev.Kind, Actor: ev.ID, Addr: ev.Addr, Target: ev.Method}
 		if e.Actor == "" {
@@ -50,23 +82,7 @@ func AuthRecorder(l *Log) func(context.Context, auth.Event) {
 			l.Note(e)
 			return
 		}
-		k := ev.Addr + "|" + ev.CertID
-		now := l.now()
-		mu.Lock()
-		t, seen := last[k]
-		first := !seen || now.Sub(t) >= lockoutEvery
-		if first {
-			if len(last) >= 4096 { // bounded: forget old lockouts rather than grow
-				clear(last)
-			}
-			last[k] = now
-		}
-		mu.Unlock()
-		if !first {
-			l.Note(e)
-			return
-		}
-		_ = l.Record(e)
+		_ = l.RecordRepeat("auth.lockout|"+ev.Addr+"|"+ev.CertID, e)
 	}
 }
 

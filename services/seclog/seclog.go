@@ -111,6 +111,7 @@ type Log struct {
 	closed bool
 	subs   map[chan string]struct{}
 
+	rep      repeats
 	archived string
 	done     chan struct{}
 }

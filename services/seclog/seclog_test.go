@@ -303,7 +303,7 @@ func TestAuthRecorderShedsNoiseAndWritesLockouts(t *testing.T) {
 	rec(ctx, auth.Event{Kind: "auth.failure", Addr: "a"}) // queue (1) full: shed
 	rec(ctx, auth.Event{Kind: "auth.lockout", Addr: "a"}) // decision: written now
 	rec(ctx, auth.Event{Kind: "auth.lockout", Addr: "a"}) // repeat: noise, shed
-	now = now.Add(lockoutEvery)
+	now = now.Add(repeatEvery)
 	rec(ctx, auth.Event{Kind: "auth.lockout", Addr: "a"}) // a minute on: a decision again
 	var kinds []string
 	_, err = l.Verify(func(_ int, raw string) {

@@ -52,7 +52,7 @@ type Config struct {
 	// Log records every decision made through the proxy: approve (with
 	// what happened to the notice), reject, revoke, and a code lockout
 	// (pairingd answering ResourceExhausted). Nil: not recorded.
-	Log    seclog.Recorder
+	Log    *seclog.Log
 	Logger hclog.Logger // where a failure to record is reported
 }
 
@@ -62,7 +62,7 @@ type Service struct {
 	c      pairingv1.PairingClient
 	has    func(string) bool
 	notify func(context.Context, string, string) error
-	log    seclog.Recorder
+	log    *seclog.Log
 	logger hclog.Logger
 }
 
@@ -86,7 +86,19 @@ func (s *Service) record(ctx context.Context, kind, channel, sender string, fiel
 	if sender != "" {
 		target += ":" + sender
 	}
-	if err := seclog.Put(s.log, seclog.Decision(ctx, kind, target, fields)); err != nil {
+	if s.log == nil {
+		return
+	}
+	ev := seclog.Decision(ctx, kind, target, fields)
+	var err error
+	if kind == "pairing.lockout" {
+		// pairingd answers every further guess with the lockout: written
+		// once a minute per caller and channel, the repeats are noise.
+		err = s.log.RecordRepeat(kind+"|"+ev.Actor+"|"+target, ev)
+	} else {
+		err = s.log.Record(ev)
+	}
+	if err != nil {
 		s.logger.Error("security log: event not recorded", "kind", kind, "error", err.Error())
 	}
 }
