@@ -17,6 +17,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/envelope"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/migrate"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // Redacted values shown by Get without reveal.
@@ -80,7 +81,10 @@ func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, erro
 		if target == "" {
 			target = "(whole config)"
 		}
-		s.record(ctx, "config.reveal", target, nil)
+		// A reveal is shown only once it is on record.
+		if err := seclog.Put(s.cfg.Log, seclog.Decision(ctx, "config.reveal", target, nil)); err != nil {
+			return "", fmt.Errorf("--reveal is refused while the security log cannot record it: %w: %w", err, errs.ErrUnavailable)
+		}
 	}
 	return string(b), nil
 }

@@ -135,6 +135,8 @@ func TestStoreRecordsItsDecisions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Set(ctx, "no.such..path", "1", false, false)
 	require.Error(t, err, "a refused write")
+	from, err := st.Rollback(ctx, "")
+	require.NoError(t, err)
 
 	type row struct{ kind, actor, target string }
 	var got []row
@@ -154,6 +156,16 @@ func TestStoreRecordsItsDecisions(t *testing.T) {
 		{"key.rewrap", auth.IDCLI, "k2"},
 		{"config.reload", "", st.Path()},
 		{"config.unset", auth.IDCLI, "gateway.auth.token"},
+		{"config.rollback", auth.IDCLI, st.Path()},
 	}, got)
+	require.Contains(t, raw.String(), from)
 	require.NotContains(t, raw.String(), token, "never a secret in the log")
+
+	// A reveal that cannot be recorded is not shown.
+	require.NoError(t, l.Close())
+	_, err = st.Get(ctx, "gateway.auth.token", true)
+	require.ErrorIs(t, err, errs.ErrUnavailable)
+	require.ErrorContains(t, err, "--reveal is refused")
+	_, err = st.Get(ctx, "gateway.auth.token", false)
+	require.NoError(t, err, "plain reads do not depend on the log")
 }
