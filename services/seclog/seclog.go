@@ -437,6 +437,30 @@ func (l *Log) Subscribe() (<-chan string, func()) {
 	}
 }
 
+// Lines calls each for every line of the log as stored, verified or not
+// (a listing that must not hide what follows a bad line).
+func (l *Log) Lines(each func(n int, raw string)) error {
+	f, err := os.Open(filepath.Join(l.dir, LogFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open security log: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		each(n, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read security log line %d: %w", n+1, err)
+	}
+	return nil
+}
+
 // VerifyError names the first bad line.
 type VerifyError struct {
 	Line   int // 1-based; 0 for the head file

@@ -369,3 +369,21 @@ func TestOversizedLineIsNamed(t *testing.T) {
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, 2, ve.Line)
 }
+
+// A plain listing shows every stored line, also past a bad one.
+func TestLinesListsPastABadLine(t *testing.T) {
+	dir, key := t.TempDir(), newKey(t)
+	write(t, dir, key, 3)
+	lines := readLines(t, dir)
+	lines[1] = strings.Replace(lines[1], "10.0.0.1", "10.0.0.9", 1)
+	writeLines(t, dir, lines)
+	l, err := Open(t.TempDir(), key)
+	require.NoError(t, err)
+	defer l.Close()
+	l.dir = dir // the tampered log, read as the running gateway would
+	var got []string
+	require.NoError(t, l.Lines(func(_ int, raw string) { got = append(got, raw) }))
+	require.Equal(t, lines, got)
+	_, err = l.Verify(nil)
+	require.Error(t, err)
+}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -147,20 +146,21 @@ func (s *Service) SecurityLog(req *gatewayv1.SecurityLogRequest, stream gatewayv
 		return err
 	}
 	var sendErr error
-	// The gateway holds the key: the chain and the head are checked here.
-	_, verr := l.Verify(func(_ int, raw string) {
+	send := func(_ int, raw string) {
 		if sendErr == nil {
 			sendErr = stream.Send(&gatewayv1.SecurityLogResponse{Line: raw, Verified: req.GetVerify()})
 		}
-	})
-	if sendErr != nil {
-		return sendErr
 	}
-	if verr != nil {
-		var ve *seclog.VerifyError
-		if req.GetVerify() || !errors.As(verr, &ve) {
+	if req.GetVerify() {
+		// The gateway holds the key: the chain and the head are checked here.
+		if _, verr := l.Verify(send); sendErr == nil && verr != nil {
 			return stream.Send(&gatewayv1.SecurityLogResponse{VerifyError: verr.Error()})
 		}
+	} else if err := l.Lines(send); err != nil && sendErr == nil {
+		return err
+	}
+	if sendErr != nil {
+		return sendErr
 	}
 	if sub == nil {
 		return nil
