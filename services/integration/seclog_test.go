@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/testharness"
 )
@@ -45,21 +46,52 @@ func TestSecurityLogTamperEvident(t *testing.T) {
 	logPath, headPath := filepath.Join(logDir, seclog.LogFile), filepath.Join(logDir, seclog.HeadFile)
 
 	// Decisions, each recorded by the layer that made it.
+	gw := st.AdminGateway(t)
+	codeFor := func(t *testing.T, from string) string {
+		t.Helper()
+		r, err := gw.Send(ctxFor(t, 30*time.Second), &gatewayv1.SendRequest{Channel: "local", From: from, Text: "hi"})
+		require.NoError(t, err)
+		require.NotEmpty(t, r.GetReplies())
+		return codeIn(t, r.GetReplies()[0])
+	}
+	approved, rejected := codeFor(t, "alice"), codeFor(t, "mallory")
 	for _, args := range [][]string{
 		{"config", "set", "agents.defaults.sandbox.mode", "all"},
 		{"config", "get", "--reveal"},
 		{"gateway", "restart"},
+		{"pairing", "approve", "local", approved, "--no-notify"},
+		{"pairing", "reject", "local", rejected},
+		{"pairing", "revoke", "local", "alice"},
 	} {
 		r := cli(t, args...)
 		require.Equalf(t, 0, r.code, "%v: %s", args, r.out)
 	}
-	r := cli(t, "security", "log", "--verify")
+	r := cli(t, "security", "log", "--verify", "--json")
 	require.Equalf(t, 0, r.code, "%s", problemLines(r.out))
 	require.Contains(t, r.out, "the chain is intact")
-	for _, kind := range []string{"config.set", "config.reveal", "config.reload"} {
-		require.Contains(t, r.out, kind)
+	type rec struct {
+		Kind   string            `json:"kind"`
+		Actor  string            `json:"actor"`
+		Target string            `json:"target"`
+		Fields map[string]string `json:"fields"`
 	}
+	var got []rec
+	for _, ln := range strings.Split(r.out, "\n") {
+		var x rec
+		if json.Unmarshal([]byte(ln), &x) == nil && x.Kind != "" && !strings.HasPrefix(x.Kind, "auth.") && !strings.HasPrefix(x.Kind, "message.") {
+			got = append(got, x)
+		}
+	}
+	require.Equal(t, []rec{
+		{Kind: "config.set", Actor: testharness.CLI, Target: "agents.defaults.sandbox.mode", Fields: map[string]string{"encrypted": "false"}},
+		{Kind: "config.reveal", Actor: testharness.CLI, Target: "(whole config)"},
+		{Kind: "config.reload", Actor: testharness.CLI, Target: "/state/moltbot.json"},
+		{Kind: "pairing.approve", Actor: testharness.CLI, Target: "local:alice", Fields: map[string]string{"notify": "skipped"}},
+		{Kind: "pairing.reject", Actor: testharness.CLI, Target: "local:mallory"},
+		{Kind: "pairing.revoke", Actor: testharness.CLI, Target: "local:alice"},
+	}, got, "each decision once, in order")
 	require.NotContains(t, r.out, tok, "never a secret")
+	require.NotContains(t, r.out, approved, "never a pairing code")
 
 	// The key is on disk only as secretsd's envelope.
 	key, err := os.ReadFile(filepath.Join(logDir, "security.key"))
