@@ -35,6 +35,7 @@ func wireSecrets(ctx context.Context, w *Wiring) error {
 		return err
 	}
 	cfg.Log = w.SecLog
+	cfg.Sealed = []configstore.SealedFile{w.SecKey}
 	st, err := configstore.New(cfg)
 	if err != nil {
 		return err

@@ -436,6 +436,15 @@ func (s *Store) RotateKey(ctx context.Context, rewrap bool) (kid string, rewrapp
 			return kid, rewrapped, err
 		}
 	}
+	for _, f := range s.cfg.Sealed {
+		changed, err := f.Rewrap(ctx, s.cfg.Secrets.Rewrap)
+		if err != nil {
+			return kid, rewrapped, err
+		}
+		if changed {
+			rewrapped++
+		}
+	}
 	s.record(ctx, "key.rewrap", kid, map[string]string{"rewrapped": fmt.Sprint(rewrapped)})
 	if _, err := s.Load(ctx); err != nil {
 		s.log.Warn("config not reloaded after rewrap", "error", err.Error())

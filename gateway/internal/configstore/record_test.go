@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/moltbot/moltbot-secure/gateway/internal/seckey"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/envelope"
 	"github.com/moltbot/moltbot-secure/services/errs"
@@ -168,4 +170,30 @@ func TestStoreRecordsItsDecisions(t *testing.T) {
 	require.ErrorContains(t, err, "--reveal is refused")
 	_, err = st.Get(ctx, "gateway.auth.token", false)
 	require.NoError(t, err, "plain reads do not depend on the log")
+}
+
+// RotateKey with rewrap re-seals the security log's key too: after the old
+// key is retired the gateway still unseals it at start.
+func TestRotateKeyRewrapsTheLogKey(t *testing.T) {
+	dir := t.TempDir()
+	kr := newKeyring()
+	sk := seckey.New(filepath.Join(dir, "logs"), kr)
+	key, _, err := sk.LoadOrCreate(context.Background())
+	require.NoError(t, err)
+	st, err := New(Config{Path: filepath.Join(dir, "moltbot.json"), StateDir: dir, Secrets: kr, Sealed: []SealedFile{sk},
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	require.NoError(t, err)
+	kid, n, err := st.RotateKey(context.Background(), true)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the key file is the only envelope")
+	raw, err := os.ReadFile(sk.Path())
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"kid":"`+kid+`"`)
+	delete(kr.keys, "k1") // retired
+	got, err := sk.Unseal(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, key, got)
+	_, n, err = st.RotateKey(context.Background(), false)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

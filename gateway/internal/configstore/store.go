@@ -55,6 +55,17 @@ type Config struct {
 	// Log records each write, reveal, reload and key rotation this store
 	// performs (nil: not recorded).
 	Log seclog.Recorder
+	// Sealed are envelopes in files this store does not own (the security
+	// log's key): RotateKey with rewrap re-seals them too, so retiring the
+	// old key afterwards leaves nothing behind.
+	Sealed []SealedFile
+}
+
+// SealedFile is one such file; Rewrap re-seals its envelope through the
+// given secretsd Rewrap (plaintext never leaves secretsd) and writes it
+// atomically, reporting whether it changed.
+type SealedFile interface {
+	Rewrap(ctx context.Context, rewrap func(ctx context.Context, envelope, aad string) (string, bool, error)) (bool, error)
 }
 
 // Snapshot is one loaded config: the tree as on disk, resolved references,

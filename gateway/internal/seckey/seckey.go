@@ -56,24 +56,33 @@ func (st *Store) Path() string { return st.path }
 // ErrNoKey: the key file does not exist yet.
 var ErrNoKey = errors.New("security log key not created yet")
 
-// Unseal reads the envelope and has secretsd open it.
-func (st *Store) Unseal(ctx context.Context) ([]byte, error) {
+// read returns the envelope text from the file, bounded.
+func (st *Store) read() (string, error) {
 	f, err := os.Open(st.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", st.path, ErrNoKey)
+		return "", fmt.Errorf("%s: %w", st.path, ErrNoKey)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read security log key %s: %w", st.path, err)
+		return "", fmt.Errorf("read security log key %s: %w", st.path, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxEnvelope+1))
 	if err != nil {
-		return nil, fmt.Errorf("read security log key %s: %w", st.path, err)
+		return "", fmt.Errorf("read security log key %s: %w", st.path, err)
 	}
 	if len(b) > maxEnvelope {
-		return nil, fmt.Errorf("security log key %s: over %d bytes, not an envelope the gateway wrote; move it aside and restart (a new key starts a new log)", st.path, maxEnvelope)
+		return "", fmt.Errorf("security log key %s: over %d bytes, not an envelope the gateway wrote; move it aside and restart (a new key starts a new log)", st.path, maxEnvelope)
 	}
-	key, err := st.s.Decrypt(ctx, strings.TrimSpace(string(b)), AAD)
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Unseal reads the envelope and has secretsd open it.
+func (st *Store) Unseal(ctx context.Context) ([]byte, error) {
+	env, err := st.read()
+	if err != nil {
+		return nil, err
+	}
+	key, err := st.s.Decrypt(ctx, env, AAD)
 	if err != nil {
 		return nil, fmt.Errorf("unseal security log key %s through secretsd: %w", st.path, err)
 	}
@@ -100,6 +109,27 @@ func (st *Store) Reseal(ctx context.Context, key []byte) error {
 		return fmt.Errorf("write security log key %s: %w", st.path, err)
 	}
 	return nil
+}
+
+// Rewrap re-seals the envelope under secretsd's primary key with rewrap
+// (secretsd's Rewrap: the key never leaves it) and replaces the file
+// atomically when it changed. configstore's RotateKey calls it.
+func (st *Store) Rewrap(ctx context.Context, rewrap func(ctx context.Context, envelope, aad string) (string, bool, error)) (bool, error) {
+	env, err := st.read()
+	if err != nil {
+		return false, err
+	}
+	out, changed, err := rewrap(ctx, env, AAD)
+	if err != nil {
+		return false, fmt.Errorf("rewrap security log key %s: %w", st.path, err)
+	}
+	if !changed {
+		return false, nil
+	}
+	if err := atomicfile.WriteFile(st.path, []byte(out+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("write security log key %s: %w", st.path, err)
+	}
+	return true, nil
 }
 
 // LoadOrCreate unseals the key, or on first start makes one and seals it.

@@ -137,3 +137,41 @@ func TestFailuresNeverReplaceTheKey(t *testing.T) {
 	}
 	require.ErrorContains(t, New(t.TempDir(), newSealer(t)).Reseal(ctx, []byte("short")), "want 32")
 }
+
+// Rewrap moves the envelope to the new keyring through the rewrap func
+// alone (secretsd's Rewrap), and leaves the file alone when nothing changed.
+func TestRewrap(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	old, next := newSealer(t), newSealer(t)
+	key, _, err := New(dir, old).LoadOrCreate(ctx)
+	require.NoError(t, err)
+	rewrap := func(ctx context.Context, env, aad string) (string, bool, error) {
+		pt, err := old.Decrypt(ctx, env, aad)
+		if err != nil {
+			return "", false, err
+		}
+		out, err := next.Encrypt(ctx, pt, aad)
+		return out, true, err
+	}
+	changed, err := New(dir, next).Rewrap(ctx, rewrap)
+	require.NoError(t, err)
+	require.True(t, changed)
+	got, err := New(dir, next).Unseal(ctx)
+	require.NoError(t, err)
+	require.Equal(t, key, got)
+
+	before, err := os.ReadFile(filepath.Join(dir, FileName))
+	require.NoError(t, err)
+	changed, err = New(dir, next).Rewrap(ctx, func(_ context.Context, env, _ string) (string, bool, error) { return env, false, nil })
+	require.NoError(t, err)
+	require.False(t, changed)
+	_, err = New(dir, next).Rewrap(ctx, func(context.Context, string, string) (string, bool, error) {
+		return "", false, fmt.Errorf("secretsd is unreachable: %w", errs.ErrUnavailable)
+	})
+	require.ErrorIs(t, err, errs.ErrUnavailable)
+	after, err := os.ReadFile(filepath.Join(dir, FileName))
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	_, err = New(t.TempDir(), next).Rewrap(ctx, rewrap)
+	require.ErrorIs(t, err, ErrNoKey)
+}
