@@ -176,3 +176,10 @@ func Run(ctx context.Context, o Options) error {
 	ld.Logger.Info("gateway auth", "mode", "token", "token_source", w.TokenSource, "strength", auth.DescribeToken(w.Token))
 	return srv.Run(ctx)
 }
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
