@@ -387,3 +387,36 @@ func TestLinesListsPastABadLine(t *testing.T) {
 	_, err = l.Verify(nil)
 	require.Error(t, err)
 }
+
+// Decisions and noise from many goroutines keep one intact chain, and
+// every decision is in it.
+func TestConcurrentWritersKeepOneChain(t *testing.T) {
+	dir, key := t.TempDir(), newKey(t)
+	l, err := Open(dir, key)
+	require.NoError(t, err)
+	const workers, each = 8, 25
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < each; i++ {
+				l.Note(Event{Kind: "auth.success"})
+				if err := l.Record(Event{Kind: "config.set", Target: fmt.Sprintf("w%d.i%d", w, i)}); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	require.NoError(t, l.Close())
+	decisions := 0
+	_, err = Verify(dir, key, func(_ int, raw string) {
+		if strings.Contains(raw, `"config.set"`) {
+			decisions++
+		}
+	})
+	require.NoError(t, err)
+	require.Equal(t, workers*each, decisions)
+}
