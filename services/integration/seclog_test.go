@@ -261,3 +261,32 @@ func countLines(t *testing.T, path string) int {
 	require.NoError(t, err)
 	return strings.Count(string(b), "\n")
 }
+
+// A state dir from an older version holds an unkeyed log: the first keyed
+// start keeps it, readable, beside the new chain, and never verifies it.
+func TestSecurityLogUpgradeFromUnkeyed(t *testing.T) {
+	old := recomputeSHA256(t, []string{
+		`{"seq":1,"ts":"2026-11-30T10:00:00Z","kind":"auth.success","actor":"cli","prev":""}`,
+		`{"seq":2,"ts":"2026-11-30T10:00:01Z","kind":"config.set","actor":"cli","target":"gateway.bind","prev":""}`,
+	}, 0)
+	oldLog := strings.Join(old, "\n") + "\n"
+	st := testharness.Start(t, testharness.Options{Service: map[string]testharness.ServiceOptions{
+		testharness.Gateway: {StateFiles: map[string][]byte{"logs/" + seclog.LogFile: []byte(oldLog)}},
+	}})
+	tok, err := st.GatewayToken()
+	require.NoError(t, err)
+	bundle, err := st.ExportClientBundle(t.TempDir())
+	require.NoError(t, err)
+	ctx := ctxFor(t, time.Minute)
+	addr, err := st.Addr(ctx, testharness.Gateway)
+	require.NoError(t, err)
+	r := runMoltbot(ctx, t, moltbotBinary(t), []string{"MOLTBOT_STATE_DIR=" + bundle, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + tok}, "security", "log", "--verify")
+	require.Equalf(t, 0, r.code, "%s", problemLines(r.out))
+	require.Contains(t, r.out, "written unkeyed by an older version")
+	require.NotContains(t, r.out, "gateway.bind", "old lines are not shown as verified")
+	m := regexp.MustCompile(`logs/(security\.jsonl\.unkeyed-[0-9TZ]+)`).FindStringSubmatch(r.out)
+	require.NotNil(t, m, r.out)
+	kept, err := os.ReadFile(filepath.Join(st.StateDir(testharness.Gateway), "logs", m[1]))
+	require.NoError(t, err)
+	require.Equal(t, oldLog, string(kept))
+}
