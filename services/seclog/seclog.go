@@ -117,15 +117,23 @@ type Log struct {
 }
 
 // Open opens (creating 0600) the keyed log in dir. An existing log is
-// verified under key first: one from an older, unkeyed version, or one
-// that does not verify (edited, or written under a lost key), is kept
-// beside it as security.jsonl.unkeyed-<time> or .unverified-<time>, and the
-// new chain's first line says so. Nothing unverified is ever continued.
+// verified under key first: one that does not verify (edited, or written
+// under a lost key) is kept beside it as security.jsonl.unverified-<time>,
+// and the new chain's first line says so. Nothing unverified is ever
+// continued.
 func Open(dir string, key []byte) (*Log, error) {
-	return open(dir, key, 4096, true)
+	return open(dir, key, false, 4096, true)
 }
 
-func open(dir string, key []byte, queueLen int, startWriter bool) (*Log, error) {
+// OpenUpgrade is Open for the first start with a key made just now: only
+// then can an unkeyed log be an older version's, and it is kept as
+// security.jsonl.unkeyed-<time>, said so in the new chain's first line.
+// Under an existing key an unkeyed log is a rewrite (Open: unverified).
+func OpenUpgrade(dir string, key []byte) (*Log, error) {
+	return open(dir, key, true, 4096, true)
+}
+
+func open(dir string, key []byte, upgrade bool, queueLen int, startWriter bool) (*Log, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("security log key: %d bytes, want %d (the key is made by the gateway and sealed by secretsd)", len(key), KeySize)
 	}
@@ -137,7 +145,7 @@ func open(dir string, key []byte, queueLen int, startWriter bool) (*Log, error) 
 	path := filepath.Join(dir, LogFile)
 	var first *Event
 	switch n, last, err := l.check(); {
-	case errors.Is(err, errUnkeyed):
+	case errors.Is(err, errUnkeyed) && upgrade:
 		name, aerr := l.archive("unkeyed")
 		if aerr != nil {
 			return nil, aerr
@@ -146,6 +154,9 @@ func open(dir string, key []byte, queueLen int, startWriter bool) (*Log, error) 
 		first = &Event{Kind: "log.keyed", Fields: map[string]string{"archived": name,
 			"reason": "the previous log was written by an unkeyed version; it is kept, readable but not verifiable, and this keyed chain starts here"}}
 	case err != nil:
+		if errors.Is(err, errUnkeyed) {
+			err = &VerifyError{Line: 1, Reason: "no MAC: an unkeyed log where a keyed one was, so it was rewritten"}
+		}
 		var ve *VerifyError
 		if !errors.As(err, &ve) {
 			return nil, err

@@ -209,7 +209,15 @@ func TestUnkeyedLogIsArchivedNotTrusted(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, HeadFile), []byte(`{"seq":3,"hash":"`+prev+`"}`), 0o600))
 
-	l, err := Open(dir, key)
+	// Under a key that already existed, an unkeyed log is a rewrite.
+	other := t.TempDir()
+	writeLines(t, other, old)
+	lo, err := Open(other, key)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(lo.Archived(), LogFile+".unverified-"), lo.Archived())
+	require.NoError(t, lo.Close())
+
+	l, err := OpenUpgrade(dir, key)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(l.Archived(), LogFile+".unkeyed-"), l.Archived())
 	require.NoError(t, l.Record(Event{Kind: "config.set", Target: "x"}))
@@ -258,7 +266,7 @@ func TestUnverifiedLogIsArchivedAtOpen(t *testing.T) {
 // stalled; the shed noise is counted and the count recorded.
 func TestDecisionsSurviveAFullQueue(t *testing.T) {
 	dir, key := t.TempDir(), newKey(t)
-	l, err := open(dir, key, 4, false) // no writer yet: the queue fills
+	l, err := open(dir, key, false, 4, false) // no writer yet: the queue fills
 	require.NoError(t, err)
 	for i := 0; i < 10; i++ {
 		l.Note(Event{Kind: "auth.failure", Addr: "10.0.0.2"})
@@ -293,7 +301,7 @@ func TestDecisionsSurviveAFullQueue(t *testing.T) {
 
 func TestAuthRecorderShedsNoiseAndWritesLockouts(t *testing.T) {
 	dir, key := t.TempDir(), newKey(t)
-	l, err := open(dir, key, 1, false)
+	l, err := open(dir, key, false, 1, false)
 	require.NoError(t, err)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return now }

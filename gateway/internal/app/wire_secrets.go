@@ -69,7 +69,11 @@ func openSecLog(ctx context.Context, w *Wiring, sec seckey.Sealer) error {
 	if created {
 		w.Logger.Info("security log key created and sealed by secretsd", "file", w.SecKey.Path())
 	}
-	sl, err := seclog.Open(dir, key)
+	open := seclog.Open
+	if created { // only a first keyed start can find an older version's unkeyed log
+		open = seclog.OpenUpgrade
+	}
+	sl, err := open(dir, key)
 	clear(key)
 	if err != nil {
 		return err
