@@ -632,8 +632,8 @@ func opsSecurityLog(t *testing.T, e *opsEnv) {
 		})
 		r := e.cli(t, "", "security", "log", "--verify")
 		require.Equalf(t, 3, r.code, "%s", problemLines(r.out))
-		// The edited line still parses; the link from the next one breaks.
-		require.Contains(t, r.out, fmt.Sprintf("security log line %d: previous-line hash does not match", k+1))
+		// Each line carries its own MAC: the edited line itself is named.
+		require.Contains(t, r.out, fmt.Sprintf("security log line %d: MAC does not match", k))
 	})
 	r = e.cli(t, "", "security", "log", "--verify")
 	require.Equalf(t, 0, r.code, "restored: %s", problemLines(r.out))

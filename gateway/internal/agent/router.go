@@ -23,9 +23,6 @@ type Router struct {
 	// Timeout and OutputCap bound every command (defaults 30 s, 64 KiB).
 	Timeout   time.Duration
 	OutputCap int
-	// OnExec, when set, is called after each command that ran under the
-	// main profile (the security log's hook); it gets no command output.
-	OnExec func(ctx context.Context, t Turn, c ProfileChoice, command string, res ExecResult)
 }
 
 var _ Executor = (*Router)(nil)
@@ -62,13 +59,9 @@ func (r *Router) Exec(ctx context.Context, t Turn, command string) (ExecResult, 
 		return ExecResult{}, fmt.Errorf("%w: session %s (mode %s, profile %s) and the sandbox is unavailable: %w",
 			ErrRefused, t.SessionKey, modeName(pol.GetMode()), ProfileName(choice.Profile), e)
 	}
-	res := ExecResult{ExitCode: int(resp.GetExitCode()), Stdout: resp.GetStdout(), Stderr: resp.GetStderr(),
+	return ExecResult{ExitCode: int(resp.GetExitCode()), Stdout: resp.GetStdout(), Stderr: resp.GetStderr(),
 		Truncated: resp.GetTruncated(), Cause: causeName(resp.GetKillCause()), Container: resp.GetContainerId(),
-		Profile: ProfileName(choice.Profile)}
-	if r.OnExec != nil && choice.Profile == sandboxv1.Profile_PROFILE_MAIN {
-		r.OnExec(ctx, t, choice, command, res)
-	}
-	return res, nil
+		Profile: ProfileName(choice.Profile)}, nil
 }
 
 // ProfileName is a profile's short name for replies and logs.

@@ -1,14 +1,10 @@
 package api
 
 import (
-	"context"
-
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
-)
-
-import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // Each capability owns one of these dependency structs and the handlers in
@@ -19,9 +15,9 @@ import (
 type SecretsDeps struct {
 	// Config owns moltbot.json; nil answers FailedPrecondition.
 	Config *configstore.Store
-	// OnEvent records secret writes and rotations in the security log
-	// (never a value); nil means none.
-	OnEvent func(ctx context.Context, kind, target string)
+	// Log records the decisions taken in these handlers (key export and
+	// import, secret files; config decisions are the store's); nil: none.
+	Log seclog.Recorder
 	// Files reaches secretsd's secret-files volume; nil answers
 	// FailedPrecondition.
 	Files SecretFiles

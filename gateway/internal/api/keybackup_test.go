@@ -12,6 +12,7 @@ import (
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // fakeSecrets is secretsd's key backup; other methods are not used here.
@@ -54,9 +55,14 @@ func (r fakeResealer) Reseal(context.Context) error {
 
 type event struct{ kind, target string }
 
+// recorderFunc is a seclog.Recorder from a function.
+type recorderFunc func(seclog.Event) error
+
+func (f recorderFunc) Record(ev seclog.Event) error { return f(ev) }
+
 func keyService(sec secretsv1.SecretsClient, rs []Resealer, events *[]event) *Service {
 	return New(Config{
-		Secrets:   SecretsDeps{OnEvent: func(_ context.Context, kind, target string) { *events = append(*events, event{kind, target}) }},
+		Secrets:   SecretsDeps{Log: recorderFunc(func(ev seclog.Event) error { *events = append(*events, event{ev.Kind, ev.Target}); return nil })},
 		KeyBackup: KeyBackupDeps{Secrets: sec, Resealers: rs},
 	})
 }

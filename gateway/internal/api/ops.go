@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -147,19 +146,21 @@ func (s *Service) SecurityLog(req *gatewayv1.SecurityLogRequest, stream gatewayv
 		return err
 	}
 	var sendErr error
-	_, verr := seclog.Verify(l.Dir(), func(_ int, raw string) {
+	send := func(_ int, raw string) {
 		if sendErr == nil {
 			sendErr = stream.Send(&gatewayv1.SecurityLogResponse{Line: raw, Verified: req.GetVerify()})
 		}
-	})
-	if sendErr != nil {
-		return sendErr
 	}
-	if verr != nil {
-		var ve *seclog.VerifyError
-		if req.GetVerify() || !errors.As(verr, &ve) {
+	if req.GetVerify() {
+		// The gateway holds the key: the chain and the head are checked here.
+		if _, verr := l.Verify(send); sendErr == nil && verr != nil {
 			return stream.Send(&gatewayv1.SecurityLogResponse{VerifyError: verr.Error()})
 		}
+	} else if err := l.Lines(send); err != nil && sendErr == nil {
+		return err
+	}
+	if sendErr != nil {
+		return sendErr
 	}
 	if sub == nil {
 		return nil
@@ -185,7 +186,9 @@ func (s *Service) RotateCerts(ctx context.Context, req *gatewayv1.RotateCertsReq
 		return nil, err
 	}
 	if s.cfg.Ops.SecLog != nil {
-		s.cfg.Ops.SecLog.Record(seclog.Event{Kind: "cert.rotate", Fields: map[string]string{"ca": fmt.Sprint(req.GetCa())}})
+		if err := s.cfg.Ops.SecLog.Record(seclog.Decision(ctx, "cert.rotate", s.cfg.Ops.PKIDir, map[string]string{"ca": fmt.Sprint(req.GetCa())})); err != nil {
+			s.cfg.Logger.Error("security log: event not recorded", "kind", "cert.rotate", "error", err.Error())
+		}
 	}
 	return &gatewayv1.RotateCertsResponse{Certs: certStatus(s.cfg.Ops.PKIDir)}, nil
 }

@@ -9,9 +9,11 @@ import (
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
-// Config ownership: thin handlers over package configstore.
+// Config ownership: thin handlers over package configstore, which also
+// records each write, reveal and rotation in the security log.
 
 func (s *Service) configStore() (*configstore.Store, error) {
 	if s.cfg.Secrets.Config == nil {
@@ -20,9 +22,11 @@ func (s *Service) configStore() (*configstore.Store, error) {
 	return s.cfg.Secrets.Config, nil
 }
 
+// secretsEvent records a decision of these handlers; a failure to record
+// is logged (the decision was taken: secretsd answered).
 func (s *Service) secretsEvent(ctx context.Context, kind, target string) {
-	if s.cfg.Secrets.OnEvent != nil {
-		s.cfg.Secrets.OnEvent(ctx, kind, target)
+	if err := seclog.Put(s.cfg.Secrets.Log, seclog.Decision(ctx, kind, target, nil)); err != nil {
+		s.cfg.Logger.Error("security log: event not recorded", "kind", kind, "error", err.Error())
 	}
 }
 
@@ -50,9 +54,6 @@ func (s *Service) getConfig(ctx context.Context, path string, reveal bool) (*gat
 	if err != nil {
 		return nil, err
 	}
-	if reveal {
-		s.secretsEvent(ctx, "config.reveal", orWhole(path))
-	}
 	v, err := st.Get(ctx, path, reveal)
 	if err != nil {
 		return nil, err
@@ -74,7 +75,6 @@ func (s *Service) SetConfig(ctx context.Context, req *gatewayv1.SetConfigRequest
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "config.set", req.GetPath())
 	return &gatewayv1.SetConfigResponse{Encrypted: res.Encrypted, BackupPath: res.BackupPath, Warnings: problems(res.Warnings)}, nil
 }
 
@@ -101,9 +101,6 @@ func (s *Service) Migrate(ctx context.Context, req *gatewayv1.MigrateRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if res.Changed && !req.GetDryRun() {
-		s.secretsEvent(ctx, "config.migrate", st.Path())
-	}
 	return &gatewayv1.MigrateResponse{Actions: res.Actions, Unfixed: problems(res.Unfixed), BackupPath: res.BackupPath, Changed: res.Changed}, nil
 }
 
@@ -117,7 +114,6 @@ func (s *Service) Rollback(ctx context.Context, req *gatewayv1.RollbackRequest) 
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "config.rollback", from)
 	return &gatewayv1.RollbackResponse{RestoredFrom: from}, nil
 }
 
@@ -131,7 +127,6 @@ func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest
 	if err != nil {
 		return nil, err
 	}
-	s.secretsEvent(ctx, "key.rotate", kid)
 	return &gatewayv1.RotateKeyResponse{NewKid: kid, Rewrapped: int32(n)}, nil
 }
 
@@ -141,11 +136,4 @@ func problems(ps []config.Problem) []*gatewayv1.Problem {
 		out[i] = &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)}
 	}
 	return out
-}
-
-func orWhole(p string) string {
-	if p == "" {
-		return "(whole config)"
-	}
-	return p
 }

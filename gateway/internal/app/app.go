@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/seckey"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/server"
@@ -63,9 +63,12 @@ type Wiring struct {
 	// Closers run at shutdown, in reverse order.
 	Closers []func()
 
-	// SecLog is the security event log (logs/security.jsonl): record auth
-	// outcomes, pairing decisions, secret writes and rotations; never a secret.
+	// SecLog is the security event log (logs/security.jsonl), keyed with
+	// the key SecKey keeps sealed by secretsd (opened once secretsd answers).
+	// Each package records the decisions it makes; never a secret.
 	SecLog *seclog.Log
+	// SecKey unseals and reseals the log's key (a keyring import reseals).
+	SecKey *seckey.Store
 	// Config owns moltbot.json: Config.Current() is the loaded config with its secrets decrypted.
 	Config *configstore.Store
 
@@ -105,12 +108,6 @@ func Run(ctx context.Context, o Options) error {
 	if err := statedir.Ensure(w.StateDir); err != nil {
 		return err
 	}
-	sl, err := seclog.Open(filepath.Join(w.StateDir, "logs"))
-	if err != nil {
-		return err
-	}
-	w.SecLog = sl
-	w.Closers = append(w.Closers, func() { _ = sl.Close() })
 	for _, d := range []struct {
 		id, addr string
 		conn     **grpc.ClientConn
@@ -127,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	w.API.Version, w.API.StartedAt, w.API.Logger = o.Version, time.Now(), ld.Logger
 
-	// Order matters: secrets (config + token) first, then sandbox (the agent's
+	// Order matters: secrets (the security log, config + token) first, then sandbox (the agent's
 	// executor), then messaging (channels feeding the agent), then operations.
 	if err := wireSecrets(ctx, w); err != nil {
 		return err
@@ -149,12 +146,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	svc := api.New(w.API)
 	srv, err := server.New(server.Config{
-		Name: auth.IDGateway,
-		Addr: ld.Base.Addr,
-		TLS:  ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth: &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: func(_ context.Context, ev auth.Event) {
-			w.SecLog.Record(seclog.Event{Kind: ev.Kind, Actor: firstNonEmpty(ev.ID, ev.CertID), Addr: ev.Addr, Target: ev.Method})
-		}},
+		Name:         auth.IDGateway,
+		Addr:         ld.Base.Addr,
+		TLS:          ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
+		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: seclog.AuthRecorder(w.SecLog)},
 		Authz:        api.Authz(),
 		Logger:       ld.Logger,
 		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},
@@ -176,11 +171,4 @@ func Run(ctx context.Context, o Options) error {
 	go reloadOnSIGHUP(ctx, w)
 	ld.Logger.Info("gateway auth", "mode", "token", "token_source", w.TokenSource, "strength", auth.DescribeToken(w.Token))
 	return srv.Run(ctx)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

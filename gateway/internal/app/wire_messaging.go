@@ -91,7 +91,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 		Owners: ownersOf(v),
 		OnDecision: func(_ context.Context, in channels.Inbound, r pipeline.Result) {
 			if w.SecLog != nil && !r.ReachedAgent && r.Decision != "" {
-				w.SecLog.Record(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
+				w.SecLog.Note(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
 					Target: in.Channel, Fields: map[string]string{"decision": r.Decision}})
 			}
 		},
@@ -100,11 +100,8 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 		return fmt.Errorf("config %s: %w", w.ConfigPath, err)
 	}
 	proxy, err := pairingproxy.New(pairingproxy.Config{
-		Client: pc, HasChannel: p.HasChannel,
+		Client: pc, HasChannel: p.HasChannel, Log: w.SecLog, Logger: w.Logger.Named("pairing"),
 		Notify: func(ctx context.Context, channel, sender string) error {
-			if w.SecLog != nil {
-				w.SecLog.Record(seclog.Event{Kind: "pairing.approve", Actor: "cli", Target: channel + ":" + sender})
-			}
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			return p.Notify(ctx, channel, sender, policy.ApprovedNotice)

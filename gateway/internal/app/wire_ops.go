@@ -91,9 +91,7 @@ func wireOps(_ context.Context, w *Wiring) error {
 	if w.GatewayAuth == nil {
 		w.GatewayAuth = auth.NewGatewayToken(w.Token)
 	}
-	w.GatewayAuth.OnSwap(func(gen uint64) {
-		w.SecLog.Record(seclog.Event{Kind: "token.rotate", Actor: auth.IDGateway})
-	})
+	w.GatewayAuth.OnSwap(seclog.TokenRotated(w.SecLog))
 	return nil
 }
 
@@ -148,7 +146,7 @@ func reload(ctx context.Context, w *Wiring) (*gatewayv1.ReloadResponse, error) {
 			Path: "gateway.auth.token", Message: err.Error(), Fix: "moltbot token generate, then moltbot config set gateway.auth.token -", Severity: "error", File: w.ConfigPath,
 		}}}, nil
 	}
-	w.Config.Commit(snap)
+	w.Config.Commit(ctx, snap)
 	resp := &gatewayv1.ReloadResponse{Applied: true, Changes: []string{"config re-read and validated: " + w.ConfigPath}}
 	if w.GatewayAuth.Set(tok) {
 		w.setToken(tok, src)
@@ -160,7 +158,6 @@ func reload(ctx context.Context, w *Wiring) (*gatewayv1.ReloadResponse, error) {
 	for _, p := range snap.Warnings {
 		resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
 	}
-	w.SecLog.Record(seclog.Event{Kind: "config.reload", Actor: callerOf(ctx)})
 	return resp, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api/sandboxproxy"
+	"github.com/moltbot/moltbot-secure/gateway/internal/execlog"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 )
 
@@ -20,8 +21,9 @@ func wireSandbox(_ context.Context, w *Wiring) error {
 	sb := sandboxv1.NewSandboxClient(w.SandboxConn)
 	policy := agent.FilePolicySource(w.ConfigPath)
 	// Every command goes to sandboxd: the gateway runs none itself.
-	// OnExec (main-profile commands) is the security log's hook.
-	w.Executor = &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy)}
+	// Main-session commands go on record first.
+	router := &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy)}
+	w.Executor = execlog.Wrap(router, w.SecLog)
 	if w.Agent == nil {
 		w.Agent = &agent.Echo{Executor: w.Executor}
 	}

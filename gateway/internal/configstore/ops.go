@@ -17,6 +17,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/envelope"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/migrate"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // Redacted values shown by Get without reveal.
@@ -74,6 +75,16 @@ func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, erro
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode %s: %w", path, err)
+	}
+	if reveal {
+		target := path
+		if target == "" {
+			target = "(whole config)"
+		}
+		// A reveal is shown only once it is on record.
+		if err := seclog.Put(s.cfg.Log, seclog.Decision(ctx, "config.reveal", target, nil)); err != nil {
+			return "", fmt.Errorf("--reveal is refused while the security log cannot record it: %w: %w", err, errs.ErrUnavailable)
+		}
 	}
 	return string(b), nil
 }
@@ -163,6 +174,11 @@ func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unse
 	if err := atomicfile.WriteFile(s.cfg.Path, data, 0o600); err != nil {
 		return SetResult{}, diskErr(s.cfg.Path, err)
 	}
+	kind := "config.set"
+	if unset {
+		kind = "config.unset"
+	}
+	s.record(ctx, kind, path, map[string]string{"encrypted": fmt.Sprint(res.Encrypted)})
 	if _, err := s.Load(ctx); err != nil {
 		// The write succeeded and was validated; a reload failure (e.g.
 		// secretsd gone) leaves the previous snapshot serving.
@@ -239,6 +255,7 @@ func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error)
 	res.Actions = append(res.Actions, acts...)
 	res.Changed = res.Changed || changed
 	if !dryRun && res.Changed {
+		s.record(ctx, "config.migrate", s.cfg.Path, map[string]string{"backup": res.BackupPath})
 		if _, err := s.Load(ctx); err != nil {
 			s.log.Warn("migrated config not reloaded; restart the gateway", "error", err.Error())
 		}
@@ -302,6 +319,7 @@ func (s *Store) Rollback(ctx context.Context, backup string) (string, error) {
 		for i, d := range done {
 			from[i] = d + migrate.BackupSuffix
 		}
+		s.record(ctx, "config.rollback", s.cfg.Path, map[string]string{"from": strings.Join(from, ", ")})
 		return strings.Join(from, ", "), nil
 	}
 	name := filepath.Base(backup)
@@ -320,6 +338,7 @@ func (s *Store) Rollback(ctx context.Context, backup string) (string, error) {
 	if err := atomicfile.WriteFile(s.cfg.Path, orig, 0o600); err != nil {
 		return "", fmt.Errorf("rollback: %w", err)
 	}
+	s.record(ctx, "config.rollback", s.cfg.Path, map[string]string{"from": p})
 	return p, nil
 }
 
@@ -333,6 +352,8 @@ func (s *Store) RotateKey(ctx context.Context, rewrap bool) (kid string, rewrapp
 	if err != nil {
 		return "", 0, fmt.Errorf("rotate: %w", err)
 	}
+	// The rotation is done in secretsd whatever the rewrap below does.
+	s.record(ctx, "key.rotate", kid, map[string]string{"rewrap": fmt.Sprint(rewrap)})
 	if !rewrap {
 		return kid, 0, nil
 	}
@@ -419,6 +440,16 @@ func (s *Store) RotateKey(ctx context.Context, rewrap bool) (kid string, rewrapp
 			return kid, rewrapped, err
 		}
 	}
+	for _, f := range s.cfg.Sealed {
+		changed, err := f.Rewrap(ctx, s.cfg.Secrets.Rewrap)
+		if err != nil {
+			return kid, rewrapped, err
+		}
+		if changed {
+			rewrapped++
+		}
+	}
+	s.record(ctx, "key.rewrap", kid, map[string]string{"rewrapped": fmt.Sprint(rewrapped)})
 	if _, err := s.Load(ctx); err != nil {
 		s.log.Warn("config not reloaded after rewrap", "error", err.Error())
 	}

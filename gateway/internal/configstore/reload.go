@@ -30,12 +30,14 @@ func (s *Store) Prepare(ctx context.Context) (*Snapshot, []config.Problem, error
 	return nil, problems, err
 }
 
-// Commit makes snap current.
-func (s *Store) Commit(snap *Snapshot) {
+// Commit makes snap current: the reload is applied, and recorded as the
+// caller's in ctx (none for SIGHUP).
+func (s *Store) Commit(ctx context.Context, snap *Snapshot) {
 	if snap == nil {
 		return
 	}
 	s.mu.Lock()
 	s.cur = snap
 	s.mu.Unlock()
+	s.record(ctx, "config.reload", s.cfg.Path, nil)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // Secrets is what the store needs from secretsd (secretsv1 client adapted
@@ -53,6 +54,20 @@ type Config struct {
 	// (0: 15 s); the services start together and secretsd may lag.
 	StartWait time.Duration
 	Now       func() time.Time
+	// Log records each write, reveal, reload and key rotation this store
+	// performs (nil: not recorded).
+	Log seclog.Recorder
+	// Sealed are envelopes in files this store does not own (the security
+	// log's key): RotateKey with rewrap re-seals them too, so retiring the
+	// old key afterwards leaves nothing behind.
+	Sealed []SealedFile
+}
+
+// SealedFile is one such file; Rewrap re-seals its envelope through the
+// given secretsd Rewrap (plaintext never leaves secretsd) and writes it
+// atomically, reporting whether it changed.
+type SealedFile interface {
+	Rewrap(ctx context.Context, rewrap func(ctx context.Context, envelope, aad string) (string, bool, error)) (bool, error)
 }
 
 // Snapshot is one loaded config: the tree as on disk, resolved references,
@@ -271,4 +286,12 @@ func (s *Store) authProfileFiles() (map[string]string, []string, error) {
 		ids[p] = filepath.Base(filepath.Dir(filepath.Dir(p)))
 	}
 	return ids, matches, nil
+}
+
+// record writes a decision this store carried out to the security log. The
+// change is already made, so a log failure is reported, not returned.
+func (s *Store) record(ctx context.Context, kind, target string, fields map[string]string) {
+	if err := seclog.Put(s.cfg.Log, seclog.Decision(ctx, kind, target, fields)); err != nil {
+		s.log.Error("security log: event not recorded", "kind", kind, "error", err.Error())
+	}
 }

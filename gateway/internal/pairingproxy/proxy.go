@@ -20,12 +20,14 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/seclog"
 )
 
 // OnBehalfOfHeader names the forwarded caller (pairingd's api.OnBehalfOfHeader).
@@ -50,6 +52,11 @@ type Config struct {
 	// AddOwner adds an approved sender to channels.<channel>.owner and
 	// applies it (Approve with owner set); nil refuses such approvals.
 	AddOwner func(ctx context.Context, channel, senderID string) error
+	// Log records every decision made through the proxy: approve (with
+	// what happened to the notice), reject, revoke, and a code lockout
+	// (pairingd answering ResourceExhausted). Nil: not recorded.
+	Log    *seclog.Log
+	Logger hclog.Logger // where a failure to record is reported
 }
 
 // Service implements pairingv1.PairingServer by forwarding.
@@ -59,6 +66,8 @@ type Service struct {
 	has      func(string) bool
 	notify   func(context.Context, string, string) error
 	addOwner func(context.Context, string, string) error
+	log      *seclog.Log
+	logger   hclog.Logger
 }
 
 var _ pairingv1.PairingServer = (*Service)(nil)
@@ -68,7 +77,44 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Client == nil || cfg.HasChannel == nil {
 		return nil, errors.New("pairingproxy: Config.Client and Config.HasChannel are required")
 	}
-	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, addOwner: cfg.AddOwner}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, addOwner: cfg.AddOwner, log: cfg.Log, logger: cfg.Logger}, nil
+}
+
+// record writes a pairing decision (never the code: it is a credential
+// until it expires).
+func (s *Service) record(ctx context.Context, kind, channel, sender string, fields map[string]string) {
+	target := channel
+	if sender != "" {
+		target += ":" + sender
+	}
+	if s.log == nil {
+		return
+	}
+	ev := seclog.Decision(ctx, kind, target, fields)
+	var err error
+	if kind == "pairing.lockout" {
+		// pairingd answers every further guess with the lockout: written
+		// once a minute per caller and channel, the repeats are noise.
+		err = s.log.RecordRepeat(kind+"|"+ev.Actor+"|"+target, ev)
+	} else {
+		err = s.log.Record(ev)
+	}
+	if err != nil {
+		s.logger.Error("security log: event not recorded", "kind", kind, "error", err.Error())
+	}
+}
+
+// refused forwards pairingd's error, recording a code lockout, which is
+// pairingd's decision to stop this caller guessing.
+func (s *Service) refused(ctx context.Context, verb, channel string, err error) error {
+	err = fwd(err)
+	if errors.Is(err, errs.ErrResourceExhausted) {
+		s.record(ctx, "pairing.lockout", channel, "", map[string]string{"verb": verb})
+	}
+	return err
 }
 
 // RegisterService registers s on r.
@@ -126,7 +172,7 @@ func (s *Service) Approve(ctx context.Context, req *pairingv1.ApproveRequest) (*
 	}
 	r, err := s.c.Approve(out(ctx), req)
 	if err != nil {
-		return nil, fwd(err)
+		return nil, s.refused(ctx, "approve", req.GetChannel(), err)
 	}
 	if req.GetOwner() {
 		// Approved first: if the owner write fails, the sender is a plain
@@ -143,6 +189,7 @@ func (s *Service) Approve(ctx context.Context, req *pairingv1.ApproveRequest) (*
 			state = "failed: " + err.Error()
 		}
 	}
+	s.record(ctx, "pairing.approve", req.GetChannel(), r.GetSenderId(), map[string]string{"notify": state})
 	_ = grpc.SetHeader(ctx, metadata.Pairs(NotifiedHeader, state))
 	return r, nil
 }
@@ -153,7 +200,11 @@ func (s *Service) Reject(ctx context.Context, req *pairingv1.RejectRequest) (*pa
 		return nil, err
 	}
 	r, err := s.c.Reject(out(ctx), req)
-	return r, fwd(err)
+	if err != nil {
+		return nil, s.refused(ctx, "reject", req.GetChannel(), err)
+	}
+	s.record(ctx, "pairing.reject", req.GetChannel(), r.GetSenderId(), nil)
+	return r, nil
 }
 
 // Revoke implements pairingv1.PairingServer.
@@ -162,7 +213,11 @@ func (s *Service) Revoke(ctx context.Context, req *pairingv1.RevokeRequest) (*pa
 		return nil, err
 	}
 	r, err := s.c.Revoke(out(ctx), req)
-	return r, fwd(err)
+	if err != nil {
+		return nil, s.refused(ctx, "revoke", req.GetChannel(), err)
+	}
+	s.record(ctx, "pairing.revoke", req.GetChannel(), req.GetSenderId(), nil)
+	return r, nil
 }
 
 // Watch implements pairingv1.PairingServer: pairingd's stream, relayed.

@@ -27,7 +27,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 	o := &Options{}
 	cmd := &cobra.Command{
 		Use:   "log",
-		Short: "Show the security event log (hash-chained; --verify checks every line)",
+		Short: "Show the security event log (HMAC-keyed chain; --verify checks every line and the head)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if runF != nil {
@@ -37,7 +37,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new events")
-	cmd.Flags().BoolVar(&o.Verify, "verify", false, "verify the hash chain; exit 3 naming the first bad line")
+	cmd.Flags().BoolVar(&o.Verify, "verify", false, "verify the keyed chain and its head in the gateway (which holds the key); exit 3 naming the first bad line")
 	return cmd
 }
 
@@ -69,6 +69,11 @@ func run(f *cmdutil.Factory, o *Options) error {
 			return &cmdutil.DegradedError{Msg: r.GetVerifyError()}
 		}
 		n++
+		if n == 1 {
+			if note := archiveNote(r.GetLine()); note != "" {
+				fmt.Fprintln(f.Err, note)
+			}
+		}
 		if f.JSON {
 			fmt.Fprintln(f.Out, r.GetLine())
 			continue
@@ -104,4 +109,25 @@ func human(line string) string {
 		s += " " + k + "=" + v
 	}
 	return s
+}
+
+// archiveNote explains a chain whose first line says the log before it was
+// moved aside at start: an older unkeyed log, or one that failed
+// verification (edited while the gateway was down, or its key was lost).
+// The chain from there on verifies; the archived file is the evidence.
+func archiveNote(line string) string {
+	var l struct {
+		Kind   string            `json:"kind"`
+		Fields map[string]string `json:"fields"`
+	}
+	if json.Unmarshal([]byte(line), &l) != nil {
+		return ""
+	}
+	switch l.Kind {
+	case "log.archived":
+		return fmt.Sprintf("warning: the log before line 1 did not verify when the gateway started and was kept aside as logs/%s (%s): inspect it", l.Fields["archived"], l.Fields["reason"])
+	case "log.keyed":
+		return fmt.Sprintf("note: the log before line 1 was written unkeyed by an older version and is kept, unverifiable, as logs/%s", l.Fields["archived"])
+	}
+	return ""
 }
