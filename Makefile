@@ -23,7 +23,7 @@ BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -45,13 +45,22 @@ images: binaries
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o ../bin/fakeopenai ./cmd/fakeopenai && docker build -q -t moltbot-fakeopenai:$(IMAGE_TAG) -f ../deploy/fakeopenai.Dockerfile ../bin >/dev/null
 	@echo "images: $(foreach s,$(SERVICES) cli,moltbot-$(s):$(IMAGE_TAG))"
 
+# One stack per compose project. The defaults are the operator's stack;
+# `make test-e2e` runs its own (project, port, bundle dir and sandbox
+# instance), so tests never touch the stack you run.
+MOLTBOT_BUNDLE_DIR ?= ./.moltbot
+MOLTBOT_PORT       ?= 18789
+MOLTBOT_INSTANCE   ?= compose
+export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_INSTANCE
+
 up: images sandbox-image
-	@mkdir -p .moltbot && chmod 700 .moltbot
+	@mkdir -p $(MOLTBOT_BUNDLE_DIR) && chmod 700 $(MOLTBOT_BUNDLE_DIR)
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
 	@echo
 	@echo "The stack is up. Use the CLI from the host:"
-	@echo "  export MOLTBOT_STATE_DIR=$$PWD/.moltbot"
+	@echo "  export MOLTBOT_STATE_DIR=$$(cd $(MOLTBOT_BUNDLE_DIR) && pwd)"
+	@[ "$(MOLTBOT_PORT)" = 18789 ] || echo "  export MOLTBOT_GATEWAY=127.0.0.1:$(MOLTBOT_PORT)"
 	@echo "  ./bin/moltbot status --all"
 	@echo "or inside the stack's network:"
 	@echo "  $(COMPOSE) run --rm cli status"
@@ -62,7 +71,7 @@ up: images sandbox-image
 
 # Sandbox containers and volumes are created by sandboxd, not compose, so
 # compose does not know them: they are found by label.
-SANDBOX_LABEL := moltbot.sandbox.instance=compose
+SANDBOX_LABEL := moltbot.sandbox.instance=$(MOLTBOT_INSTANCE)
 
 # down stops the stack and KEEPS every volume (config, approvals, the
 # encryption key); only the throwaway sandbox containers go.
@@ -83,7 +92,7 @@ purge:
 	@vols=$$(docker volume ls -q --filter label=$(SANDBOX_LABEL)); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@echo "purged"
 
-test: test-unit test-integration
+test: test-unit test-integration test-e2e
 
 test-unit:
 	@for m in $(MODULES); do \
@@ -96,6 +105,15 @@ images-testonly: binaries
 	@mkdir -p bin/testonly && cp bin/ca-certificates.crt bin/testonly/
 	@cd gateway && CGO_ENABLED=0 $(GO) build -trimpath -tags moltbot_insecure_testonly -o ../bin/testonly/gateway ./cmd/gateway
 	@docker build -q -t moltbot-gateway:$(TESTONLY_TAG) -f deploy/gateway.Dockerfile bin/testonly >/dev/null
+
+# The operator's journey on a real compose stack of its own (see E2E_ENV):
+# make up, the CLI as an operator types it, make down/up, purge. The stack is
+# purged afterwards whatever the result.
+E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
+test-e2e:
+	@export $(E2E_ENV); rc=0; \
+	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \
+	  $(MAKE) -s purge >/dev/null 2>&1 || true; rm -rf ./.moltbot-e2e; exit $$rc
 
 test-integration: images images-testonly sandbox-testimage
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...

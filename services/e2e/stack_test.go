@@ -30,6 +30,27 @@ var repo = func() string {
 	return d
 }()
 
+// bundle is the host CLI's state dir `make up` exported (MOLTBOT_BUNDLE_DIR,
+// relative to the repo), gatewayAddr its published client port.
+func bundle() string {
+	d := os.Getenv("MOLTBOT_BUNDLE_DIR")
+	if d == "" {
+		d = ".moltbot"
+	}
+	if !filepath.IsAbs(d) {
+		d = filepath.Join(repo, d)
+	}
+	return d
+}
+
+func gatewayAddr() string {
+	p := os.Getenv("MOLTBOT_PORT")
+	if p == "" {
+		p = "18789"
+	}
+	return "127.0.0.1:" + p
+}
+
 // helperImage has a static busybox; files inside the stack's volumes are
 // read and tampered with through it (the service images have no shell).
 const helperImage = "moltbot-sandbox-test:latest"
@@ -87,7 +108,7 @@ func mustMake(t testing.TB, target string) {
 // cli.token: the owner).
 func owner(t testing.TB, args ...string) result {
 	t.Helper()
-	return run(t, 2*time.Minute, []string{"MOLTBOT_STATE_DIR=" + filepath.Join(repo, ".moltbot"), "CLAWDBOT_GATEWAY_TOKEN="},
+	return run(t, 2*time.Minute, []string{"MOLTBOT_STATE_DIR=" + bundle(), "MOLTBOT_GATEWAY=" + gatewayAddr(), "CLAWDBOT_GATEWAY_TOKEN="},
 		filepath.Join(repo, "bin", "moltbot"), args...)
 }
 
@@ -100,7 +121,7 @@ func clientDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"ca.pem", "gateway-auth.token"} {
-		b, err := os.ReadFile(filepath.Join(repo, ".moltbot", "pki", f))
+		b, err := os.ReadFile(filepath.Join(bundle(), "pki", f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +134,7 @@ func clientDir(t testing.TB) string {
 
 func client(t testing.TB, dir string, args ...string) result {
 	t.Helper()
-	return run(t, 2*time.Minute, []string{"MOLTBOT_STATE_DIR=" + dir, "CLAWDBOT_GATEWAY_TOKEN="},
+	return run(t, 2*time.Minute, []string{"MOLTBOT_STATE_DIR=" + dir, "MOLTBOT_GATEWAY=" + gatewayAddr(), "CLAWDBOT_GATEWAY_TOKEN="},
 		filepath.Join(repo, "bin", "moltbot"), args...)
 }
 
