@@ -120,7 +120,7 @@ test-integration: images images-testonly sandbox-testimage
 
 lint: proto-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./... && $(GO) vet -tags integration ./... && $(GO) vet -tags e2e ./...) || exit 1; done
 	$(BUF) lint
 
 tools:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds moltbot-sandbox:latest from a Debian bookworm minbase rootfs
 # (debootstrap + docker import) with a non-root user and the exec agent.
-# Idempotent: skips when the image exists unless FORCE=1. Needs root (debootstrap).
+# Idempotent: skips when the image exists from the same recipe (recipe.sh) unless FORCE=1. Needs root (debootstrap).
 # Usage (from the repo root): bash deploy/sandbox/build-image.sh
 set -euo pipefail
 IMAGE=${IMAGE:-moltbot-sandbox:latest}
@@ -9,10 +9,13 @@ SUITE=${SUITE:-bookworm}
 AGENT_PATH=/usr/local/bin/moltbot-sandbox-agent
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "$IMAGE exists; skipping (FORCE=1 rebuilds)" >&2
+recipe=$(bash "$here/recipe.sh" "${BASH_SOURCE[0]}")
+have=$(docker image inspect -f '{{index .Config.Labels "moltbot.sandbox.recipe"}}' "$IMAGE" 2>/dev/null || true)
+if [[ "${FORCE:-0}" != 1 && "$have" == "$recipe" ]]; then
+  echo "$IMAGE is up to date (recipe $recipe); skipping (FORCE=1 rebuilds)" >&2
   exit 0
 fi
+[[ -z "$have" ]] || echo "$IMAGE was built from another recipe ($have); rebuilding as $recipe" >&2
 if ! docker version >/dev/null 2>&1; then
   echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
   exit 1
@@ -63,6 +66,7 @@ tar -C "$root" -c \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV HOME=/tmp' \
   --change "LABEL moltbot.sandbox.agent=$AGENT_PATH" \
+  --change "LABEL moltbot.sandbox.recipe=$recipe" \
   --change "ENTRYPOINT [\"$AGENT_PATH\"]" \
   - "$IMAGE" >/dev/null
 echo "built $IMAGE" >&2

@@ -7,10 +7,13 @@ IMAGE=${IMAGE:-moltbot-sandbox-test:latest}
 AGENT_PATH=/usr/local/bin/moltbot-sandbox-agent
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "$IMAGE exists; skipping (FORCE=1 rebuilds)" >&2
+recipe=$(bash "$here/recipe.sh" "${BASH_SOURCE[0]}")
+have=$(docker image inspect -f '{{index .Config.Labels "moltbot.sandbox.recipe"}}' "$IMAGE" 2>/dev/null || true)
+if [[ "${FORCE:-0}" != 1 && "$have" == "$recipe" ]]; then
+  echo "$IMAGE is up to date (recipe $recipe); skipping (FORCE=1 rebuilds)" >&2
   exit 0
 fi
+[[ -z "$have" ]] || echo "$IMAGE was built from another recipe ($have); rebuilding as $recipe" >&2
 if ! docker version >/dev/null 2>&1; then
   echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
   exit 1
@@ -43,7 +46,7 @@ COPY rootfs/ /
 # owner's workspace volume must be writable by the sandbox user.
 COPY --chown=10001:10001 workspace /workspace
 ENV PATH=/usr/local/bin:/bin HOME=/tmp
-LABEL moltbot.sandbox.agent=$AGENT_PATH
+LABEL moltbot.sandbox.agent=$AGENT_PATH moltbot.sandbox.recipe=$recipe
 USER 10001:10001
 ENTRYPOINT ["$AGENT_PATH"]
 DOCKERFILE

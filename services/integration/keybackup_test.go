@@ -16,6 +16,7 @@ import (
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/testharness"
 )
 
@@ -119,8 +120,8 @@ func TestKeyBackupExportImportAcrossStacks(t *testing.T) {
 	require.NoError(t, err)
 	logB, err := os.ReadFile(filepath.Join(b.st.StateDir(testharness.Gateway), "logs", "security.jsonl"))
 	require.NoError(t, err)
-	require.True(t, hasEvent(string(logA), "key.export", "cli"), string(logA))
-	require.True(t, hasEvent(string(logB), "key.import", "cli"), string(logB))
+	require.True(t, hasEvent(string(logA), "key.export", auth.RoleOwner), string(logA))
+	require.True(t, hasEvent(string(logB), "key.import", auth.RoleOwner), string(logB))
 	for _, k := range kf.Keys {
 		require.NotContains(t, string(logA)+string(logB), k.Key)
 	}

@@ -30,12 +30,13 @@ import (
 // client may call, what nobody may call, and everything else owner only.
 var (
 	clientMethods = map[string]bool{
-		gatewayv1.Gateway_Status_FullMethodName:         true,
-		gatewayv1.Gateway_GetConfig_FullMethodName:      true,
-		gatewayv1.Gateway_ValidateConfig_FullMethodName: true,
-		gatewayv1.Gateway_Audit_FullMethodName:          true,
-		gatewayv1.Gateway_Send_FullMethodName:           true,
-		gatewayv1.Gateway_ListSessions_FullMethodName:   true,
+		gatewayv1.Gateway_Status_FullMethodName:          true,
+		gatewayv1.Gateway_GetConfig_FullMethodName:       true,
+		gatewayv1.Gateway_ValidateConfig_FullMethodName:  true,
+		gatewayv1.Gateway_Audit_FullMethodName:           true,
+		gatewayv1.Gateway_Send_FullMethodName:            true,
+		gatewayv1.Gateway_ListSessions_FullMethodName:    true,
+		gatewayv1.Gateway_ListSecretFiles_FullMethodName: true,
 	}
 	notExposed = map[string]bool{
 		pairingv1.Pairing_Request_FullMethodName:   true,

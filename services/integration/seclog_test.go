@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/testharness"
 )
@@ -83,12 +84,12 @@ func TestSecurityLogTamperEvident(t *testing.T) {
 		}
 	}
 	require.Equal(t, []rec{
-		{Kind: "config.set", Actor: testharness.CLI, Target: "agents.defaults.sandbox.mode", Fields: map[string]string{"encrypted": "false"}},
-		{Kind: "config.reveal", Actor: testharness.CLI, Target: "(whole config)"},
-		{Kind: "config.reload", Actor: testharness.CLI, Target: "/state/moltbot.json"},
-		{Kind: "pairing.approve", Actor: testharness.CLI, Target: "local:alice", Fields: map[string]string{"notify": "skipped"}},
-		{Kind: "pairing.reject", Actor: testharness.CLI, Target: "local:mallory"},
-		{Kind: "pairing.revoke", Actor: testharness.CLI, Target: "local:alice"},
+		{Kind: "config.set", Actor: auth.RoleOwner, Target: "agents.defaults.sandbox.mode", Fields: map[string]string{"encrypted": "false"}},
+		{Kind: "config.reveal", Actor: auth.RoleOwner, Target: "(whole config)"},
+		{Kind: "config.reload", Actor: auth.RoleOwner, Target: "/state/moltbot.json"},
+		{Kind: "pairing.approve", Actor: auth.RoleOwner, Target: "local:alice", Fields: map[string]string{"notify": "skipped"}},
+		{Kind: "pairing.reject", Actor: auth.RoleOwner, Target: "local:mallory"},
+		{Kind: "pairing.revoke", Actor: auth.RoleOwner, Target: "local:alice"},
 	}, got, "each decision once, in order")
 	require.NotContains(t, r.out, tok, "never a secret")
 	require.NotContains(t, r.out, approved, "never a pairing code")
