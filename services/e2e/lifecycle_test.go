@@ -86,8 +86,8 @@ func keyExportPurgeImport(t *testing.T) {
 		t.Fatalf("key export: %s", r)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || !strings.HasPrefix(string(b), "age-encryption.org/v1") {
-		t.Fatalf("the export is not an age file: %v %q", err, firstLine(b))
+	if err != nil || !strings.HasPrefix(string(b), "-----BEGIN AGE ENCRYPTED FILE-----") {
+		t.Fatalf("the export is not an armored age file: %v %q", err, firstLine(b))
 	}
 	// The operator keeps the (encrypted) config too.
 	old := inVolume(t, volumeAt(t, "gateway", "/state"), `cat /v/moltbot.json`)

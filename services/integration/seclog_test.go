@@ -223,9 +223,12 @@ func TestSecurityLogTamperEvident(t *testing.T) {
 	require.NoError(t, os.WriteFile(headPath, []byte(fmt.Sprintf(`{"seq":%d,"hash":%q,"mac":%q}`, keep, next.Prev, hex.EncodeToString(fake[:]))), 0o600))
 	require.NoError(t, st.StartAgain(ctx, testharness.Gateway))
 
+	// The new chain is sound, but the history is not: verify keeps failing,
+	// naming the archived log, so a restart never launders a tampered log.
 	r = cli(t, "security", "log", "--verify")
-	require.Equalf(t, 0, r.code, "the new chain verifies: %s", problemLines(r.out))
+	require.Equalf(t, 3, r.code, "%s", problemLines(r.out))
 	require.Regexp(t, regexp.MustCompile(`warning: the log before line 1 did not verify .* head file MAC does not match`), r.out)
+	require.Regexp(t, regexp.MustCompile(`verify failed: security log line 1: the log before this chain did not verify when the gateway started and is kept as logs/security\.jsonl\.unverified-`), r.out)
 	archived := regexp.MustCompile(`logs/(security\.jsonl\.unverified-[0-9TZ]+)`).FindStringSubmatch(r.out)
 	require.NotNil(t, archived, r.out)
 	kept, err := os.ReadFile(filepath.Join(logDir, archived[1]))

@@ -491,6 +491,32 @@ func (l *Log) Verify(each func(n int, raw string)) (int, error) {
 	return Verify(l.dir, l.key, each)
 }
 
+// VerifyHistory is Verify for the operator (`security log --verify`): it
+// also fails while the chain starts after a log that did not verify when
+// the gateway started (Open kept it aside and began a new chain), so a log
+// tampered with while the gateway was down never reads "intact" after a
+// restart. The unkeyed log of an upgrade is not such a failure.
+func (l *Log) VerifyHistory(each func(n int, raw string)) (int, error) {
+	var first string
+	n, err := l.Verify(func(i int, raw string) {
+		if i == 1 {
+			first = raw
+		}
+		if each != nil {
+			each(i, raw)
+		}
+	})
+	if err != nil {
+		return n, err
+	}
+	var ln Line
+	if body, _, ok := splitMAC([]byte(first)); ok && json.Unmarshal(body, &ln) == nil && ln.Kind == "log.archived" {
+		return n, &VerifyError{Line: 1, Reason: fmt.Sprintf("the log before this chain did not verify when the gateway started and is kept as logs/%s (%s)",
+			ln.Fields["archived"], ln.Fields["reason"])}
+	}
+	return n, nil
+}
+
 // Verify checks the keyed chain in dir under key.
 func Verify(dir string, key []byte, each func(n int, raw string)) (int, error) {
 	// The head is read before the lines: the writer appends (and syncs) a

@@ -153,7 +153,7 @@ func (s *Service) SecurityLog(req *gatewayv1.SecurityLogRequest, stream gatewayv
 	}
 	if req.GetVerify() {
 		// The gateway holds the key: the chain and the head are checked here.
-		if _, verr := l.Verify(send); sendErr == nil && verr != nil {
+		if _, verr := l.VerifyHistory(send); sendErr == nil && verr != nil {
 			return stream.Send(&gatewayv1.SecurityLogResponse{VerifyError: verr.Error()})
 		}
 	} else if err := l.Lines(send); err != nil && sendErr == nil {
