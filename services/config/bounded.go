@@ -141,24 +141,12 @@ func scanStructure(src []byte, t Text) error {
 		return nil
 	}
 	for i < len(src) {
+		if next, ok := skipTrivia(src, i, &line); ok {
+			i = next
+			continue
+		}
 		c := src[i]
 		switch {
-		case c == '\n':
-			line++
-			i++
-		case c == '/' && i+1 < len(src) && src[i+1] == '/':
-			for i < len(src) && src[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(src) && src[i+1] == '*':
-			i += 2
-			for i < len(src) && !(src[i] == '*' && i+1 < len(src) && src[i+1] == '/') {
-				if src[i] == '\n' {
-					line++
-				}
-				i++
-			}
-			i += 2
 		case c == '{' || c == '[':
 			if f := top(); f != nil && f.obj {
 				f.wantKey = false

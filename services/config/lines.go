@@ -43,24 +43,12 @@ func indexLines(src []byte) map[string]int {
 	}
 	curKeyPath := map[*frame]string{}
 	for i < len(src) {
+		if next, ok := skipTrivia(src, i, &line); ok {
+			i = next
+			continue
+		}
 		c := src[i]
 		switch {
-		case c == '\n':
-			line++
-			i++
-		case c == '/' && i+1 < len(src) && src[i+1] == '/':
-			for i < len(src) && src[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(src) && src[i+1] == '*':
-			i += 2
-			for i < len(src) && !(src[i] == '*' && i+1 < len(src) && src[i+1] == '/') {
-				if src[i] == '\n' {
-					line++
-				}
-				i++
-			}
-			i += 2
 		case c == '{' || c == '[':
 			p := ""
 			if len(stack) > 0 {
@@ -149,4 +137,30 @@ func indexLines(src []byte) map[string]int {
 		}
 	}
 	return lines
+}
+
+// skipTrivia steps over a newline or a JSON5 comment at src[i], counting
+// lines, and reports whether there was one. The bounded pre-scan and the
+// line finder share it, so both read comments the way the parser does.
+func skipTrivia(src []byte, i int, line *int) (int, bool) {
+	switch {
+	case src[i] == '\n':
+		*line++
+		return i + 1, true
+	case src[i] == '/' && i+1 < len(src) && src[i+1] == '/':
+		for i < len(src) && src[i] != '\n' {
+			i++
+		}
+		return i, true
+	case src[i] == '/' && i+1 < len(src) && src[i+1] == '*':
+		i += 2
+		for i < len(src) && !(src[i] == '*' && i+1 < len(src) && src[i+1] == '/') {
+			if src[i] == '\n' {
+				*line++
+			}
+			i++
+		}
+		return i + 2, true
+	}
+	return i, false
 }
