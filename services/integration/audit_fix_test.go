@@ -126,7 +126,7 @@ func TestAuditFixSeedBeforeConfig(t *testing.T) {
 	require.NoError(t, err)
 	again, err := l.AdminGateway(t).AuditFix(ctx, &gatewayv1.AuditFixRequest{})
 	require.NoError(t, err)
-	require.Empty(t, again.GetFixes(), "a second --fix changes nothing")
+	require.Empty(t, again.GetReport().GetFixes(), "a second --fix changes nothing")
 	cfgAfter, err := os.ReadFile(l.ConfigPath())
 	require.NoError(t, err)
 	require.Equal(t, cfgBefore, cfgAfter)

@@ -212,8 +212,12 @@ func (s *Service) Audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gate
 }
 
 // AuditFix applies the safe fixes (owner only, by the role table).
-func (s *Service) AuditFix(ctx context.Context, req *gatewayv1.AuditFixRequest) (*gatewayv1.AuditResponse, error) {
-	return s.audit(ctx, &gatewayv1.AuditRequest{Deep: req.GetDeep(), Fix: true, DryRun: req.GetDryRun()})
+func (s *Service) AuditFix(ctx context.Context, req *gatewayv1.AuditFixRequest) (*gatewayv1.AuditFixResponse, error) {
+	r, err := s.audit(ctx, &gatewayv1.AuditRequest{Deep: req.GetDeep(), Fix: true, DryRun: req.GetDryRun()})
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.AuditFixResponse{Report: r}, nil
 }
 
 func (s *Service) audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gatewayv1.AuditResponse, error) {

@@ -45,8 +45,12 @@ func (s *Service) GetConfig(ctx context.Context, req *gatewayv1.GetConfigRequest
 
 // RevealConfig returns a value with secrets decrypted (owner only, by the
 // role table) and records the reveal.
-func (s *Service) RevealConfig(ctx context.Context, req *gatewayv1.RevealConfigRequest) (*gatewayv1.GetConfigResponse, error) {
-	return s.getConfig(ctx, req.GetPath(), true)
+func (s *Service) RevealConfig(ctx context.Context, req *gatewayv1.RevealConfigRequest) (*gatewayv1.RevealConfigResponse, error) {
+	r, err := s.getConfig(ctx, req.GetPath(), true)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.RevealConfigResponse{ValueJson: r.GetValueJson()}, nil
 }
 
 func (s *Service) getConfig(ctx context.Context, path string, reveal bool) (*gatewayv1.GetConfigResponse, error) {

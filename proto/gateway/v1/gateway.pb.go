@@ -2430,6 +2430,51 @@ func (x *RevealConfigRequest) GetPath() string {
 	return ""
 }
 
+type RevealConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// value_json is the value with its secrets decrypted.
+	ValueJson     string `protobuf:"bytes,1,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevealConfigResponse) Reset() {
+	*x = RevealConfigResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevealConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevealConfigResponse) ProtoMessage() {}
+
+func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevealConfigResponse.ProtoReflect.Descriptor instead.
+func (*RevealConfigResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RevealConfigResponse) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
+
 type AuditFixRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Deep  bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
@@ -2441,7 +2486,7 @@ type AuditFixRequest struct {
 
 func (x *AuditFixRequest) Reset() {
 	*x = AuditFixRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2498,7 @@ func (x *AuditFixRequest) String() string {
 func (*AuditFixRequest) ProtoMessage() {}
 
 func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2511,7 @@ func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
 func (*AuditFixRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AuditFixRequest) GetDeep() bool {
@@ -2495,7 +2540,7 @@ type PutSecretFileRequest struct {
 
 func (x *PutSecretFileRequest) Reset() {
 	*x = PutSecretFileRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2552,7 @@ func (x *PutSecretFileRequest) String() string {
 func (*PutSecretFileRequest) ProtoMessage() {}
 
 func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2565,7 @@ func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
 func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PutSecretFileRequest) GetName() string {
@@ -2550,7 +2595,7 @@ type SecretFileInfo struct {
 
 func (x *SecretFileInfo) Reset() {
 	*x = SecretFileInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2607,7 @@ func (x *SecretFileInfo) String() string {
 func (*SecretFileInfo) ProtoMessage() {}
 
 func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2620,7 @@ func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
 func (*SecretFileInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SecretFileInfo) GetName() string {
@@ -2616,7 +2661,7 @@ type PutSecretFileResponse struct {
 
 func (x *PutSecretFileResponse) Reset() {
 	*x = PutSecretFileResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2673,7 @@ func (x *PutSecretFileResponse) String() string {
 func (*PutSecretFileResponse) ProtoMessage() {}
 
 func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2686,7 @@ func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
 func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
@@ -2666,7 +2711,7 @@ type ListSecretFilesRequest struct {
 
 func (x *ListSecretFilesRequest) Reset() {
 	*x = ListSecretFilesRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2723,7 @@ func (x *ListSecretFilesRequest) String() string {
 func (*ListSecretFilesRequest) ProtoMessage() {}
 
 func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2736,7 @@ func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 type ListSecretFilesResponse struct {
@@ -2703,7 +2748,7 @@ type ListSecretFilesResponse struct {
 
 func (x *ListSecretFilesResponse) Reset() {
 	*x = ListSecretFilesResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2760,7 @@ func (x *ListSecretFilesResponse) String() string {
 func (*ListSecretFilesResponse) ProtoMessage() {}
 
 func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,12 +2773,58 @@ func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
 	if x != nil {
 		return x.Files
+	}
+	return nil
+}
+
+type AuditFixResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// report is the audit after the fixes, with the fixes applied (or, with
+	// dry_run, planned) and the score before them.
+	Report        *AuditResponse `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditFixResponse) Reset() {
+	*x = AuditFixResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditFixResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditFixResponse) ProtoMessage() {}
+
+func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditFixResponse.ProtoReflect.Descriptor instead.
+func (*AuditFixResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AuditFixResponse) GetReport() *AuditResponse {
+	if x != nil {
+		return x.Report
 	}
 	return nil
 }
@@ -2923,7 +3014,10 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"backupPath\x12\x1a\n" +
 	"\bresealed\x18\x04 \x01(\x05R\bresealed\")\n" +
 	"\x13RevealConfigRequest\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\">\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"5\n" +
+	"\x14RevealConfigResponse\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x01 \x01(\tR\tvalueJson\">\n" +
 	"\x0fAuditFixRequest\x12\x12\n" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"D\n" +
@@ -2941,7 +3035,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\breplaced\x18\x02 \x01(\bR\breplaced\"\x18\n" +
 	"\x16ListSecretFilesRequest\"S\n" +
 	"\x17ListSecretFilesResponse\x128\n" +
-	"\x05files\x18\x01 \x03(\v2\".moltbot.gateway.v1.SecretFileInfoR\x05files2\xc5\r\n" +
+	"\x05files\x18\x01 \x03(\v2\".moltbot.gateway.v1.SecretFileInfoR\x05files\"M\n" +
+	"\x10AuditFixResponse\x129\n" +
+	"\x06report\x18\x01 \x01(\v2!.moltbot.gateway.v1.AuditResponseR\x06report2\xcb\r\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -2957,9 +3053,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
 	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12X\n" +
 	"\tExportKey\x12$.moltbot.gateway.v1.ExportKeyRequest\x1a%.moltbot.gateway.v1.ExportKeyResponse\x12X\n" +
-	"\tImportKey\x12$.moltbot.gateway.v1.ImportKeyRequest\x1a%.moltbot.gateway.v1.ImportKeyResponse\x12^\n" +
-	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12R\n" +
-	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a!.moltbot.gateway.v1.AuditResponse\x12d\n" +
+	"\tImportKey\x12$.moltbot.gateway.v1.ImportKeyRequest\x1a%.moltbot.gateway.v1.ImportKeyResponse\x12a\n" +
+	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a(.moltbot.gateway.v1.RevealConfigResponse\x12U\n" +
+	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a$.moltbot.gateway.v1.AuditFixResponse\x12d\n" +
 	"\rPutSecretFile\x12(.moltbot.gateway.v1.PutSecretFileRequest\x1a).moltbot.gateway.v1.PutSecretFileResponse\x12j\n" +
 	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
@@ -2976,7 +3072,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
@@ -3018,20 +3114,22 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ImportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ImportKeyRequest
 	(*ImportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ImportKeyResponse
 	(*RevealConfigRequest)(nil),     // 39: moltbot.gateway.v1.RevealConfigRequest
-	(*AuditFixRequest)(nil),         // 40: moltbot.gateway.v1.AuditFixRequest
-	(*PutSecretFileRequest)(nil),    // 41: moltbot.gateway.v1.PutSecretFileRequest
-	(*SecretFileInfo)(nil),          // 42: moltbot.gateway.v1.SecretFileInfo
-	(*PutSecretFileResponse)(nil),   // 43: moltbot.gateway.v1.PutSecretFileResponse
-	(*ListSecretFilesRequest)(nil),  // 44: moltbot.gateway.v1.ListSecretFilesRequest
-	(*ListSecretFilesResponse)(nil), // 45: moltbot.gateway.v1.ListSecretFilesResponse
-	nil,                             // 46: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
+	(*RevealConfigResponse)(nil),    // 40: moltbot.gateway.v1.RevealConfigResponse
+	(*AuditFixRequest)(nil),         // 41: moltbot.gateway.v1.AuditFixRequest
+	(*PutSecretFileRequest)(nil),    // 42: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 43: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 44: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 45: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 46: moltbot.gateway.v1.ListSecretFilesResponse
+	(*AuditFixResponse)(nil),        // 47: moltbot.gateway.v1.AuditFixResponse
+	nil,                             // 48: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 49: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	47, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	47, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	47, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	46, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	49, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	49, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	49, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	48, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -3043,57 +3141,58 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	47, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	49, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
 	2,  // 19: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	47, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	42, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
-	42, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
-	6,  // 23: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
-	8,  // 24: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
-	10, // 25: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
-	13, // 26: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
-	16, // 27: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
-	18, // 28: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
-	20, // 29: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
-	22, // 30: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
-	24, // 31: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
-	26, // 32: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 33: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 34: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 35: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 36: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 37: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 38: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	40, // 39: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	41, // 40: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
-	44, // 41: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
-	7,  // 42: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 43: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 44: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 45: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 46: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 47: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 48: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 49: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 50: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 51: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 52: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 53: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 54: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 55: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 56: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	9,  // 57: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	17, // 58: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditResponse
-	43, // 59: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
-	45, // 60: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
-	42, // [42:61] is the sub-list for method output_type
-	23, // [23:42] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	49, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	43, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	43, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	17, // 23: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
+	6,  // 24: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
+	8,  // 25: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
+	10, // 26: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
+	13, // 27: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
+	16, // 28: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
+	18, // 29: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
+	20, // 30: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
+	22, // 31: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
+	24, // 32: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
+	26, // 33: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
+	29, // 34: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	31, // 35: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	33, // 36: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	35, // 37: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	37, // 38: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	39, // 39: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	41, // 40: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	42, // 41: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	45, // 42: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	7,  // 43: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 44: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 45: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 46: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 47: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 48: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 49: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 50: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 51: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 52: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 53: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 54: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 55: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	36, // 56: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	38, // 57: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	40, // 58: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
+	47, // 59: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
+	44, // 60: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	46, // 61: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	43, // [43:62] is the sub-list for method output_type
+	24, // [24:43] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_gateway_proto_init() }
@@ -3107,7 +3206,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -80,9 +80,9 @@ type GatewayClient interface {
 	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
 	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
 	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
-	RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*RevealConfigResponse, error)
 	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
-	AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error)
+	AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditFixResponse, error)
 	// PutSecretFile stores a file for ${file:NAME} references (through secretsd; owner only).
 	PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error)
 	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
@@ -256,9 +256,9 @@ func (c *gatewayClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opt
 	return out, nil
 }
 
-func (c *gatewayClient) RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
+func (c *gatewayClient) RevealConfig(ctx context.Context, in *RevealConfigRequest, opts ...grpc.CallOption) (*RevealConfigResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(GetConfigResponse)
+	out := new(RevealConfigResponse)
 	err := c.cc.Invoke(ctx, Gateway_RevealConfig_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -266,9 +266,9 @@ func (c *gatewayClient) RevealConfig(ctx context.Context, in *RevealConfigReques
 	return out, nil
 }
 
-func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditResponse, error) {
+func (c *gatewayClient) AuditFix(ctx context.Context, in *AuditFixRequest, opts ...grpc.CallOption) (*AuditFixResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(AuditResponse)
+	out := new(AuditFixResponse)
 	err := c.cc.Invoke(ctx, Gateway_AuditFix_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -336,9 +336,9 @@ type GatewayServer interface {
 	// ImportKey restores an exported keyring into a stack that has encrypted nothing yet; owner only.
 	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
 	// RevealConfig returns the config (or one path) with secrets decrypted (owner only).
-	RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error)
+	RevealConfig(context.Context, *RevealConfigRequest) (*RevealConfigResponse, error)
 	// AuditFix applies the audit's safe fixes (or, with dry_run, lists them), then audits again (owner only).
-	AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error)
+	AuditFix(context.Context, *AuditFixRequest) (*AuditFixResponse, error)
 	// PutSecretFile stores a file for ${file:NAME} references (through secretsd; owner only).
 	PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error)
 	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
@@ -398,10 +398,10 @@ func (UnimplementedGatewayServer) ExportKey(context.Context, *ExportKeyRequest) 
 func (UnimplementedGatewayServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
 }
-func (UnimplementedGatewayServer) RevealConfig(context.Context, *RevealConfigRequest) (*GetConfigResponse, error) {
+func (UnimplementedGatewayServer) RevealConfig(context.Context, *RevealConfigRequest) (*RevealConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevealConfig not implemented")
 }
-func (UnimplementedGatewayServer) AuditFix(context.Context, *AuditFixRequest) (*AuditResponse, error) {
+func (UnimplementedGatewayServer) AuditFix(context.Context, *AuditFixRequest) (*AuditFixResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuditFix not implemented")
 }
 func (UnimplementedGatewayServer) PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error) {

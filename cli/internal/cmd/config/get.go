@@ -47,24 +47,26 @@ func getRun(ctx context.Context, f *cmdutil.Factory, o *GetOptions) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	g := gatewayv1.NewGatewayClient(cc)
-	var resp *gatewayv1.GetConfigResponse
+	var value string
 	if o.Reveal {
-		resp, err = g.RevealConfig(ctx, &gatewayv1.RevealConfigRequest{Path: o.Path})
+		r, rerr := g.RevealConfig(ctx, &gatewayv1.RevealConfigRequest{Path: o.Path})
+		value, err = r.GetValueJson(), rerr
 	} else {
-		resp, err = g.GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: o.Path})
+		r, gerr := g.GetConfig(ctx, &gatewayv1.GetConfigRequest{Path: o.Path})
+		value, err = r.GetValueJson(), gerr
 	}
 	if err != nil {
 		return errs.FromStatus(err)
 	}
 	if f.JSON {
-		return f.PrintJSON(map[string]any{"path": o.Path, "value": json.RawMessage(resp.GetValueJson())})
+		return f.PrintJSON(map[string]any{"path": o.Path, "value": json.RawMessage(value)})
 	}
 	var s string
-	if json.Unmarshal([]byte(resp.GetValueJson()), &s) == nil {
+	if json.Unmarshal([]byte(value), &s) == nil {
 		fmt.Fprintln(f.Out, s)
 		return nil
 	}
-	fmt.Fprintln(f.Out, resp.GetValueJson())
+	fmt.Fprintln(f.Out, value)
 	return nil
 }
 

@@ -26,9 +26,9 @@ func (g *getGateway) GetConfig(_ context.Context, r *gatewayv1.GetConfigRequest)
 	return &gatewayv1.GetConfigResponse{ValueJson: `"<encrypted>"`}, nil
 }
 
-func (g *getGateway) RevealConfig(_ context.Context, r *gatewayv1.RevealConfigRequest) (*gatewayv1.GetConfigResponse, error) {
+func (g *getGateway) RevealConfig(_ context.Context, r *gatewayv1.RevealConfigRequest) (*gatewayv1.RevealConfigResponse, error) {
 	g.called = append(g.called, "RevealConfig:"+r.GetPath())
-	return &gatewayv1.GetConfigResponse{ValueJson: `"plain-value"`}, nil
+	return &gatewayv1.RevealConfigResponse{ValueJson: `"plain-value"`}, nil
 }
 
 func TestGetRevealCallsRevealConfig(t *testing.T) {

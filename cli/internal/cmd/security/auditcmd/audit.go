@@ -124,7 +124,9 @@ func online(ctx context.Context, cc grpc.ClientConnInterface, o *Options) (audit
 	var err error
 	if o.Fix {
 		// Fixing is its own owner-only method (the role table).
-		resp, err = g.AuditFix(ctx, &gatewayv1.AuditFixRequest{Deep: o.Deep, DryRun: o.DryRun})
+		var r *gatewayv1.AuditFixResponse
+		r, err = g.AuditFix(ctx, &gatewayv1.AuditFixRequest{Deep: o.Deep, DryRun: o.DryRun})
+		resp = r.GetReport()
 	} else {
 		resp, err = g.Audit(ctx, &gatewayv1.AuditRequest{Deep: o.Deep})
 	}

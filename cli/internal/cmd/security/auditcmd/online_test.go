@@ -23,13 +23,13 @@ func (g *auditGateway) Audit(_ context.Context, r *gatewayv1.AuditRequest) (*gat
 	return &gatewayv1.AuditResponse{Score: 90, Band: "excellent"}, nil
 }
 
-func (g *auditGateway) AuditFix(_ context.Context, r *gatewayv1.AuditFixRequest) (*gatewayv1.AuditResponse, error) {
+func (g *auditGateway) AuditFix(_ context.Context, r *gatewayv1.AuditFixRequest) (*gatewayv1.AuditFixResponse, error) {
 	if r.GetDryRun() {
 		g.called = append(g.called, "AuditFix:dry-run")
 	} else {
 		g.called = append(g.called, "AuditFix")
 	}
-	return &gatewayv1.AuditResponse{Score: 95, Band: "excellent", Fixes: []string{"fixed one"}, ScoreBeforeFix: 80}, nil
+	return &gatewayv1.AuditFixResponse{Report: &gatewayv1.AuditResponse{Score: 95, Band: "excellent", Fixes: []string{"fixed one"}, ScoreBeforeFix: 80}}, nil
 }
 
 // --fix calls the owner-only AuditFix; a plain audit calls Audit.
