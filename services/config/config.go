@@ -256,7 +256,8 @@ func (c *Config) SetString(path, s string) error {
 		}
 	case kList, kObject, kMap, kAny:
 		t := strings.TrimSpace(s)
-		if n.kind != kAny || strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+		free := n.kind == kAny || n.loose
+		if !free || strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
 			// Bound the text before json5 sees it: depth here is what is left
 			// of the file's limit below this path.
 			if err := CheckText([]byte(s), Text{Where: "config set " + path, Noun: "value", MaxBytes: MaxValueBytes, MaxDepth: MaxDepth - len(keys), Below: path}); err != nil {
@@ -264,7 +265,7 @@ func (c *Config) SetString(path, s string) error {
 			}
 			var parsed any
 			if perr := json5.Unmarshal([]byte(s), &parsed); perr != nil {
-				if n.kind == kAny {
+				if free {
 					break
 				}
 				return fmt.Errorf("set %s: value is not JSON5 %s: %v: %w", path, n.kind, perr, errs.ErrInvalidArgument)
@@ -346,7 +347,7 @@ func typeProblem(n *node, v any) string {
 	case kAny:
 		return ""
 	case kObject, kMap:
-		if _, ok := v.(map[string]any); !ok {
+		if _, ok := v.(map[string]any); !ok && !n.loose {
 			return bad()
 		}
 	case kList:

@@ -99,8 +99,8 @@ func TestValidateUpstream(t *testing.T) {
 		{"agents.defaults.sandbox.docker.network", `network "host"`, "none", SevError, 16},
 		{"agents.defaults.sandbox.docker.binds.0", "Docker socket", "remove", SevError, 16},
 		{"agents.defaults.sandbox.docker.binds.1", "host root", "bind only", SevError, 16},
-		{"loggin", `unknown key "loggin"; did you mean "logging"?`, "rename it to logging", SevWarning, 18},
-		{"unknownTopKey", `unknown key "unknownTopKey" (kept as is)`, "", SevWarning, 17},
+		{"loggin", `unknown key "loggin"; did you mean logging?`, "rename it to logging", SevError, 18},
+		{"unknownTopKey", `unknown section "unknownTopKey" (kept as is`, "", SevWarning, 17},
 	}
 	for _, tc := range tests {
 		p := problemAt(ps, tc.path)
@@ -112,18 +112,18 @@ func TestValidateUpstream(t *testing.T) {
 	}
 	require.Nil(t, problemAt(ps, "agents.defaults.sandbox.docker.binds.2"))
 	require.NotContains(t, ps[0].String(), "short-token", "problems never show the token")
-	require.Len(t, Errors(ps), 6)
+	require.Len(t, Errors(ps), 7, "6 security errors and a misspelt key")
 }
 
 func TestValidateTypesAndEnums(t *testing.T) {
 	tests := []struct{ in, path, want string }{
 		{`{gateway: {port: "80"}}`, "gateway.port", "is a string, want an integer"},
 		{`{gateway: {auth: {mode: "none"}}}`, "gateway.auth.mode", `"none" is not one of "token", "password"`},
-		{`{channels: {t: {enabled: "yes"}}}`, "channels.t.enabled", "want a boolean"},
-		{`{channels: {t: {dm: {policy: "everyone"}}}}`, "channels.t.dm.policy", `"everyone" is not one of "pairing", "allowlist", "disabled"`},
-		{`{channels: {t: {dmPolicy: "open"}}}`, "channels.t.dmPolicy", `use "pairing"`},
-		{`{channels: {t: {accounts: {a: {dm: {policy: "open"}}}}}}`, "channels.t.accounts.a.dm.policy", `"open" was removed`},
-		{`{channels: {t: {groupPolicy: "all"}}}`, "channels.t.groupPolicy", `not one of "allowlist", "disabled", "open"`},
+		{`{channels: {telegram: {enabled: "yes"}}}`, "channels.telegram.enabled", "want a boolean"},
+		{`{channels: {telegram: {dm: {policy: "everyone"}}}}`, "channels.telegram.dm.policy", `"everyone" is not one of "pairing", "allowlist", "disabled"`},
+		{`{channels: {telegram: {dmPolicy: "open"}}}`, "channels.telegram.dmPolicy", `use "pairing"`},
+		{`{channels: {telegram: {accounts: {a: {dm: {policy: "open"}}}}}}`, "channels.telegram.accounts.a.dm.policy", `"open" was removed`},
+		{`{channels: {telegram: {groupPolicy: "all"}}}`, "channels.telegram.groupPolicy", `not one of "allowlist", "disabled", "open"`},
 		{`{agents: {defaults: {sandbox: {mode: "some"}}}}`, "agents.defaults.sandbox.mode", `"some" is not one of "non-main", "off", "all"`},
 		{`{agents: {defaults: {sandbox: {scope: "x"}}}}`, "agents.defaults.sandbox.scope", `"session", "agent", "shared"`},
 		{`{agents: {defaults: {sandbox: {workspaceAccess: "x"}}}}`, "agents.defaults.sandbox.workspaceAccess", `"none", "ro", "rw"`},
@@ -133,7 +133,7 @@ func TestValidateTypesAndEnums(t *testing.T) {
 		{`{gateway: {auth: {token: {"$enc": "v2"}}}}`, "gateway.auth.token", `version "v2"`},
 		{`{version: 9}`, "version", "newer than this build"},
 		{`{security: {acknowledged: [{id: "x", until: "soon"}]}}`, "security.acknowledged.0.until", "not a date"},
-		{`{channels: {t: {botTokn: "x"}}}`, "channels.t.botTokn", `did you mean "botToken"?`},
+		{`{channels: {telegram: {botTokn: "x"}}}`, "channels.telegram.botTokn", `did you mean channels.telegram.botToken?`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestValidateTypesAndEnums(t *testing.T) {
 			require.Equal(t, 1, p.Line)
 		})
 	}
-	good := `{gateway: {auth: {token: "abcdefghijklmnopqrst0123456789AB"}}, channels: {t: {dm: {policy: "pairing", allowFrom: [123, "bob"]}}}}`
+	good := `{gateway: {auth: {token: "abcdefghijklmnopqrst0123456789AB"}}, channels: {telegram: {dm: {policy: "pairing", allowFrom: [123, "bob"]}}}}`
 	c, err := Parse("m.json", []byte(good))
 	require.NoError(t, err)
 	require.Empty(t, c.Validate())
@@ -177,7 +177,7 @@ func TestGetSetUnset(t *testing.T) {
 		{"unknown key with suggestion", c.Set("gateway.auth.tokn", "x"), "unknown config path gateway.auth.tokn; did you mean gateway.auth.token?", errs.ErrInvalidArgument},
 		{"unknown key, list", c.Set("gateway.zzzzzzzzzz", "x"), "gateway has keys: auth, bind,", errs.ErrInvalidArgument},
 		{"type mismatch", c.Set("gateway.controlUi.enabled", "yes"), "set gateway.controlUi.enabled: is a string, want a boolean", errs.ErrInvalidArgument},
-		{"bool parse", c.SetString("channels.t.enabled", "maybe"), `"maybe" is not a boolean`, errs.ErrInvalidArgument},
+		{"bool parse", c.SetString("channels.telegram.enabled", "maybe"), `"maybe" is not a boolean`, errs.ErrInvalidArgument},
 		{"enum", c.Set("agents.defaults.sandbox.mode", "sometimes"), `"sometimes" is not one of`, errs.ErrInvalidArgument},
 		{"bad envelope", c.Set("gateway.auth.password", map[string]any{"$enc": "v1"}), "envelope is missing", errs.ErrInvalidArgument},
 		{"empty segment", c.Set("gateway..token", "x"), "empty segment", errs.ErrInvalidArgument},
@@ -206,7 +206,7 @@ func TestGetSetUnset(t *testing.T) {
 func TestResolveKeepsReferences(t *testing.T) {
 	dir, roots := t.TempDir(), t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(roots, "tok.txt"), []byte("from-file\n"), 0o600))
-	in := `{gateway: {auth: {token: "${GW_TOKEN}"}, remote: {token: "${file:tok.txt}"}}, channels: {t: {baseUrl: "https://${HOST}/api", botToken: "$${LITERAL}"}}}`
+	in := `{gateway: {auth: {token: "${GW_TOKEN}"}, remote: {token: "${file:tok.txt}"}}, channels: {telegram: {baseUrl: "https://${HOST}/api", botToken: "$${LITERAL}"}}}`
 	c, err := Parse("m.json", []byte(in))
 	require.NoError(t, err)
 	env := map[string]string{"GW_TOKEN": "resolved-gw", "HOST": "example.org"}
@@ -217,8 +217,8 @@ func TestResolveKeepsReferences(t *testing.T) {
 	require.Equal(t, "resolved-gw", v.Gateway.Auth.Token.Plain)
 	require.Equal(t, "${GW_TOKEN}", v.Gateway.Auth.Token.Ref)
 	require.Equal(t, "from-file", v.Gateway.Remote.Plain)
-	require.Equal(t, "https://example.org/api", v.Channels["t"].BaseURL)
-	require.Equal(t, StatePlain, v.Channels["t"].BotToken.State, "an escaped reference is plain text")
+	require.Equal(t, "https://example.org/api", v.Channels["telegram"].BaseURL)
+	require.Equal(t, StatePlain, v.Channels["telegram"].BotToken.State, "an escaped reference is plain text")
 
 	out, err := c.Marshal()
 	require.NoError(t, err)
@@ -232,7 +232,7 @@ func TestResolveKeepsReferences(t *testing.T) {
 	require.Equal(t, map[string]SecretState{
 		"gateway.auth.token":   StateReference,
 		"gateway.remote.token": StateReference,
-		"channels.t.botToken":  StatePlain,
+		"channels.telegram.botToken":  StatePlain,
 	}, states)
 
 	// Failures name the field and never the value.

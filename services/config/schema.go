@@ -52,6 +52,12 @@ type node struct {
 	fields map[string]*node
 	elem   *node
 	enum   []string
+	// rest, for an object, is the node of keys not in fields (nil: unknown
+	// keys are errors). Free-form upstream sections use it.
+	rest *node
+	// loose accepts a value of another shape unchecked (an upstream
+	// section that is an object in some versions only).
+	loose bool
 }
 
 func (n *node) secret() bool { return n.kind == kSecret }
@@ -61,6 +67,20 @@ func mapOf(e *node) *node          { return &node{kind: kMap, elem: e} }
 func listOf(e *node) *node         { return &node{kind: kList, elem: e} }
 func str(enum ...string) *node     { return &node{kind: kString, enum: enum} }
 func of(k kind) *node              { return &node{kind: k} }
+
+// freeForm is an upstream section kept verbatim except for the known
+// secret fields in f, which are classified (and so encrypted on write).
+func freeForm(f map[string]*node) *node {
+	return &node{kind: kObject, fields: f, rest: of(kAny), loose: true}
+}
+
+// child returns the node of key k below an object node, or nil.
+func (n *node) child(k string) *node {
+	if c, ok := n.fields[k]; ok {
+		return c
+	}
+	return n.rest
+}
 
 // Enumerations, first value is the default.
 var (
@@ -72,6 +92,12 @@ var (
 	Backends          = []string{"echo", "openai"}
 	AuthModes         = []string{"token", "password"}
 )
+
+// KnownChannels are the channel names the config accepts: the ones this
+// gateway runs (telegram, local) and the upstream ones a migrated config may
+// carry. Any other name is an error with a did-you-mean.
+var KnownChannels = []string{"discord", "googlechat", "imessage", "line", "local", "matrix", "mattermost",
+	"msteams", "signal", "slack", "telegram", "whatsapp"}
 
 // ChannelSecretFields are the secret keys of a channel and of each of its
 // accounts.
@@ -107,8 +133,17 @@ func schema() *node {
 		}
 		return f
 	}
-	channel := channelFields()
-	channel["accounts"] = mapOf(obj(channelFields()))
+	channel := func() *node {
+		f := channelFields()
+		f["accounts"] = mapOf(obj(channelFields()))
+		return obj(f)
+	}
+	channels := map[string]*node{}
+	for _, name := range KnownChannels {
+		channels[name] = channel()
+	}
+	// Upstream shared defaults for every channel (e.g. groupPolicy).
+	channels["defaults"] = of(kAny)
 
 	docker := obj(map[string]*node{
 		"image":      of(kString),
@@ -145,7 +180,7 @@ func schema() *node {
 			}),
 			"tailscale": of(kAny),
 		}),
-		"channels": mapOf(obj(channel)),
+		"channels": obj(channels),
 		"agents": obj(map[string]*node{
 			"defaults": obj(map[string]*node{
 				"backend":   str(Backends...),
@@ -163,7 +198,7 @@ func schema() *node {
 					}),
 				}),
 			}),
-			"list": of(kAny),
+			"list": listOf(of(kAny)),
 		}),
 		"models": obj(map[string]*node{
 			"mode": of(kString),
@@ -193,16 +228,31 @@ func schema() *node {
 	}
 	// Upstream sections we keep verbatim without checking their contents.
 	for _, k := range []string{"meta", "env", "wizard", "diagnostics", "update", "browser", "ui", "auth",
-		"nodeHost", "tools", "bindings", "broadcast", "audio", "messages", "commands", "approvals",
-		"session", "web", "cron", "hooks", "discovery", "canvasHost", "talk", "skills", "plugins", "$schema"} {
+		"nodeHost", "bindings", "broadcast", "audio", "messages", "commands", "approvals",
+		"session", "web", "cron", "discovery", "canvasHost", "skills", "plugins", "$schema"} {
 		top[k] = of(kAny)
 	}
+	// Upstream free-form places that hold secrets: every env entry (API keys
+	// for the agent), tools.<tool>.apiKey, hooks.token, talk.apiKey.
+	top["env"] = &node{kind: kObject, fields: map[string]*node{
+		"shellEnv": of(kAny),
+		"vars":     mapOf(of(kSecret)),
+	}, rest: of(kSecret), loose: true}
+	top["tools"] = &node{kind: kObject, rest: freeForm(map[string]*node{"apiKey": of(kSecret)}), loose: true}
+	top["hooks"] = freeForm(map[string]*node{"token": of(kSecret)})
+	top["talk"] = freeForm(map[string]*node{"apiKey": of(kSecret)})
 	return obj(top)
 }
 
 // groups is either an access block {policy, allowFrom} or, upstream, a map of
 // group ids; accept both shapes by not checking it beyond "object".
-func mapOrAccess() *node { return of(kAny) }
+func mapOrAccess() *node {
+	return freeForm(map[string]*node{
+		"policy":    of(kString),
+		"allowFrom": listOf(of(kScalar)),
+		"enabled":   of(kBool),
+	})
+}
 
 // splitPath splits a dotted path; empty segments are an error for the caller.
 func splitPath(path string) []string { return strings.Split(path, ".") }
@@ -216,8 +266,8 @@ func lookup(root *node, keys []string) (*node, int) {
 		case kAny:
 			return n, -1
 		case kObject:
-			c, ok := n.fields[k]
-			if !ok {
+			c := n.child(k)
+			if c == nil {
 				return nil, i
 			}
 			n = c

@@ -74,7 +74,7 @@ func SecretPaths(tree map[string]any) []SecretRef {
 				return
 			}
 			for k, e := range m {
-				if c, ok := n.fields[k]; ok {
+				if c := n.child(k); c != nil {
 					walk(e, c, append(keys, k))
 				}
 			}

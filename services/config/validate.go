@@ -95,17 +95,32 @@ func (v *validator) walk(val any, n *node, keys []string) {
 	}
 	switch n.kind {
 	case kObject:
-		m := val.(map[string]any)
+		m, ok := val.(map[string]any)
+		if !ok {
+			return // a loose upstream section of another shape
+		}
 		for _, k := range sortedKeys(m) {
-			c, ok := n.fields[k]
-			if !ok {
-				msg := fmt.Sprintf("unknown key %q (kept as is)", k)
-				fix := ""
-				if s := closest(k, fieldNames(n)); s != "" {
-					msg = fmt.Sprintf("unknown key %q; did you mean %q?", k, s)
+			c := n.child(k)
+			if c == nil {
+				// Unknown keys are errors: a misspelt key would otherwise be
+				// kept and silently have no effect.
+				what := "key"
+				if p == "channels" {
+					what = "channel"
+				}
+				s := closest(k, fieldNames(n))
+				if p == "" && s == "" {
+					// A top-level section of a newer upstream: kept, not judged.
+					v.add(SevWarning, k, fmt.Sprintf("unknown section %q (kept as is, not used by this gateway)", k), "")
+					continue
+				}
+				msg := fmt.Sprintf("unknown %s %q; known: %s", what, k, strings.Join(fieldNames(n), ", "))
+				fix := "delete it (`moltbot config set " + joinPath(p, k) + " --unset`)"
+				if s != "" {
+					msg = fmt.Sprintf("unknown %s %q; did you mean %s?", what, k, joinPath(p, s))
 					fix = "rename it to " + joinPath(p, s)
 				}
-				v.add(SevWarning, joinPath(p, k), msg, fix)
+				v.add(SevError, joinPath(p, k), msg, fix)
 				continue
 			}
 			v.walk(m[k], c, append(keys, k))
@@ -119,6 +134,8 @@ func (v *validator) walk(val any, n *node, keys []string) {
 		for i, e := range val.([]any) {
 			v.walk(e, n.elem, append(keys, strconv.Itoa(i)))
 		}
+	case kAny:
+		v.credentialLike(val, keys)
 	case kSecret:
 		if m, ok := val.(map[string]any); ok && !envelopeLike(m) {
 			v.add(SevError, p, "is an object but not an encrypted envelope", "set it with `moltbot config set "+p+" -`")
@@ -351,6 +368,26 @@ func (v *validator) sandbox() {
 	if n, ok := m["network"].(string); ok && (n == "host" || strings.HasPrefix(n, "container:")) {
 		v.add(SevError, base+".network", fmt.Sprintf("network %q shares a network namespace with the sandbox and defeats isolation", n), `use "none" (default) or a dedicated bridge network`)
 	}
+	// Resource limits: the same parser and bounds sandboxd applies, so a
+	// bad value is refused here and not when the next command runs.
+	if mem, ok := m["memory"]; ok {
+		switch mem.(type) {
+		case string, float64: // other types are reported by walk
+			if _, err := memoryValue(mem); err != nil {
+				v.add(SevError, base+".memory", err.Error()+"; want "+SizeFormat+" (32 MiB..64 GiB)", "moltbot config set "+base+".memory 512m")
+			}
+		}
+	}
+	if c, ok := m["cpus"].(float64); ok {
+		if err := CheckCPUs(c); err != nil {
+			v.add(SevError, base+".cpus", err.Error(), "moltbot config set "+base+".cpus 1")
+		}
+	}
+	if n, ok := m["pidsLimit"].(float64); ok && n == float64(int64(n)) {
+		if err := CheckPidsLimit(int64(n)); err != nil {
+			v.add(SevError, base+".pidsLimit", err.Error(), "moltbot config set "+base+".pidsLimit 128")
+		}
+	}
 	if p, ok := m["privileged"].(bool); ok && p {
 		v.add(SevError, base+".privileged", "a privileged container is not a sandbox", "delete it")
 	}
@@ -401,4 +438,31 @@ func ParseUntil(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(time.RFC3339, s)
+}
+
+// credentialRE matches key names that hold credentials.
+var credentialRE = regexp.MustCompile(`(?i)token|api_?key|secret|password|passwd`)
+
+// credentialLike warns about plaintext strings under credential-named keys
+// in free-form sections: they are not classified as secrets, so they are
+// not encrypted. Known secret places (env.*, tools.*.apiKey, hooks.token,
+// talk.apiKey) are classified in the schema and never reach here.
+func (v *validator) credentialLike(val any, keys []string) {
+	switch t := val.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(t) {
+			v.credentialLike(t[k], append(keys, k))
+		}
+	case []any:
+		for i, e := range t {
+			v.credentialLike(e, append(keys, strconv.Itoa(i)))
+		}
+	case string:
+		if len(keys) == 0 || StateOf(t) != StatePlain || !credentialRE.MatchString(keys[len(keys)-1]) {
+			return
+		}
+		p := strings.Join(keys, ".")
+		v.add(SevWarning, p, "looks like a credential stored in plaintext in a free-form section; it is not encrypted",
+			"put it in an environment variable and reference it: `moltbot config set "+p+" '${VAR}'`")
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,28 +106,9 @@ func ParseMode(s string) sandboxv1.Mode {
 	return sandboxv1.Mode_MODE_NON_MAIN
 }
 
-// ParseBytes reads a Docker-style size: a number of bytes, or a number with
-// a b, k, m or g suffix (binary units; "mb"/"mib" spellings accepted).
-func ParseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k':
-			mult, t = 1<<10, t[:n-1]
-		case 'm':
-			mult, t = 1<<20, t[:n-1]
-		case 'g':
-			mult, t = 1<<30, t[:n-1]
-		}
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || f <= 0 || f*float64(mult) > 1<<50 {
-		return 0, fmt.Errorf("%q is not a positive size", s)
-	}
-	return int64(f * float64(mult)), nil
-}
+// ParseBytes reads a Docker-style size (config.ParseBytes: the validator
+// and sandboxd parse sizes the same way).
+func ParseBytes(s string) (int64, error) { return config.ParseBytes(s) }
 
 // FilePolicySource reads the policy from the config file at path, parsing
 // it again only when its modification time or size changed. A missing file

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -182,15 +183,16 @@ func (p Policy) Validate() error {
 	if n := p.MainNetwork; n != "" && (n == "host" || strings.HasPrefix(n, "container:") || !netNameRE.MatchString(n)) {
 		return invalid("main.network", "%q is not a network the main profile may use; use \"bridge\" (default) or \"none\"", n)
 	}
-	if p.MemoryBytes < 32<<20 || p.MemoryBytes > 64<<30 {
-		return invalid("docker.memory", "%d bytes outside 32 MiB..64 GiB", p.MemoryBytes)
+	// The bounds are the config validator's (config.Check*), so a value
+	// `config set` accepts is one sandboxd runs.
+	if err := config.CheckMemoryBytes(p.MemoryBytes); err != nil {
+		return invalid("docker.memory", "%v", err)
 	}
-	// Written as a range test so NaN (a valid proto double) is refused too.
-	if !(p.CPUs > 0 && p.CPUs <= 64) {
-		return invalid("docker.cpus", "%g outside (0, 64]", p.CPUs)
+	if err := config.CheckCPUs(p.CPUs); err != nil {
+		return invalid("docker.cpus", "%v", err)
 	}
-	if p.PidsLimit < 16 || p.PidsLimit > 4096 {
-		return invalid("docker.pidsLimit", "%d outside 16..4096", p.PidsLimit)
+	if err := config.CheckPidsLimit(p.PidsLimit); err != nil {
+		return invalid("docker.pidsLimit", "%v", err)
 	}
 	if p.TmpfsBytes < 1<<20 || p.TmpfsBytes > p.MemoryBytes/2 {
 		return invalid("docker.tmpfs", "%d bytes outside 1 MiB..memory/2 (tmpfs pages count against the memory limit)", p.TmpfsBytes)

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Sandbox resource limits. The config validator and sandboxd apply the same
+// bounds through the functions below, so a value `config set` accepts is one
+// sandboxd runs (one rule, one place).
+const (
+	MinMemoryBytes int64   = 32 << 20
+	MaxMemoryBytes int64   = 64 << 30
+	MaxCPUs        float64 = 64
+	MinPidsLimit   int64   = 16
+	MaxPidsLimit   int64   = 4096
+)
+
+// SizeFormat names the accepted memory formats, for error messages.
+const SizeFormat = "a number of bytes or a number with a k, m or g suffix, e.g. 512m or 1g"
+
+// ParseBytes reads a Docker-style size: a number of bytes, or a number with
+// a b, k, m or g suffix (binary units; "mb"/"mib" spellings accepted).
+func ParseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k':
+			mult, t = 1<<10, t[:n-1]
+		case 'm':
+			mult, t = 1<<20, t[:n-1]
+		case 'g':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || !(f > 0) || f*float64(mult) > 1<<50 {
+		return 0, fmt.Errorf("%q is not a positive size", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// CheckMemoryBytes bounds the sandbox memory limit.
+func CheckMemoryBytes(n int64) error {
+	if n < MinMemoryBytes || n > MaxMemoryBytes {
+		return fmt.Errorf("%d bytes outside 32 MiB..64 GiB", n)
+	}
+	return nil
+}
+
+// CheckCPUs bounds the sandbox CPU quota. Written as a range test so NaN is
+// refused too.
+func CheckCPUs(f float64) error {
+	if !(f > 0 && f <= MaxCPUs) {
+		return fmt.Errorf("%g outside (0, %g]", f, MaxCPUs)
+	}
+	return nil
+}
+
+// CheckPidsLimit bounds the sandbox process limit.
+func CheckPidsLimit(n int64) error {
+	if n < MinPidsLimit || n > MaxPidsLimit {
+		return fmt.Errorf("%d outside %d..%d", n, MinPidsLimit, MaxPidsLimit)
+	}
+	return nil
+}
+
+// memoryValue converts the config's docker.memory (a size string or a
+// number of bytes) and checks its bounds.
+func memoryValue(v any) (int64, error) {
+	switch t := v.(type) {
+	case string:
+		n, err := ParseBytes(t)
+		if err != nil {
+			return 0, err
+		}
+		return n, CheckMemoryBytes(n)
+	case float64:
+		if t != math.Trunc(t) || t > 1<<50 {
+			return 0, fmt.Errorf("%g is not a whole number of bytes", t)
+		}
+		return int64(t), CheckMemoryBytes(int64(t))
+	}
+	return 0, fmt.Errorf("is %s, want a size", typeName(v))
+}
