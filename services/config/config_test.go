@@ -230,9 +230,9 @@ func TestResolveKeepsReferences(t *testing.T) {
 		states[r.Path] = r.State
 	}
 	require.Equal(t, map[string]SecretState{
-		"gateway.auth.token":   StateReference,
-		"gateway.remote.token": StateReference,
-		"channels.telegram.botToken":  StatePlain,
+		"gateway.auth.token":         StateReference,
+		"gateway.remote.token":       StateReference,
+		"channels.telegram.botToken": StatePlain,
 	}, states)
 
 	// Failures name the field and never the value.
