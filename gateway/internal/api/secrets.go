@@ -79,7 +79,7 @@ func (s *Service) SetConfig(ctx context.Context, req *gatewayv1.SetConfigRequest
 	if err != nil {
 		return nil, err
 	}
-	return &gatewayv1.SetConfigResponse{Encrypted: res.Encrypted, BackupPath: res.BackupPath, Warnings: problems(res.Warnings)}, nil
+	return &gatewayv1.SetConfigResponse{Encrypted: res.Encrypted, EncryptedPaths: res.EncryptedPaths, BackupPath: res.BackupPath, Warnings: problems(res.Warnings)}, nil
 }
 
 // ValidateConfig checks the given text or the file on disk.

@@ -91,9 +91,12 @@ func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, erro
 
 // SetResult is what Set did.
 type SetResult struct {
-	Encrypted  bool
-	BackupPath string
-	Warnings   []config.Problem
+	Encrypted bool
+	// EncryptedPaths are the secret fields this write sealed: the one set
+	// and every other plaintext secret in the file (encrypt on every write).
+	EncryptedPaths []string
+	BackupPath     string
+	Warnings       []config.Problem
 }
 
 // Set changes one path: validate -> encrypt every plain secret at or below
@@ -134,10 +137,12 @@ func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unse
 	}
 	// The rest of the file must still load: every other envelope decrypts
 	// for its field. Setting the broken field itself is the fix, so it is
-	// not checked.
+	// not checked. Every other plaintext secret is sealed too: any write
+	// leaves no plaintext secret behind (config.SecretPaths is the one
+	// classifier).
 	var refs []config.SecretRef
 	for _, r := range config.SecretPaths(c.Raw) {
-		if r.Path == path || strings.HasPrefix(r.Path, path+".") {
+		if r.Path == path || strings.HasPrefix(r.Path, path+".") || r.State == config.StatePlain {
 			refs = append(refs, r)
 			continue
 		}
@@ -157,7 +162,7 @@ func (s *Store) Set(ctx context.Context, path, value string, valueIsString, unse
 	if err != nil {
 		return SetResult{}, err
 	}
-	res := SetResult{Encrypted: len(sealed) > 0}
+	res := SetResult{Encrypted: len(sealed) > 0, EncryptedPaths: sealed}
 	for _, p := range problems {
 		if p.Severity != config.SevError {
 			res.Warnings = append(res.Warnings, p)

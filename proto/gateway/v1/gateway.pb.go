@@ -786,12 +786,15 @@ func (x *SetConfigRequest) GetUnset() bool {
 }
 
 type SetConfigResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Encrypted     bool                   `protobuf:"varint,1,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
-	BackupPath    string                 `protobuf:"bytes,2,opt,name=backup_path,json=backupPath,proto3" json:"backup_path,omitempty"`
-	Warnings      []*Problem             `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Encrypted  bool                   `protobuf:"varint,1,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	BackupPath string                 `protobuf:"bytes,2,opt,name=backup_path,json=backupPath,proto3" json:"backup_path,omitempty"`
+	Warnings   []*Problem             `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// Every secret field this write encrypted (the one set and any other
+	// plaintext secret found in the file): encrypt on every write.
+	EncryptedPaths []string `protobuf:"bytes,4,rep,name=encrypted_paths,json=encryptedPaths,proto3" json:"encrypted_paths,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SetConfigResponse) Reset() {
@@ -841,6 +844,13 @@ func (x *SetConfigResponse) GetBackupPath() string {
 func (x *SetConfigResponse) GetWarnings() []*Problem {
 	if x != nil {
 		return x.Warnings
+	}
+	return nil
+}
+
+func (x *SetConfigResponse) GetEncryptedPaths() []string {
+	if x != nil {
+		return x.EncryptedPaths
 	}
 	return nil
 }
@@ -2900,12 +2910,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12&\n" +
 	"\x0fvalue_is_string\x18\x03 \x01(\bR\rvalueIsString\x12\x14\n" +
-	"\x05unset\x18\x04 \x01(\bR\x05unset\"\x8b\x01\n" +
+	"\x05unset\x18\x04 \x01(\bR\x05unset\"\xb4\x01\n" +
 	"\x11SetConfigResponse\x12\x1c\n" +
 	"\tencrypted\x18\x01 \x01(\bR\tencrypted\x12\x1f\n" +
 	"\vbackup_path\x18\x02 \x01(\tR\n" +
 	"backupPath\x127\n" +
-	"\bwarnings\x18\x03 \x03(\v2\x1b.moltbot.gateway.v1.ProblemR\bwarnings\"\x8d\x01\n" +
+	"\bwarnings\x18\x03 \x03(\v2\x1b.moltbot.gateway.v1.ProblemR\bwarnings\x12'\n" +
+	"\x0fencrypted_paths\x18\x04 \x03(\tR\x0eencryptedPaths\"\x8d\x01\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +

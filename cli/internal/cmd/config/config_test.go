@@ -129,3 +129,25 @@ func TestValidateOffline(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+func TestSetReplyNamesEncryptedSecrets(t *testing.T) {
+	tests := []struct {
+		name, path string
+		enc        bool
+		sealed     []string
+		want       string
+	}{
+		{"plain field", "logging.level", false, nil, "set logging.level"},
+		{"the secret itself", "talk.apiKey", true, []string{"talk.apiKey"}, "set talk.apiKey (encrypted through secretsd)"},
+		{"others sealed too", "logging.level", true, []string{"env.OPENAI_API_KEY", "talk.apiKey"},
+			"set logging.level\nencrypted 2 plaintext secrets: env.OPENAI_API_KEY, talk.apiKey"},
+		{"one other", "hooks.token", true, []string{"hooks.token", "env.X"},
+			"set hooks.token (encrypted through secretsd)\nencrypted 1 plaintext secret: env.X"},
+		{"old gateway without paths", "gateway.auth.token", true, nil, "set gateway.auth.token (encrypted through secretsd)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, setReply("set", tc.path, tc.enc, tc.sealed))
+		})
+	}
+}

@@ -99,11 +99,7 @@ func setRun(ctx context.Context, f *cmdutil.Factory, o *SetOptions) error {
 	if o.Unset {
 		verb = "removed"
 	}
-	msg := fmt.Sprintf("%s %s", verb, o.Path)
-	if resp.GetEncrypted() {
-		msg += " (encrypted through secretsd)"
-	}
-	fmt.Fprintln(f.Out, msg)
+	fmt.Fprintln(f.Out, setReply(verb, o.Path, resp.GetEncrypted(), resp.GetEncryptedPaths()))
 	if resp.GetBackupPath() != "" {
 		fmt.Fprintf(f.Err, "previous config kept as %s (sealed under the secrets key; `moltbot rollback` restores it)\n", resp.GetBackupPath())
 	}
@@ -111,4 +107,30 @@ func setRun(ctx context.Context, f *cmdutil.Factory, o *SetOptions) error {
 		fmt.Fprintln(f.Err, problemString(w))
 	}
 	return nil
+}
+
+// setReply says what was set and which secrets the write encrypted: the
+// field itself, and every other plaintext secret the file held.
+func setReply(verb, path string, encrypted bool, sealed []string) string {
+	msg := fmt.Sprintf("%s %s", verb, path)
+	var others []string
+	self := false
+	for _, p := range sealed {
+		if p == path || strings.HasPrefix(p, path+".") {
+			self = true
+			continue
+		}
+		others = append(others, p)
+	}
+	if self || (encrypted && len(sealed) == 0) {
+		msg += " (encrypted through secretsd)"
+	}
+	if len(others) > 0 {
+		noun := "secrets"
+		if len(others) == 1 {
+			noun = "secret"
+		}
+		msg += fmt.Sprintf("\nencrypted %d plaintext %s: %s", len(others), noun, strings.Join(others, ", "))
+	}
+	return msg
 }
