@@ -35,6 +35,9 @@ type Config struct {
 
 	lines  map[string]int
 	schema *node
+	// decrypted marks the fields DecryptedChecks filled in from envelopes,
+	// so messages can say the value was the encrypted one.
+	decrypted map[string]string
 }
 
 // ParseError is a file that is not valid JSON5 or not an object.

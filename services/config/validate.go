@@ -24,6 +24,9 @@ const (
 
 // Problem is one finding of Validate.
 type Problem struct {
+	// ID is a stable finding id where one exists (e.g. IDTokenShort), shared
+	// with the security audit.
+	ID       string
 	File     string
 	Line     int
 	Path     string
@@ -78,16 +81,54 @@ type validator struct {
 	out []Problem
 }
 
-func (v *validator) add(sev Severity, p, msg, fix string) {
+func (v *validator) add(sev Severity, p, msg, fix string) { v.addID("", sev, p, msg, fix) }
+
+func (v *validator) addID(id string, sev Severity, p, msg, fix string) {
 	file := v.c.File
 	if file == "" {
 		file = FileName
 	}
-	v.out = append(v.out, Problem{File: file, Line: v.c.lines[p], Path: p, Message: msg, Fix: fix, Severity: sev})
+	v.out = append(v.out, Problem{ID: id, File: file, Line: v.c.lines[p], Path: p, Message: msg, Fix: fix, Severity: sev})
+}
+
+// source names where the value at p came from, for messages about values
+// the file does not show: the encrypted value, or the reference.
+// from is " (the value of ${VAR})" or " (the encrypted value)" when the
+// value at p is not the one the file shows, else "".
+func (v *validator) from(p string) string {
+	switch s := v.source(p, "value"); {
+	case s == "value":
+		return ""
+	case strings.HasPrefix(s, "value from "):
+		return " (the value of " + strings.TrimPrefix(s, "value from ") + ")"
+	default:
+		return " (" + s + ")"
+	}
+}
+
+func (v *validator) source(p, noun string) string {
+	if _, ok := v.c.decrypted[p]; ok {
+		return "the encrypted " + strings.TrimPrefix(noun, "the ")
+	}
+	if raw, ok := GetIn(v.c.Raw, splitPath(p)); ok {
+		if s, _ := raw.(string); IsReference(s) {
+			return noun + " from " + s
+		}
+	}
+	return noun
 }
 
 func (v *validator) walk(val any, n *node, keys []string) {
 	p := strings.Join(keys, ".")
+	if s, ok := val.(string); ok && n.kind == kString && len(n.enum) > 0 && IsReference(s) {
+		// Check the value behind the reference, as its consumer will see it.
+		if r, ok := v.resolved(keys...); ok {
+			if msg := typeProblem(n, r); msg != "" {
+				v.add(SevError, p, msg+v.from(p), "")
+			}
+		}
+		return
+	}
 	if msg := typeProblem(n, val); msg != "" {
 		// Enum violations of fixed-enum fields are errors with the choices as fix.
 		v.add(SevError, p, msg, "")
@@ -162,7 +203,9 @@ func (v *validator) semantic() {
 		}
 	}
 	v.gateway()
-	if chans, ok := v.raw("channels"); ok {
+	// Semantic checks judge values as the gateway will use them: behind
+	// their references (Resolved), or decrypted (DecryptedChecks).
+	if chans, ok := v.resolved("channels"); ok {
 		if m, ok := chans.(map[string]any); ok {
 			for _, name := range sortedKeys(m) {
 				ch, ok := m[name].(map[string]any)
@@ -266,15 +309,15 @@ func (v *validator) gateway() {
 		return
 	}
 	if StateOf(raw) == StateEnvelope {
-		return // checked by the gateway after decryption
+		return // checked by the gateway after decryption (DecryptedChecks)
 	}
 	val, _ := v.resolved("gateway", "auth", "token")
 	s, ok := val.(string)
 	if !ok || IsReference(s) {
 		return // wrong type is reported by walk; an unresolved reference by Resolve
 	}
-	if err := auth.CheckToken(s); err != nil {
-		v.add(SevError, p, fmt.Sprintf("weak token: the rule is at least %d characters with at least %d distinct", auth.MinTokenLength, auth.MinTokenDistinct), auth.TokenFix)
+	if id, msg, weak := TokenProblem(s, v.source(p, "the token")); weak {
+		v.addID(id, SevError, p, msg, auth.TokenFix+", then `moltbot config set "+p+" -` (or `moltbot security audit --fix`)")
 	}
 }
 
@@ -286,14 +329,14 @@ func (v *validator) channel(prefix string, ch map[string]any) {
 		}
 		switch {
 		case s == "open":
-			v.add(SevError, p, `"open" was removed: anyone could talk to the bot; use "pairing" (each new sender gets a code you approve)`, "run `"+MigrateFix+"` (rewrites it to \"pairing\")")
+			v.add(SevError, p, `"open" was removed: anyone could talk to the bot; use "pairing" (each new sender gets a code you approve)`+v.from(p), "run `"+MigrateFix+"` (rewrites it to \"pairing\")")
 		case !contains(DMPolicies, s) && !IsReference(s):
-			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(DMPolicies)), "")
+			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(DMPolicies))+v.from(p), "")
 		}
 	}
 	checkGroup := func(p string, val any) {
 		if s, ok := val.(string); ok && !contains(GroupPolicies, s) && !IsReference(s) {
-			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(GroupPolicies)), "")
+			v.add(SevError, p, fmt.Sprintf("%q is not one of %s", s, quoteList(GroupPolicies))+v.from(p), "")
 		}
 	}
 	if dm, ok := ch["dm"].(map[string]any); ok {
@@ -341,7 +384,7 @@ func (v *validator) owner(prefix string, ch map[string]any) {
 // session's sandbox profile).
 func (v *validator) mainProfile() {
 	const p = "agents.defaults.sandbox.main.network"
-	n, ok := v.raw("agents", "defaults", "sandbox", "main", "network")
+	n, ok := v.resolved("agents", "defaults", "sandbox", "main", "network")
 	s, isStr := n.(string)
 	if !ok || !isStr {
 		return
@@ -360,7 +403,7 @@ var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 func (v *validator) sandbox() {
 	v.mainProfile()
 	const base = "agents.defaults.sandbox.docker"
-	d, ok := v.raw("agents", "defaults", "sandbox", "docker")
+	d, ok := v.resolved("agents", "defaults", "sandbox", "docker")
 	m, isMap := d.(map[string]any)
 	if !ok || !isMap {
 		return
@@ -374,7 +417,7 @@ func (v *validator) sandbox() {
 		switch mem.(type) {
 		case string, float64: // other types are reported by walk
 			if _, err := memoryValue(mem); err != nil {
-				v.add(SevError, base+".memory", err.Error()+"; want "+SizeFormat+" (32 MiB..64 GiB)", "moltbot config set "+base+".memory 512m")
+				v.add(SevError, base+".memory", err.Error()+"; want "+SizeFormat+" (32 MiB..64 GiB)"+v.from(base+".memory"), "moltbot config set "+base+".memory 512m")
 			}
 		}
 	}

@@ -137,7 +137,7 @@ func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest
 func problems(ps []config.Problem) []*gatewayv1.Problem {
 	out := make([]*gatewayv1.Problem, len(ps))
 	for i, p := range ps {
-		out[i] = &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)}
+		out[i] = &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line), Id: p.ID}
 	}
 	return out
 }

@@ -218,15 +218,22 @@ func (s *Store) Validate(ctx context.Context, text string) ([]config.Problem, er
 		out = append(out, config.Problem{File: c.File, Message: err.Error(), Severity: config.SevError, Fix: "set the variable or fix the file reference"})
 	}
 	out = append(out, c.Validate()...)
+	plain := map[string]string{}
 	for _, ref := range config.SecretPaths(c.Raw) {
 		if ref.State != config.StateEnvelope && ref.State != config.StateBadEnvelope {
 			continue
 		}
-		if _, err := s.secretValue(ctx, c, ref); err != nil {
+		v, err := s.secretValue(ctx, c, ref)
+		if err != nil {
 			out = append(out, config.Problem{File: c.File, Line: c.Line(ref.Path), Path: ref.Path, Message: errText(err), Severity: config.SevError,
 				Fix: "moltbot config set " + ref.Path + " -"})
+			continue
 		}
+		plain[ref.Path] = v
 	}
+	// The checks that need the decrypted values (a weak encrypted token):
+	// the same function the security audit calls.
+	out = append(out, config.DecryptedChecks(c, plain)...)
 	return out, nil
 }
 

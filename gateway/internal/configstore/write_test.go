@@ -110,3 +110,37 @@ func TestSetRefusesInvalidValues(t *testing.T) {
 		})
 	}
 }
+
+// ValidateConfig decrypts through secretsd and reports a weak encrypted
+// token with the audit's finding id (config.DecryptedChecks).
+func TestValidateReportsAWeakEncryptedToken(t *testing.T) {
+	const weakHex = "0123456789abcdef0123456789abcdef0123456789abcdef"
+	kr := newKeyring()
+	text, err := kr.Encrypt(context.Background(), []byte(weakHex), "gateway.auth.token")
+	require.NoError(t, err)
+	env, err := config.EnvelopeValue(text)
+	require.NoError(t, err)
+	c := config.New("moltbot.json", nil)
+	require.NoError(t, c.Set("gateway.auth.token", env))
+	data, err := c.Marshal()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "moltbot.json")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	st, err := New(Config{Path: path, StateDir: dir, Secrets: kr, LookupEnv: func(string) (string, bool) { return "", false }})
+	require.NoError(t, err)
+
+	ps, err := st.Validate(context.Background(), "")
+	require.NoError(t, err)
+	var got *config.Problem
+	for i := range ps {
+		if ps[i].Path == "gateway.auth.token" {
+			got = &ps[i]
+		}
+	}
+	require.NotNil(t, got, "%v", ps)
+	require.Equal(t, config.IDTokenLowEntropy, got.ID)
+	require.Equal(t, config.SevError, got.Severity)
+	require.Contains(t, got.Message, "the encrypted token has 48 characters, 16 distinct")
+	require.NotContains(t, got.String(), weakHex)
+}

@@ -856,13 +856,16 @@ func (x *SetConfigResponse) GetEncryptedPaths() []string {
 }
 
 type Problem struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Fix           string                 `protobuf:"bytes,3,opt,name=fix,proto3" json:"fix,omitempty"`
-	Severity      string                 `protobuf:"bytes,4,opt,name=severity,proto3" json:"severity,omitempty"`
-	File          string                 `protobuf:"bytes,5,opt,name=file,proto3" json:"file,omitempty"`
-	Line          int32                  `protobuf:"varint,6,opt,name=line,proto3" json:"line,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Message  string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Fix      string                 `protobuf:"bytes,3,opt,name=fix,proto3" json:"fix,omitempty"`
+	Severity string                 `protobuf:"bytes,4,opt,name=severity,proto3" json:"severity,omitempty"`
+	File     string                 `protobuf:"bytes,5,opt,name=file,proto3" json:"file,omitempty"`
+	Line     int32                  `protobuf:"varint,6,opt,name=line,proto3" json:"line,omitempty"`
+	// A stable finding id where one exists, shared with the security audit
+	// (e.g. gateway.auth.token_low_entropy).
+	Id            string `protobuf:"bytes,7,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -937,6 +940,13 @@ func (x *Problem) GetLine() int32 {
 		return x.Line
 	}
 	return 0
+}
+
+func (x *Problem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type ValidateConfigRequest struct {
@@ -2916,14 +2926,15 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vbackup_path\x18\x02 \x01(\tR\n" +
 	"backupPath\x127\n" +
 	"\bwarnings\x18\x03 \x03(\v2\x1b.moltbot.gateway.v1.ProblemR\bwarnings\x12'\n" +
-	"\x0fencrypted_paths\x18\x04 \x03(\tR\x0eencryptedPaths\"\x8d\x01\n" +
+	"\x0fencrypted_paths\x18\x04 \x03(\tR\x0eencryptedPaths\"\x9d\x01\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
 	"\x03fix\x18\x03 \x01(\tR\x03fix\x12\x1a\n" +
 	"\bseverity\x18\x04 \x01(\tR\bseverity\x12\x12\n" +
 	"\x04file\x18\x05 \x01(\tR\x04file\x12\x12\n" +
-	"\x04line\x18\x06 \x01(\x05R\x04line\"/\n" +
+	"\x04line\x18\x06 \x01(\x05R\x04line\x12\x0e\n" +
+	"\x02id\x18\a \x01(\tR\x02id\"/\n" +
 	"\x15ValidateConfigRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\tR\x06config\"g\n" +
 	"\x16ValidateConfigResponse\x12\x14\n" +

@@ -141,6 +141,9 @@ func problemString(p *gatewayv1.Problem) string {
 		loc += ":" + strconv.Itoa(int(p.GetLine()))
 	}
 	s := fmt.Sprintf("%s: %s: %s: %s", loc, p.GetSeverity(), p.GetPath(), p.GetMessage())
+	if p.GetId() != "" {
+		s += " [" + p.GetId() + "]" // the security audit's finding id for the same problem
+	}
 	if p.GetFix() != "" {
 		s += " (fix: " + p.GetFix() + ")"
 	}
