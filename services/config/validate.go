@@ -317,7 +317,7 @@ func (v *validator) gateway() {
 		return // wrong type is reported by walk; an unresolved reference by Resolve
 	}
 	if id, msg, weak := TokenProblem(s, v.source(p, "the token")); weak {
-		v.addID(id, SevError, p, msg, auth.TokenFix+", then `moltbot config set "+p+" -` (or `moltbot security audit --fix`)")
+		v.addID(id, SevError, p, msg, auth.TokenFix)
 	}
 }
 
