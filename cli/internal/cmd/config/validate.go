@@ -74,6 +74,9 @@ func validateRun(ctx context.Context, f *cmdutil.Factory, o *ValidateOptions) er
 			if err != nil {
 				return err
 			}
+			if err := offline.StackDown(dir); err != nil {
+				return err
+			}
 			path = statedir.ConfigPath(dir)
 		}
 		ps, err := validateFile(path)

@@ -145,6 +145,10 @@ func runOffline(f *cmdutil.Factory, o *Options) (audit.Report, []string, int, er
 	if err != nil {
 		return audit.Report{}, nil, 0, err
 	}
+	// A host dir holding only the CLI bundle is not the stack's state.
+	if err := offline.StackDown(dir); err != nil {
+		return audit.Report{}, nil, 0, err
+	}
 	// secretsd, when reachable, gives the key status and opens an encrypted
 	// token to measure it; --fix also needs it to seal.
 	var sec offlineSecrets
