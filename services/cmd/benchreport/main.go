@@ -53,6 +53,9 @@ func rows(quick bool) []row {
 		return side{pkg: "sandboxd/internal/sandbox", bench: bench, metric: metric, time: bt("20x", "5x")}
 	}
 	ms := 1e-6
+	cs := func(n string) side {
+		return side{pkg: "gateway/internal/configstore", bench: "^BenchmarkSet$/^secrets=" + n + "$", metric: "ns/op", time: bt("20x", "5x")}
+	}
 	return []row{
 		{name: "gRPC unary, full interceptor chain vs bare mTLS echo (16 callers)", throughput: true,
 			subject:  side{pkg: "services/server", bench: "^BenchmarkChain$/^chain$", metric: "ns/op", time: bt("2s", "1s")},
@@ -98,6 +101,16 @@ func rows(quick bool) []row {
 			subject:  side{pkg: "gateway/internal/policy", bench: "^BenchmarkPipeline$/^inject-policy-reply$", metric: "ns/op", time: bt("1s", "300ms")},
 			baseline: &side{pkg: "gateway/internal/policy", bench: "^BenchmarkPipeline$/^direct$", metric: "ns/op", time: bt("1s", "300ms")},
 			target:   "overhead reported", unit: "us", scale: 1e-3},
+		// config set latency as the number of secrets in the file grows
+		// (each write re-checks every envelope): 100 and 1,000 against 10.
+		{name: "config set with 10 encrypted secrets in the file (reference)",
+			subject: cs("10"), target: "reference", unit: "ms", scale: ms},
+		{name: "config set with 100 secrets vs 10 (growth)",
+			subject: cs("100"), baseline: ptr(cs("10")),
+			target: "growth reported (<= 10x for 10x the secrets)", check: func(_, _, r float64) bool { return r <= 10 }, unit: "ms", scale: ms},
+		{name: "config set with 1,000 secrets vs 10 (growth)",
+			subject: cs("1000"), baseline: ptr(cs("10")),
+			target: "< 1 s; growth reported (<= 100x for 100x the secrets)", check: func(f, _, r float64) bool { return f < 1000 && r <= 100 }, unit: "ms", scale: ms},
 		{name: "security migrate of a config with 1,000 secrets",
 			subject: side{pkg: "secretsd/internal/keyring", bench: "^BenchmarkMigrate1000Secrets$", metric: "ns/op", time: bt("5x", "2x")},
 			target:  "< 1 s", check: func(f, _, _ float64) bool { return f < 1000 }, unit: "ms", scale: ms},
