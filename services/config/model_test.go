@@ -139,3 +139,29 @@ func TestCredentialLikeKeysWarn(t *testing.T) {
 		require.Nil(t, problemAt(ps, p), "references, numbers and empty strings are not plaintext credentials: %s", p)
 	}
 }
+
+// A migrated upstream config stays valid: upstream keys this gateway does
+// not use are kept, and upstream secret fields are classified.
+func TestUpstreamKeysKept(t *testing.T) {
+	c, err := Parse("m.json", []byte(`{
+  gateway: {reload: {mode: "hybrid"}, trustedProxies: ["10.0.0.1"]},
+  channels: {
+    telegram: {streamMode: "partial", textChunkLimit: 4000, replyToMode: "first", webhookSecret: "wh-secret"},
+    slack: {userToken: "xoxp-1", dm: {enabled: true, groupEnabled: false}, channels: {"#general": {allow: true}}},
+    discord: {token: "d", guilds: {"1": {requireMention: true}}},
+  },
+  agents: {defaults: {heartbeat: {every: "30m"}, maxConcurrent: 4, sandbox: {workspaceRoot: "/w", docker: {tmpfs: ["/tmp"], readOnlyRoot: true}}}},
+}`))
+	require.NoError(t, err)
+	require.Empty(t, Errors(c.Validate()))
+	for _, p := range []string{"channels.telegram.webhookSecret", "channels.slack.userToken", "channels.discord.token"} {
+		require.True(t, IsSecretPath(p), p)
+	}
+	c, err = Parse("m.json", []byte(`{channels: {telegram: {zzzzzzzzzzzz: 1}}}`))
+	require.NoError(t, err)
+	p := problemAt(c.Validate(), "channels.telegram.zzzzzzzzzzzz")
+	require.NotNil(t, p)
+	require.Equal(t, SevError, p.Severity)
+	require.Contains(t, p.Message, `unknown key "zzzzzzzzzzzz" (none of the`)
+	require.Contains(t, p.Fix, "moltbot config set channels.telegram.zzzzzzzzzzzz --unset")
+}

@@ -101,17 +101,49 @@ var KnownChannels = []string{"discord", "googlechat", "imessage", "line", "local
 
 // ChannelSecretFields are the secret keys of a channel and of each of its
 // accounts.
-var ChannelSecretFields = []string{"token", "botToken", "appToken", "apiKey", "signingSecret"}
+var ChannelSecretFields = []string{"token", "botToken", "appToken", "apiKey", "signingSecret",
+	"userToken", "accessToken", "password", "webhookSecret"}
+
+// Upstream keys this gateway keeps but does not use, so a migrated upstream
+// config is valid; any other key is an error (a misspelling would otherwise
+// silently have no effect).
+var (
+	upstreamChannelKeys = []string{"actions", "blockStreaming", "blockStreamingCoalesce", "capabilities", "channels",
+		"chunkMode", "commands", "configWrites", "dmHistoryLimit", "dms", "draftChunk", "groupEnabled", "groupChannels",
+		"guilds", "heartbeat", "historyLimit", "homeserver", "httpUrl", "linkPreview", "markdown", "mediaMaxMb", "network",
+		"proxy", "reactionLevel", "reactionNotifications", "replyToMode", "requireMention", "retry", "selfChatMode",
+		"streamMode", "textChunkLimit", "timeoutSeconds", "tokenFile", "webhookPath", "account", "cliPath", "region",
+		"slashCommand", "thread", "userId", "serverUrl", "teams", "appId", "tenantId", "sendReadReceipts"}
+	upstreamGatewayKeys      = []string{"reload", "http", "trustedProxies", "nodes", "customBindHost"}
+	upstreamAgentDefaultKeys = []string{"models", "heartbeat", "contextTokens", "thinkingDefault", "verboseDefault",
+		"elevatedDefault", "timeoutSeconds", "mediaMaxMb", "typingIntervalSeconds", "typingMode", "maxConcurrent",
+		"subagents", "userTimezone", "timeFormat", "skipBootstrap", "bootstrapMaxChars", "blockStreamingDefault",
+		"blockStreamingBreak", "blockStreamingChunk", "blockStreamingCoalesce", "humanDelay", "cliBackends",
+		"contextPruning", "compaction", "memorySearch", "imageModel", "envelopeTimezone", "envelopeTimestamp", "repoRoot"}
+	upstreamSandboxKeys = []string{"workspaceRoot", "browser", "tools", "sessionToolsVisibility", "perSession"}
+	upstreamDockerKeys  = []string{"containerPrefix", "workdir", "readOnlyRoot", "tmpfs", "capDrop", "setupCommand",
+		"memorySwap", "ulimits", "seccompProfile", "apparmorProfile", "dns", "extraHosts"}
+)
+
+// keep adds upstream keys as free-form fields of an object node.
+func keep(n *node, keys []string) *node {
+	for _, k := range keys {
+		if _, ok := n.fields[k]; !ok {
+			n.fields[k] = of(kAny)
+		}
+	}
+	return n
+}
 
 // schema is built once per Config use; a function, not a package variable,
 // so there is no global state.
 func schema() *node {
 	access := func() *node {
-		return obj(map[string]*node{
+		return keep(obj(map[string]*node{
 			"policy":    of(kString), // enum checked in semantic checks ("open" has its own message)
 			"allowFrom": listOf(of(kScalar)),
 			"enabled":   of(kBool),
-		})
+		}), []string{"groupEnabled", "groupChannels"})
 	}
 	channelFields := func() map[string]*node {
 		f := map[string]*node{
@@ -130,6 +162,9 @@ func schema() *node {
 		}
 		for _, s := range ChannelSecretFields {
 			f[s] = of(kSecret)
+		}
+		for _, k := range upstreamChannelKeys {
+			f[k] = of(kAny)
 		}
 		return f
 	}
@@ -157,9 +192,10 @@ func schema() *node {
 		"privileged": of(kBool),
 		"capAdd":     listOf(of(kString)),
 	})
+	keep(docker, upstreamDockerKeys)
 	top := map[string]*node{
 		"version": of(kInt),
-		"gateway": obj(map[string]*node{
+		"gateway": keep(obj(map[string]*node{
 			"mode": of(kString),
 			"port": of(kInt),
 			"bind": of(kString),
@@ -179,14 +215,14 @@ func schema() *node {
 				"dangerouslyDisableDeviceAuth": of(kBool),
 			}),
 			"tailscale": of(kAny),
-		}),
+		}), upstreamGatewayKeys),
 		"channels": obj(channels),
 		"agents": obj(map[string]*node{
-			"defaults": obj(map[string]*node{
+			"defaults": keep(obj(map[string]*node{
 				"backend":   str(Backends...),
 				"model":     of(kAny),
 				"workspace": of(kString),
-				"sandbox": obj(map[string]*node{
+				"sandbox": keep(obj(map[string]*node{
 					"mode":            str(SandboxModes...),
 					"scope":           str(SandboxScopes...),
 					"workspaceAccess": str(WorkspaceAccesses...),
@@ -196,8 +232,8 @@ func schema() *node {
 					"main": obj(map[string]*node{
 						"network": of(kString),
 					}),
-				}),
-			}),
+				}), upstreamSandboxKeys),
+			}), upstreamAgentDefaultKeys),
 			"list": listOf(of(kAny)),
 		}),
 		"models": obj(map[string]*node{

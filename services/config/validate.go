@@ -156,6 +156,9 @@ func (v *validator) walk(val any, n *node, keys []string) {
 					continue
 				}
 				msg := fmt.Sprintf("unknown %s %q; known: %s", what, k, strings.Join(fieldNames(n), ", "))
+				if len(n.fields) > 30 {
+					msg = fmt.Sprintf("unknown %s %q (none of the %d known keys of %s is near it; see the README)", what, k, len(n.fields), orTop(p))
+				}
 				fix := "delete it (`moltbot config set " + joinPath(p, k) + " --unset`)"
 				if s != "" {
 					msg = fmt.Sprintf("unknown %s %q; did you mean %s?", what, k, joinPath(p, s))
