@@ -85,7 +85,7 @@ func validateRun(ctx context.Context, f *cmdutil.Factory, o *ValidateOptions) er
 		}
 		r = result{Source: "offline", File: path, Valid: len(config.Errors(ps)) == 0}
 		for _, p := range ps {
-			r.Problems = append(r.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
+			r.Problems = append(r.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line), Id: p.ID})
 		}
 		if !f.JSON && o.File == "" {
 			fmt.Fprintf(f.Err, "gateway not reachable: validated %s offline (encrypted values not checked against secretsd)\n", path)
