@@ -124,10 +124,10 @@ func TestFreeFormSecrets(t *testing.T) {
 // A credential-named key in a free-form section is not classified; the
 // operator is told it stays plaintext and how to move it.
 func TestCredentialLikeKeysWarn(t *testing.T) {
-	c, err := Parse("m.json", []byte(`{skills: {entries: {x: {apiKey: "plain", env: {MY_SECRET: "s", PASSWORD_REF: "${PW}"}}}}, messages: {maxTokens: 5, tokenizer: ""}}`))
+	c, err := Parse("m.json", []byte(`{skills: {entries: {x: {apiKey: "plain", env: {MY_SECRET: "s", PASSWORD_REF: "${PW}"}}}}, messages: {maxTokens: 5, tokenizer: ""}, futureThing: {authToken: "t"}}`))
 	require.NoError(t, err)
 	ps := c.Validate()
-	for _, p := range []string{"skills.entries.x.apiKey", "skills.entries.x.env.MY_SECRET"} {
+	for _, p := range []string{"skills.entries.x.apiKey", "skills.entries.x.env.MY_SECRET", "futureThing.authToken"} {
 		w := problemAt(ps, p)
 		require.NotNil(t, w, "%s: %v", p, ps)
 		require.Equal(t, SevWarning, w.Severity)

@@ -153,6 +153,7 @@ func (v *validator) walk(val any, n *node, keys []string) {
 				if p == "" && s == "" {
 					// A top-level section of a newer upstream: kept, not judged.
 					v.add(SevWarning, k, fmt.Sprintf("unknown section %q (kept as is, not used by this gateway)", k), "")
+					v.credentialLike(m[k], []string{k})
 					continue
 				}
 				msg := fmt.Sprintf("unknown %s %q; known: %s", what, k, strings.Join(fieldNames(n), ", "))
