@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -79,7 +80,16 @@ func validateRun(ctx context.Context, f *cmdutil.Factory, o *ValidateOptions) er
 			}
 			path = statedir.ConfigPath(dir)
 		}
-		ps, err := validateFile(path)
+		// On the state dir, secretsd (when reachable) opens the encrypted
+		// values for the checks that need them, as the gateway does.
+		var dec decrypter
+		if o.File == "" {
+			if sc, serr := offline.Secrets(f, offline.DefaultSecretsdAddr()); serr == nil {
+				defer sc.Close()
+				dec = sc
+			}
+		}
+		ps, checked, err := validateFile(ctx, path, dec)
 		if err != nil {
 			return err
 		}
@@ -88,7 +98,11 @@ func validateRun(ctx context.Context, f *cmdutil.Factory, o *ValidateOptions) er
 			r.Problems = append(r.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line), Id: p.ID})
 		}
 		if !f.JSON && o.File == "" {
-			fmt.Fprintf(f.Err, "gateway not reachable: validated %s offline (encrypted values not checked against secretsd)\n", path)
+			note := "encrypted values not checked against secretsd"
+			if checked {
+				note = "encrypted values checked through secretsd"
+			}
+			fmt.Fprintf(f.Err, "gateway not reachable: validated %s offline (%s)\n", path, note)
 		}
 	}
 	nerr := 0
@@ -120,22 +134,62 @@ func validateRun(ctx context.Context, f *cmdutil.Factory, o *ValidateOptions) er
 
 // validateFile parses, resolves and validates a config file locally. A
 // syntax error is one problem naming file, line and column.
-func validateFile(path string) ([]config.Problem, error) {
+func validateFile(ctx context.Context, path string, dec decrypter) (ps []config.Problem, checked bool, err error) {
 	c, err := config.Load(path)
 	if err != nil {
 		var pe *config.ParseError
 		if errors.As(err, &pe) {
 			return []config.Problem{{File: pe.File, Line: pe.Line, Path: "(syntax)", Message: pe.Error(), Severity: config.SevError,
-				Fix: "fix the syntax: the file must be a JSON5 object"}}, nil
+				Fix: "fix the syntax: the file must be a JSON5 object"}}, false, nil
 		}
-		return nil, err
+		return nil, false, err
 	}
 	var out []config.Problem
 	if err := c.Resolve(config.ResolveOptions{StateDir: config.StateDirOf(path)}); err != nil {
 		out = append(out, config.Problem{File: path, Path: "(references)", Message: err.Error(), Severity: config.SevError,
 			Fix: "set the environment variable or fix the file reference"})
 	}
-	return append(out, c.Validate()...), nil
+	out = append(out, c.Validate()...)
+	if dec == nil {
+		return out, false, nil
+	}
+	plain, bad, ok := decryptAll(ctx, c, dec)
+	if !ok {
+		return out, false, nil // secretsd unreachable: the note says so
+	}
+	out = append(out, bad...)
+	return append(out, config.DecryptedChecks(c, plain)...), true, nil
+}
+
+// decrypter opens an envelope for its field (offline.Client).
+type decrypter interface {
+	Decrypt(ctx context.Context, env, aad string) ([]byte, error)
+}
+
+// decryptAll opens every envelope in c for config.DecryptedChecks. A field
+// that does not open is a problem naming it; ok is false when secretsd
+// cannot be reached at all.
+func decryptAll(ctx context.Context, c *config.Config, dec decrypter) (plain map[string]string, bad []config.Problem, ok bool) {
+	plain = map[string]string{}
+	for _, r := range config.SecretPaths(c.Raw) {
+		text, isEnv := r.EnvelopeText()
+		if r.State != config.StateEnvelope || !isEnv {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pt, err := dec.Decrypt(dctx, text, r.AAD)
+		cancel()
+		if errors.Is(err, errs.ErrUnavailable) {
+			return nil, nil, false
+		}
+		if err != nil {
+			bad = append(bad, config.Problem{File: c.File, Line: c.Line(r.Path), Path: r.Path, Message: "does not decrypt for its field: " + err.Error(),
+				Severity: config.SevError, Fix: "moltbot config set " + r.Path + " -"})
+			continue
+		}
+		plain[r.Path] = string(pt)
+	}
+	return plain, bad, true
 }
 
 func problemString(p *gatewayv1.Problem) string {
