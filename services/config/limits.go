@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -86,4 +87,43 @@ func memoryValue(v any) (int64, error) {
 		return int64(t), CheckMemoryBytes(int64(t))
 	}
 	return 0, fmt.Errorf("is %s, want a size", typeName(v))
+}
+
+// networkNameRE is Docker's network name shape.
+var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// CheckNetworkName refuses a sandbox network that shares a namespace with
+// the host or another container, or is not a Docker network name.
+func CheckNetworkName(n string) error {
+	switch {
+	case n == "host":
+		return fmt.Errorf(`network "host" shares the host's network stack and defeats isolation`)
+	case strings.HasPrefix(n, "container:"):
+		return fmt.Errorf("network %q joins another container's network namespace and defeats isolation", n)
+	case !networkNameRE.MatchString(n):
+		return fmt.Errorf("%q is not a Docker network name", n)
+	}
+	return nil
+}
+
+// Sandbox environment limits.
+const (
+	MaxSandboxEnv      = 64
+	MaxSandboxEnvValue = 4096
+)
+
+var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// CheckSandboxEnv bounds docker.env: at most 64 entries, NAME=value with a
+// shell-safe name and a value without NUL of at most 4096 bytes.
+func CheckSandboxEnv(env map[string]string) error {
+	if len(env) > MaxSandboxEnv {
+		return fmt.Errorf("%d entries, max %d", len(env), MaxSandboxEnv)
+	}
+	for k, v := range env {
+		if !envKeyRE.MatchString(k) || strings.ContainsRune(v, 0) || len(v) > MaxSandboxEnvValue {
+			return fmt.Errorf("entry %q is not NAME=value (letters, digits, _; value without NUL, <= %d bytes)", k, MaxSandboxEnvValue)
+		}
+	}
+	return nil
 }

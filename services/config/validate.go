@@ -393,16 +393,10 @@ func (v *validator) mainProfile() {
 	if !ok || !isStr {
 		return
 	}
-	switch {
-	case s == "host" || strings.HasPrefix(s, "container:"):
-		v.add(SevError, p, fmt.Sprintf("network %q shares a network namespace with the sandbox and defeats isolation", s), `use "bridge" (default, egress) or "none"`)
-	case !networkNameRE.MatchString(s):
-		v.add(SevError, p, fmt.Sprintf("%q is not a Docker network name", s), `use "bridge" (default, egress), "none" or the name of a bridge network`)
+	if err := CheckNetworkName(s); err != nil {
+		v.add(SevError, p, err.Error()+v.from(p), `use "bridge" (default, egress), "none" or the name of a bridge network`)
 	}
 }
-
-// networkNameRE is Docker's network name shape.
-var networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 func (v *validator) sandbox() {
 	v.mainProfile()
@@ -412,8 +406,19 @@ func (v *validator) sandbox() {
 	if !ok || !isMap {
 		return
 	}
-	if n, ok := m["network"].(string); ok && (n == "host" || strings.HasPrefix(n, "container:")) {
-		v.add(SevError, base+".network", fmt.Sprintf("network %q shares a network namespace with the sandbox and defeats isolation", n), `use "none" (default) or a dedicated bridge network`)
+	if n, ok := m["network"].(string); ok {
+		if err := CheckNetworkName(n); err != nil {
+			v.add(SevError, base+".network", err.Error()+v.from(base+".network"), `use "none" (default) or a dedicated bridge network`)
+		}
+	}
+	if e, ok := m["env"].(map[string]any); ok {
+		env := make(map[string]string, len(e))
+		for k, val := range e {
+			env[k], _ = val.(string) // non-strings are reported by walk
+		}
+		if err := CheckSandboxEnv(env); err != nil {
+			v.add(SevError, base+".env", err.Error(), "")
+		}
 	}
 	// Resource limits: the same parser and bounds sandboxd applies, so a
 	// bad value is refused here and not when the next command runs.

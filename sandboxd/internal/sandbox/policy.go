@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -145,11 +144,6 @@ func (p Policy) Merge(o *Policy) Policy {
 	return p
 }
 
-var (
-	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	netNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-)
-
 // Host paths a bind may never expose: the engine's socket (root on the host),
 // the host root, and kernel/runtime trees.
 var forbiddenBindSources = []string{"/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd", "/boot"}
@@ -172,19 +166,16 @@ func (p Policy) Validate() error {
 	if p.Image == "" || strings.ContainsAny(p.Image, " \t\n\x00") {
 		return invalid("docker.image", "%q is not an image reference", p.Image)
 	}
-	switch {
-	case p.Network == "host":
-		return invalid("docker.network", `"host" shares the host's network stack; use "none"`)
-	case strings.HasPrefix(p.Network, "container:"):
-		return invalid("docker.network", "%q joins another container's network; use \"none\"", p.Network)
-	case !netNameRE.MatchString(p.Network):
-		return invalid("docker.network", "%q is not a network name", p.Network)
+	// Network, env and resource rules are the config validator's
+	// (config.Check*): a value `config set` accepts is one sandboxd runs.
+	if err := config.CheckNetworkName(p.Network); err != nil {
+		return invalid("docker.network", `%v; use "none"`, err)
 	}
-	if n := p.MainNetwork; n != "" && (n == "host" || strings.HasPrefix(n, "container:") || !netNameRE.MatchString(n)) {
-		return invalid("main.network", "%q is not a network the main profile may use; use \"bridge\" (default) or \"none\"", n)
+	if n := p.MainNetwork; n != "" {
+		if err := config.CheckNetworkName(n); err != nil {
+			return invalid("main.network", `%v; use "bridge" (default) or "none"`, err)
+		}
 	}
-	// The bounds are the config validator's (config.Check*), so a value
-	// `config set` accepts is one sandboxd runs.
 	if err := config.CheckMemoryBytes(p.MemoryBytes); err != nil {
 		return invalid("docker.memory", "%v", err)
 	}
@@ -197,13 +188,8 @@ func (p Policy) Validate() error {
 	if p.TmpfsBytes < 1<<20 || p.TmpfsBytes > p.MemoryBytes/2 {
 		return invalid("docker.tmpfs", "%d bytes outside 1 MiB..memory/2 (tmpfs pages count against the memory limit)", p.TmpfsBytes)
 	}
-	if len(p.Env) > 64 {
-		return invalid("docker.env", "%d entries, max 64", len(p.Env))
-	}
-	for k, v := range p.Env {
-		if !envKeyRE.MatchString(k) || strings.ContainsRune(v, 0) || len(v) > 4096 {
-			return invalid("docker.env", "entry %q is not NAME=value (letters, digits, _; value without NUL, <= 4096 bytes)", k)
-		}
+	if err := config.CheckSandboxEnv(p.Env); err != nil {
+		return invalid("docker.env", "%v", err)
 	}
 	for _, b := range p.Binds {
 		if _, err := normalizeBind(b); err != nil {
