@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -126,4 +127,57 @@ func CheckSandboxEnv(env map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// ForbiddenBindSources are host paths a bind may never expose: the engine's
+// socket (root on the host), kernel and runtime trees.
+var ForbiddenBindSources = []string{"/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd", "/boot"}
+
+// CheckBindSource refuses a host path that would expose the host to the
+// sandbox: the host root, a socket (the Docker socket is root on the host),
+// or a kernel/runtime tree.
+func CheckBindSource(src string) error {
+	clean := path.Clean(src)
+	if clean == "/" {
+		return fmt.Errorf("binding the host root / gives the sandbox the whole host")
+	}
+	if strings.HasSuffix(clean, ".sock") || strings.Contains(clean, "docker.sock") {
+		return fmt.Errorf("%q looks like a socket; the Docker socket is root on the host", src)
+	}
+	for _, f := range ForbiddenBindSources {
+		if clean == f || strings.HasPrefix(clean, f+"/") {
+			return fmt.Errorf("%q is under %s, which exposes the host (the Docker socket lives in /run)", src, f)
+		}
+	}
+	return nil
+}
+
+// NormalizeBind checks a docker.binds entry "src:dst[:ro|rw]" and returns it
+// with an explicit mode (read-only unless rw is asked for).
+func NormalizeBind(b string) (string, error) {
+	parts := strings.Split(b, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", fmt.Errorf("%q is not src:dst[:ro|rw]", b)
+	}
+	src, dst := parts[0], parts[1]
+	mode := "ro"
+	if len(parts) == 3 {
+		mode = parts[2]
+	}
+	if mode != "ro" && mode != "rw" {
+		return "", fmt.Errorf("%q: mode %q is not ro or rw", b, mode)
+	}
+	if !path.IsAbs(src) || !path.IsAbs(dst) {
+		return "", fmt.Errorf("%q: both paths must be absolute", b)
+	}
+	if err := CheckBindSource(src); err != nil {
+		return "", err
+	}
+	d := path.Clean(dst)
+	for _, f := range []string{"/", "/proc", "/sys", "/dev", "/usr/local/bin"} {
+		if d == f || (f != "/" && strings.HasPrefix(d, f+"/")) {
+			return "", fmt.Errorf("%q: destination %s is reserved", b, d)
+		}
+	}
+	return path.Clean(src) + ":" + d + ":" + mode, nil
 }

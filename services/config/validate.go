@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -449,13 +448,9 @@ func (v *validator) sandbox() {
 			if !ok {
 				continue
 			}
-			src := strings.SplitN(s, ":", 2)[0]
-			clean := path.Clean(src)
-			switch {
-			case clean == "/":
-				v.add(SevError, fmt.Sprintf("%s.binds.%d", base, i), "binds the host root filesystem into the sandbox", "bind only the directories the agent needs")
-			case clean == "/var/run/docker.sock" || clean == "/run/docker.sock" || strings.HasSuffix(clean, "/docker.sock"):
-				v.add(SevError, fmt.Sprintf("%s.binds.%d", base, i), "binds the Docker socket: root on the host from inside the sandbox", "remove this bind")
+			// sandboxd's rule (NormalizeBind), refused here already.
+			if _, err := NormalizeBind(s); err != nil {
+				v.add(SevError, fmt.Sprintf("%s.binds.%d", base, i), err.Error(), "remove this bind; bind only the directories the agent needs, as /host/dir:/dir[:ro|rw]")
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
@@ -83,7 +84,7 @@ func mustSafeSource(t *testing.T, what, src string) {
 	if !path.IsAbs(c) || c == "/" || strings.Contains(c, "docker.sock") {
 		t.Fatalf("%s: source %q accepted", what, src)
 	}
-	for _, f := range forbiddenBindSources {
+	for _, f := range config.ForbiddenBindSources {
 		if c == f || strings.HasPrefix(c, f+"/") {
 			t.Fatalf("%s: source %q under %s accepted", what, src, f)
 		}

@@ -23,6 +23,7 @@ func TestPolicyLimitsAreTheConfigModels(t *testing.T) {
 		{"pids", func(p *Policy) { p.PidsLimit = 8 }, config.CheckPidsLimit(8)},
 		{"network", func(p *Policy) { p.Network = "host" }, config.CheckNetworkName("host")},
 		{"env", func(p *Policy) { p.Env = map[string]string{"A B": "x"} }, config.CheckSandboxEnv(map[string]string{"A B": "x"})},
+		{"bind", func(p *Policy) { p.Binds = []string{"/run/x:/x"} }, func() error { _, err := config.NormalizeBind("/run/x:/x"); return err }()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

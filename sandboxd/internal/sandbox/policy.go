@@ -144,10 +144,6 @@ func (p Policy) Merge(o *Policy) Policy {
 	return p
 }
 
-// Host paths a bind may never expose: the engine's socket (root on the host),
-// the host root, and kernel/runtime trees.
-var forbiddenBindSources = []string{"/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker", "/var/lib/containerd", "/boot"}
-
 func invalid(field, format string, a ...any) error {
 	return fmt.Errorf("sandbox policy %s: %s: %w", field, fmt.Sprintf(format, a...), errs.ErrInvalidArgument)
 }
@@ -208,49 +204,19 @@ func (p Policy) Validate() error {
 }
 
 func checkBindSource(src, field string) error {
-	clean := path.Clean(src)
-	if clean == "/" {
-		return invalid(field, "binding the host root / gives the sandbox the whole host")
-	}
-	if strings.HasSuffix(clean, ".sock") || strings.Contains(clean, "docker.sock") {
-		return invalid(field, "%q looks like a socket; the Docker socket is root on the host", src)
-	}
-	for _, f := range forbiddenBindSources {
-		if clean == f || strings.HasPrefix(clean, f+"/") {
-			return invalid(field, "%q is under %s, which exposes the host (the Docker socket lives in /run)", src, f)
-		}
+	if err := config.CheckBindSource(src); err != nil {
+		return invalid(field, "%v", err)
 	}
 	return nil
 }
 
-// normalizeBind checks "src:dst[:ro|rw]" and returns it with an explicit
-// mode (read-only unless rw is asked for).
+// normalizeBind is config.NormalizeBind (the validator's rule) as a policy error.
 func normalizeBind(b string) (string, error) {
-	parts := strings.Split(b, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return "", invalid("docker.binds", "%q is not src:dst[:ro|rw]", b)
+	n, err := config.NormalizeBind(b)
+	if err != nil {
+		return "", invalid("docker.binds", "%v", err)
 	}
-	src, dst := parts[0], parts[1]
-	mode := "ro"
-	if len(parts) == 3 {
-		mode = parts[2]
-	}
-	if mode != "ro" && mode != "rw" {
-		return "", invalid("docker.binds", "%q: mode %q is not ro or rw", b, mode)
-	}
-	if !path.IsAbs(src) || !path.IsAbs(dst) {
-		return "", invalid("docker.binds", "%q: both paths must be absolute", b)
-	}
-	if err := checkBindSource(src, "docker.binds"); err != nil {
-		return "", err
-	}
-	d := path.Clean(dst)
-	for _, f := range []string{"/", "/proc", "/sys", "/dev", "/usr/local/bin"} {
-		if d == f || (f != "/" && strings.HasPrefix(d, f+"/")) {
-			return "", invalid("docker.binds", "%q: destination %s is reserved", b, d)
-		}
-	}
-	return path.Clean(src) + ":" + d + ":" + mode, nil
+	return n, nil
 }
 
 // hardeningVersion changes when the fixed flags change, so existing
