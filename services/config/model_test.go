@@ -25,6 +25,8 @@ func TestValidateValuesLikeTheirConsumers(t *testing.T) {
 		{"bind relative", `{agents: {defaults: {sandbox: {docker: {binds: ["data:/data"]}}}}}`, "agents.defaults.sandbox.docker.binds.0", "both paths must be absolute"},
 		{"bind proc", `{agents: {defaults: {sandbox: {docker: {binds: ["/proc/1:/p"]}}}}}`, "agents.defaults.sandbox.docker.binds.0", "is under /proc, which exposes the host"},
 		{"bind mode", `{agents: {defaults: {sandbox: {docker: {binds: ["/srv:/srv:rwx"]}}}}}`, "agents.defaults.sandbox.docker.binds.0", `mode "rwx" is not ro or rw`},
+		{"workspace missing", `{agents: {defaults: {sandbox: {workspaceAccess: "rw"}}}}`, "agents.defaults.workspace", `"" must be an absolute directory other than / when workspaceAccess is rw`},
+		{"workspace under /run", `{agents: {defaults: {workspace: "/run/ws", sandbox: {workspaceAccess: "ro"}}}}`, "agents.defaults.workspace", "is under /run"},
 		{"env name", `{agents: {defaults: {sandbox: {docker: {env: {"BAD-NAME": "x"}}}}}}`, "agents.defaults.sandbox.docker.env", `entry "BAD-NAME" is not NAME=value`},
 		{"mode enum", `{agents: {defaults: {sandbox: {mode: "sometimes"}}}}`, "agents.defaults.sandbox.mode", `"sometimes" is not one of "non-main", "off", "all"`},
 		{"scope enum", `{agents: {defaults: {sandbox: {scope: "global"}}}}`, "agents.defaults.sandbox.scope", "is not one of"},
@@ -57,6 +59,7 @@ func TestValidateAcceptsGoodSandboxValues(t *testing.T) {
 		`{agents: {defaults: {sandbox: {docker: {memory: "512m", cpus: 1.5, pidsLimit: 128}}}}}`,
 		`{agents: {defaults: {sandbox: {docker: {memory: 268435456}}}}}`,
 		`{agents: {defaults: {sandbox: {docker: {memory: "1GiB"}}}}}`,
+		`{agents: {defaults: {workspace: "/srv/ws", sandbox: {workspaceAccess: "rw"}}}}`,
 		`{channels: {telegram: {groups: {"-100123": {requireMention: true}, policy: "allowlist", allowFrom: [1]}}, defaults: {groupPolicy: "allowlist"}}}`,
 		`{agents: {list: [{id: "main"}]}, futureSection: {x: 1}}`,
 	} {

@@ -399,6 +399,14 @@ func (v *validator) mainProfile() {
 
 func (v *validator) sandbox() {
 	v.mainProfile()
+	// The workspace sandboxd mounts under ro/rw access: its rule.
+	if acc, _ := v.resolved("agents", "defaults", "sandbox", "workspaceAccess"); acc == "ro" || acc == "rw" {
+		ws, _ := v.resolved("agents", "defaults", "workspace")
+		dir, _ := ws.(string)
+		if err := CheckWorkspaceDir(dir, acc.(string)); err != nil {
+			v.add(SevError, "agents.defaults.workspace", err.Error(), "moltbot config set agents.defaults.workspace /absolute/dir (or workspaceAccess none)")
+		}
+	}
 	const base = "agents.defaults.sandbox.docker"
 	d, ok := v.resolved("agents", "defaults", "sandbox", "docker")
 	m, isMap := d.(map[string]any)

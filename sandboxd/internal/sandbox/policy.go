@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 
@@ -193,11 +192,8 @@ func (p Policy) Validate() error {
 		}
 	}
 	if p.WorkspaceAccess != WorkspaceNone {
-		if !path.IsAbs(p.WorkspaceDir) || path.Clean(p.WorkspaceDir) == "/" {
-			return invalid("workspaceDir", "%q must be an absolute directory other than / when workspaceAccess is %s", p.WorkspaceDir, p.WorkspaceAccess)
-		}
-		if err := checkBindSource(p.WorkspaceDir, "workspaceDir"); err != nil {
-			return err
+		if err := config.CheckWorkspaceDir(p.WorkspaceDir, p.WorkspaceAccess.String()); err != nil {
+			return invalid("workspaceDir", "%v", err)
 		}
 	}
 	return nil
