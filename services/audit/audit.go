@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/moltbot/moltbot-secure/services/config"
 )
 
 // Severity of a finding.
@@ -177,8 +179,8 @@ type Input struct {
 	// environment) makes the token findings not fixable by --fix.
 	Token       string
 	TokenSource string
-	// IsSecretPath reports whether a dotted config path is a secret field
-	// (config.IsSecretPath); nil uses DefaultIsSecretPath.
+	// IsSecretPath reports whether a dotted config path is a secret field;
+	// nil uses config.IsSecretPath, the one classifier (no second list here).
 	IsSecretPath func(path string) bool
 	// CheckToken is the gateway token rule (auth.CheckToken); nil uses it.
 	CheckToken func(string) error
@@ -240,7 +242,7 @@ func joinDetail(old, add string) string {
 // fails unexpectedly becomes an "audit.internal_error" finding.
 func Run(in Input) Report {
 	if in.IsSecretPath == nil {
-		in.IsSecretPath = DefaultIsSecretPath
+		in.IsSecretPath = config.IsSecretPath
 	}
 	if in.CheckToken == nil {
 		in.CheckToken = defaultCheckToken

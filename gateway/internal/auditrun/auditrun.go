@@ -7,7 +7,6 @@ package auditrun
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -158,11 +157,11 @@ func (r *Runner) apply(ctx context.Context, a audit.FixAction) (string, error) {
 		}
 		return fmt.Sprintf("generated a new gateway token at %s (encrypted); run `moltbot gateway restart`, then give clients the new token (`moltbot config get %s --reveal`)", a.Path, a.Path), nil
 	case audit.KindSetConfig:
-		v, err := json.Marshal(a.Value)
+		v, isString, err := a.SetArgs()
 		if err != nil {
 			return "", err
 		}
-		if err := r.cfg.Writer.Set(ctx, a.Path, string(v), false, false); err != nil {
+		if err := r.cfg.Writer.Set(ctx, a.Path, v, isString, false); err != nil {
 			return "", err
 		}
 		return a.Description, nil
