@@ -101,6 +101,14 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	}
 	proxy, err := pairingproxy.New(pairingproxy.Config{
 		Client: pc, HasChannel: p.HasChannel, Log: w.SecLog, Logger: w.Logger.Named("pairing"),
+		LetThrough: func(channel, sender string) (bool, string, bool) {
+			pol, ok := p.Policy(channel)
+			if !ok {
+				return false, "", false
+			}
+			through, because := policy.LetThrough(pol, channel, sender)
+			return through, because, true
+		},
 		Notify: func(ctx context.Context, channel, sender string) error {
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()

@@ -335,6 +335,18 @@ func (p *Pipeline) Notify(ctx context.Context, channel, senderID, text string) e
 // HasChannel reports whether name is a configured channel.
 func (p *Pipeline) HasChannel(name string) bool { _, ok := p.chans[name]; return ok }
 
+// Policy returns channel's policy with its current owners, as Process
+// applies it (for `pairing list --allowed`).
+func (p *Pipeline) Policy(channel string) (policy.Config, bool) {
+	c, ok := p.chans[channel]
+	if !ok {
+		return policy.Config{}, false
+	}
+	pol := c.Policy
+	pol.Owners = p.ownersOf(channel)
+	return pol, true
+}
+
 // ChannelNames lists the configured channels, sorted.
 func (p *Pipeline) ChannelNames() []string { return p.names() }
 
