@@ -175,8 +175,9 @@ type Input struct {
 	// Token is the effective gateway token when the caller resolved it
 	// ($CLAWDBOT_GATEWAY_TOKEN, the token file, a ${...} reference or a
 	// decrypted envelope). It is only measured, never shown. TokenSource
-	// names where it came from; a source starting with "$" (the
-	// environment) makes the token findings not fixable by --fix.
+	// names where it came from; EnvTokenSource (the environment,
+	// which outranks the config) makes the token findings not fixable by
+	// --fix: they explain instead.
 	Token       string
 	TokenSource string
 	// IsSecretPath reports whether a dotted config path is a secret field;

@@ -191,6 +191,9 @@ func (a *auditor) checkConfig() {
 
 func (a *auditor) gateway() map[string]any { return a.obj(a.in.Config, "gateway", "gateway") }
 
+// EnvTokenSource is Input.TokenSource for a token from the environment.
+const EnvTokenSource = "$CLAWDBOT_GATEWAY_TOKEN"
+
 // tokenFix is the generate_token action for gateway.auth.token.
 func tokenFix(id string) []FixAction {
 	return []FixAction{{
@@ -218,7 +221,10 @@ func (a *auditor) checkAuth() {
 			mode = s
 		}
 	}
-	fixable := !strings.HasPrefix(a.in.TokenSource, "$")
+	// Only $CLAWDBOT_GATEWAY_TOKEN outranks the config (a token file named
+	// by $CLAWDBOT_GATEWAY_TOKEN_FILE is read after it, so a generated
+	// config token does replace that one).
+	fixable := a.in.TokenSource != EnvTokenSource
 	noAuth := false
 	field := "token"
 	if mode == "password" {

@@ -118,7 +118,8 @@ func TestTokenFixBySource(t *testing.T) {
 		{"encrypted in config", `{"gateway":{"auth":{"token":{"$enc":"v1","kid":"k1","nonce":"AAAAAAAAAAAAAAAA","ct":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}}}`,
 			"0123456789abcdef0123456789abcdef0123456789abcdef", "moltbot.json: gateway.auth.token", true},
 		{"reference in config", `{"gateway":{"auth":{"token":"${GW_TOKEN}"}}}`, "tiny", "gateway.auth.token", true},
-		{"environment", `{}`, "tiny", "$CLAWDBOT_GATEWAY_TOKEN", false},
+		{"token file (read after the config)", `{}`, "tiny", "$CLAWDBOT_GATEWAY_TOKEN_FILE", true},
+		{"environment", `{}`, "tiny", EnvTokenSource, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(parse(t, tc.cfg))

@@ -195,7 +195,7 @@ func Input(dir string) audit.Input {
 		in.Snapshot = snap
 	}
 	if t := os.Getenv(cmdutil.EnvGatewayToken); t != "" {
-		in.Token, in.TokenSource = t, "$"+cmdutil.EnvGatewayToken
+		in.Token, in.TokenSource = t, audit.EnvTokenSource
 	}
 	for _, e := range tlsutil.Expiries(filepath.Join(dir, "pki")) {
 		in.Certs = append(in.Certs, audit.CertInfo{Name: e.Name, NotAfter: e.NotAfter, Err: e.Err})
