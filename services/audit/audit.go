@@ -278,7 +278,11 @@ func Run(in Input) Report {
 	a.safely("acknowledgements", func() { acks = a.acks() })
 	findings := make([]Finding, 0, len(a.order))
 	for _, id := range a.order {
-		findings = append(findings, *a.byID[id])
+		f := *a.byID[id]
+		// "[--fix]" only where Plan will act (a non-object on the path,
+		// e.g. "gateway": 5, blocks the edit).
+		f.Fixable = f.Fixable && len(reachableFixes(f.fixes, in.Config)) > 0
+		findings = append(findings, f)
 	}
 	findings = append(findings, applyAcks(findings, acks, in.Now)...)
 	sortFindings(findings)

@@ -81,12 +81,7 @@ func Plan(report Report, in Input) []FixAction {
 		if f.Acknowledged || !f.Fixable || !open[f.ID] {
 			continue
 		}
-		for _, fx := range f.fixes {
-			if fx.Kind != KindChmod && len(fx.Keys) > 0 && !reachable(in.Config, fx.Keys[:len(fx.Keys)-1]) {
-				// A non-object on the way (config.invalid_type is reported):
-				// the edit would fail, so it is not planned.
-				continue
-			}
+		for _, fx := range reachableFixes(f.fixes, in.Config) {
 			k := string(fx.Kind) + "\x00" + strings.Join(fx.Keys, "\x00") + "\x00" + fx.Path
 			if seen[k] {
 				continue
@@ -171,6 +166,19 @@ func walkTo(m map[string]any, keys []string, create bool) (map[string]any, bool)
 		cur = nm
 	}
 	return cur, true
+}
+
+// reachableFixes drops config edits with a non-object on the way
+// (config.invalid_type is reported): they would fail, so they are not planned.
+func reachableFixes(fixes []FixAction, tree map[string]any) []FixAction {
+	var out []FixAction
+	for _, fx := range fixes {
+		if fx.Kind != KindChmod && len(fx.Keys) > 0 && !reachable(tree, fx.Keys[:len(fx.Keys)-1]) {
+			continue
+		}
+		out = append(out, fx)
+	}
+	return out
 }
 
 // reachable reports whether keys lead through objects (or missing ones,

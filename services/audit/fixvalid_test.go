@@ -148,3 +148,16 @@ func TestTokenFixBySource(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreachableFixNotOffered: with "gateway": 5 the token cannot be set,
+// so the finding is not marked fixable and nothing is planned for it.
+func TestUnreachableFixNotOffered(t *testing.T) {
+	in := baseInput(parse(t, `{"gateway":5}`))
+	rep := Run(in)
+	f, ok := rep.Find("gateway.auth.token_missing")
+	require.True(t, ok)
+	require.False(t, f.Fixable)
+	require.Empty(t, Plan(rep, in))
+	f, _ = Run(baseInput(parse(t, `{}`))).Find("gateway.auth.token_missing")
+	require.True(t, f.Fixable)
+}
