@@ -20,9 +20,12 @@ import (
 // repoRoot is the monorepo root, from this package's directory.
 const repoRoot = "../../../../.."
 
-// remedySources hold the audit's remedy and fix texts: the engine, the
-// gateway's fix runner and this command's offline fixes.
-var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd"}
+// remedySources hold remedy and fix texts: the audit engine, the gateway's
+// fix runner, this command's offline fixes, and the packages whose errors
+// and findings the audit and validate pass on (policy, config, migrate,
+// the token rule).
+var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd", "cli/internal/offline",
+	"gateway/internal/policy", "services/config", "services/migrate", "services/auth"}
 
 var (
 	mentionRE = regexp.MustCompile("(?:^|[\\s`(:])moltbot ([^`()\\n;,|&]*)")
