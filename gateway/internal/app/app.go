@@ -16,6 +16,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/runtime"
 	"github.com/moltbot/moltbot-secure/gateway/internal/seckey"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/seclog"
@@ -50,7 +51,7 @@ type Wiring struct {
 	TokenSource string
 	GatewayAuth *auth.GatewayToken
 
-	// Agent answers delivered messages; Executor runs its exec tool.
+	// Agent is the echo backend; Executor runs the agents' exec tool.
 	Agent    agent.Agent
 	Executor agent.Executor
 
@@ -71,6 +72,10 @@ type Wiring struct {
 	SecKey *seckey.Store
 	// Config owns moltbot.json: Config.Current() is the loaded config with its secrets decrypted.
 	Config *configstore.Store
+
+	// Runtime is the message runtime (channels, policies, owners, agent
+	// backend, sandbox mode, DM scope); reload replaces it.
+	Runtime *runtime.Manager
 
 	// OnReload hooks run after a reloaded config became current; each
 	// returns the changes it applied (for the Reload reply).
@@ -133,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := auth.CheckToken(w.Token); err != nil {
 		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
-	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireAgent, wireMessaging, wireOps, wireKeyBackup} {
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}

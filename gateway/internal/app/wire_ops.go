@@ -11,10 +11,13 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/auditrun"
+	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/runtime"
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/pkiinit"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
@@ -146,19 +149,33 @@ func reload(ctx context.Context, w *Wiring) (*gatewayv1.ReloadResponse, error) {
 			Path: "gateway.auth.token", Message: err.Error(), Fix: "moltbot token generate, then moltbot config set gateway.auth.token -", Severity: "error", File: w.ConfigPath,
 		}}}, nil
 	}
+	prev := w.snapshot()
+	changes, err := w.Runtime.Apply(ctx, snap.Config, w.secretOf(snap))
+	if err != nil {
+		w.Logger.Warn("reload refused: the running runtime stays", "error", err)
+		return &gatewayv1.ReloadResponse{Problems: []*gatewayv1.Problem{{
+			Message: err.Error(), Fix: "fix the setting named above, then run `moltbot gateway restart` again", Severity: "error", File: w.ConfigPath,
+		}}}, nil
+	}
 	w.Config.Commit(ctx, snap)
 	resp := &gatewayv1.ReloadResponse{Applied: true, Changes: []string{"config re-read and validated: " + w.ConfigPath}}
 	if w.GatewayAuth.Set(tok) {
 		w.setToken(tok, src)
 		resp.Changes = append(resp.Changes, "gateway token rotated (source "+src+"): the old token is refused and its open streams are closed")
 	}
-	for _, h := range w.OnReload {
-		resp.Changes = append(resp.Changes, h(ctx, snap)...)
-	}
+	resp.Changes = append(resp.Changes, changes...)
+	resp.Changes = append(resp.Changes, runtime.RestartOnly(viewOf(prev), snap.View)...)
 	for _, p := range snap.Warnings {
 		resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
 	}
 	return resp, nil
+}
+
+func viewOf(s *configstore.Snapshot) config.View {
+	if s == nil {
+		return config.View{}
+	}
+	return s.View
 }
 
 func reloadOnSIGHUP(ctx context.Context, w *Wiring) {

@@ -158,6 +158,10 @@ type holder struct {
 // Deliver is the channels.DeliverFunc: it processes in and logs failures
 // (a chat network has no one to return an error to).
 func (p *Pipeline) Deliver(ctx context.Context, in channels.Inbound) {
+	// A message in flight finishes even when its runtime stops receiving
+	// (a reload): only the agent timeout and a send bound bound it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout+time.Minute)
+	defer cancel()
 	res, err := p.Process(ctx, in)
 	if h, ok := ctx.Value(resultKey{}).(*holder); ok {
 		h.res, h.err = res, err
