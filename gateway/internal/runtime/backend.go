@@ -34,9 +34,9 @@ func ChooseBackend(ctx context.Context, v config.View, secret SecretFunc) (Backe
 	return b, nil
 }
 
-func (b Backend) key() string {
-	return b.Name + "|" + b.Set.BaseURL + "|" + b.Set.Model + "|" + fingerprint(b.Set.APIKey)
-}
+func (b Backend) public() string { return b.Name + "|" + b.Set.BaseURL + "|" + b.Set.Model }
+
+func (b Backend) key() string { return b.public() + "|" + fingerprint(b.Set.APIKey) }
 
 // Describe names the backend for logs and reload replies, without the key.
 func (b Backend) Describe() string {

@@ -34,6 +34,8 @@ import (
 // OpenAIProvider is the models.providers entry the openai backend reads.
 const OpenAIProvider = "openai"
 
+const backendArea = "agent backend (agents.defaults.backend, models.providers)"
+
 // DefaultProbeTimeout bounds a new channel's account check (Telegram getMe).
 const DefaultProbeTimeout = 10 * time.Second
 
@@ -73,7 +75,9 @@ type Runtime struct {
 
 // area is one reload-visible part of the runtime: key compares (it may
 // hold a hash of a secret, never shown), desc is what the reply says.
-type area struct{ key, desc string }
+// secretOnly, when set, is the reply's line for a change of the secret
+// alone (key differs only in its fingerprint part, after public).
+type area struct{ key, desc, public, secretOnly string }
 
 // SecretFunc returns a secret field's plaintext from the snapshot being
 // built (decrypted through secretsd or resolved); never logged.
@@ -141,7 +145,8 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 	if err != nil {
 		return nil, err
 	}
-	r.areas["agent backend (agents.defaults.backend, models.providers)"] = area{key: choice.key(), desc: choice.Describe()}
+	r.areas[backendArea] = area{key: choice.key(), desc: choice.Describe(), public: choice.public(),
+		secretOnly: "agent backend " + choice.Name + ": API key changed"}
 	r.areas["agents.defaults.sandbox.mode"] = area{key: v.Agents.Sandbox.Mode, desc: orDefault(v.Agents.Sandbox.Mode, "non-main")}
 	r.areas["session.dmScope"] = area{key: string(scope), desc: string(scope)}
 	p, err := pipeline.New(pipeline.Config{
@@ -238,6 +243,8 @@ func (r *Runtime) Changes(old *Runtime) []string {
 			out = append(out, k+": added ("+b.desc+")")
 		case !inNew:
 			out = append(out, k+": removed")
+		case a.key != b.key && b.secretOnly != "" && a.public == b.public:
+			out = append(out, b.secretOnly)
 		case a.key != b.key:
 			out = append(out, k+": "+b.desc)
 		}

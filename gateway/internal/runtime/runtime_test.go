@@ -212,6 +212,18 @@ func TestReloadEachArea(t *testing.T) {
 				require.Equal(t, "fake model (gpt-b): hello", strings.Join(r.Replies, "|"))
 				require.True(t, oaHandler.Requests()[len(oaHandler.Requests())-1].Authorized)
 			}},
+		{"models.providers: the key alone", withOpenAI("gpt-a", "sk-wrong-key-000000000000"), withOpenAI("gpt-a", openaiKey),
+			"agent backend openai: API key changed",
+			func(t *testing.T, m *Manager, after bool) {
+				r, err := m.Current().Pipeline.SendLocal(context.Background(), pipeline.Message{From: "alice", Text: "hello", FromOwner: true})
+				if !after {
+					require.Error(t, err, "the wrong key is refused by the provider")
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, "fake model (gpt-a): hello", strings.Join(r.Replies, "|"))
+				require.True(t, oaHandler.Requests()[len(oaHandler.Requests())-1].Authorized)
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
