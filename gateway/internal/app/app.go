@@ -77,12 +77,10 @@ type Wiring struct {
 	// backend, sandbox mode, DM scope); reload replaces it.
 	Runtime *runtime.Manager
 
-	// OnReload hooks run after a reloaded config became current; each
-	// returns the changes it applied (for the Reload reply).
-	OnReload []func(ctx context.Context, snap *configstore.Snapshot) []string
+	// Reloader applies the config file in place (Reload RPC, SIGHUP).
+	Reloader *runtime.Reloader
 
-	tokenMu  sync.RWMutex // guards Token and TokenSource after start-up
-	reloadMu sync.Mutex   // one reload at a time
+	tokenMu sync.RWMutex // guards Token and TokenSource after start-up
 }
 
 // CurrentToken returns the gateway token and its source (reload swaps them).

@@ -63,6 +63,15 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 			w.Logger.Warn("stop", "error", err)
 		}
 	})
+	if w.Config != nil {
+		w.Reloader = &runtime.Reloader{
+			Store: w.Config, Manager: mgr, Secret: w.secretOf, Logger: w.Logger,
+			Token: func(snap *configstore.Snapshot) (string, string, error) { return LoadToken(snap, w.ConfigPath) },
+			// Made here, before the server, so reload and the client port share it.
+			Auth:    w.gatewayAuth(),
+			OnToken: w.setToken,
+		}
+	}
 	current := func() *pipeline.Pipeline { return mgr.Current().Pipeline }
 	proxy, err := pairingproxy.New(pairingproxy.Config{
 		Client: pc, HasChannel: func(n string) bool { return current().HasChannel(n) }, Log: w.SecLog, Logger: w.Logger.Named("pairing"),

@@ -114,6 +114,12 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 		if name == local.Name || !ch.Enabled {
 			continue
 		}
+		if d.NewChannel == nil && name != "telegram" {
+			// Known to the config (upstream has it), not run here: said, not fatal.
+			log.Warn("channel not supported by this gateway; ignored", "channel", "channels."+name)
+			r.areas["channels."+name] = area{key: "unsupported", desc: "configured, not run by this gateway"}
+			continue
+		}
 		tok, err := secret(ctx, ch.BotToken)
 		if err != nil {
 			return nil, fmt.Errorf("channels.%s: %w", name, err)

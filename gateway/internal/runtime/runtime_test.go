@@ -57,7 +57,9 @@ func plainSecret(_ context.Context, s config.Secret) (string, error) {
 	return s.Plain, nil
 }
 
-func deps(t *testing.T, ag agent.Agent) Deps {
+func deps(t *testing.T, ag agent.Agent) Deps { return depsTB(t, ag) }
+
+func depsTB(t testing.TB, ag agent.Agent) Deps {
 	t.Helper()
 	eng, err := policy.New(policy.EngineConfig{Pairing: memPairing{}})
 	require.NoError(t, err)
@@ -67,7 +69,7 @@ func deps(t *testing.T, ag agent.Agent) Deps {
 }
 
 // cfg parses a config tree (JSON), as the config store would load it.
-func cfg(t *testing.T, tree map[string]any) *config.Config {
+func cfg(t testing.TB, tree map[string]any) *config.Config {
 	t.Helper()
 	b, err := json.Marshal(tree)
 	require.NoError(t, err)
@@ -101,7 +103,7 @@ func set(tree map[string]any, path string, v any) map[string]any {
 	return tree
 }
 
-func send(t *testing.T, m *Manager, from, text string) pipeline.Result {
+func send(t testing.TB, m *Manager, from, text string) pipeline.Result {
 	t.Helper()
 	r, err := m.Current().Pipeline.SendLocal(context.Background(), pipeline.Message{From: from, Text: text, FromOwner: true})
 	require.NoError(t, err)
