@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -76,6 +77,9 @@ type Wiring struct {
 	// Runtime is the message runtime (channels, policies, owners, agent
 	// backend, sandbox mode, DM scope); reload replaces it.
 	Runtime *runtime.Manager
+	// live is Runtime for readers that may run while it is being wired
+	// (the sandbox policy: a first message can arrive meanwhile).
+	live atomic.Pointer[runtime.Manager]
 
 	// Reloader applies the config file in place (Reload RPC, SIGHUP).
 	Reloader *runtime.Reloader

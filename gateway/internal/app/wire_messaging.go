@@ -58,6 +58,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 		return fmt.Errorf("config %s: the gateway will not start: %w", w.ConfigPath, err)
 	}
 	w.Runtime = mgr
+	w.live.Store(mgr)
 	w.Closers = append(w.Closers, func() {
 		if err := mgr.Close(runtime.DefaultCloseWait); err != nil {
 			w.Logger.Warn("stop", "error", err)

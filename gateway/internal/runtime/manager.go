@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	"github.com/moltbot/moltbot-secure/services/config"
 )
 
@@ -34,6 +35,9 @@ func NewManager(ctx context.Context, d Deps, c *config.Config, secret SecretFunc
 // Current is the runtime serving now: the local channel's Send and the
 // pairing notices go to it.
 func (m *Manager) Current() *Runtime { return m.cur.Load() }
+
+// SandboxPolicy is the current runtime's sandbox policy (agent.PolicySource).
+func (m *Manager) SandboxPolicy() (*sandboxv1.Policy, error) { return m.Current().SandboxPolicy() }
 
 // ProvisionError is a reload whose new runtime could not be built or
 // started; the old runtime keeps serving.
@@ -73,6 +77,11 @@ func (m *Manager) provision(ctx context.Context, c *config.Config, secret Secret
 	r, err := Build(ctx, m.deps, c, secret)
 	if err != nil {
 		return nil, err
+	}
+	// At start-up a bad sandbox section only refuses commands (the CLI
+	// stays reachable to fix it); a reload refuses it outright.
+	if r.sandboxErr != nil && !lenient {
+		return nil, r.sandboxErr
 	}
 	if err := r.Start(ctx, m.deps.ProbeTimeout, lenient, m.deps.Logger); err != nil {
 		r.Stop()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
@@ -27,6 +28,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
+	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
@@ -67,6 +69,10 @@ type Runtime struct {
 	local    *local.Channel
 	chans    []channels.Channel
 	areas    map[string]area
+	// sandbox is agents.defaults.sandbox as sandboxd gets it with every
+	// command; sandboxErr refuses every command (fail closed).
+	sandbox    *sandboxv1.Policy
+	sandboxErr error
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -154,6 +160,13 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 	r.areas[backendArea] = area{key: choice.key(), desc: choice.Describe(), public: choice.public(),
 		secretOnly: "agent backend " + choice.Name + ": API key changed"}
 	r.areas["agents.defaults.sandbox.mode"] = area{key: v.Agents.Sandbox.Mode, desc: orDefault(v.Agents.Sandbox.Mode, "non-main")}
+	pc := c
+	if pc == nil {
+		pc = config.New("", nil)
+	}
+	r.sandbox, r.sandboxErr = agent.PolicyFromConfig(pc)
+	r.areas["agents.defaults.sandbox (docker, workspace)"] = area{key: sandboxKey(r.sandbox, r.sandboxErr),
+		desc: "applies to the next command (sandboxd recreates a container whose policy changed)"}
 	r.areas["session.dmScope"] = area{key: string(scope), desc: string(scope)}
 	p, err := pipeline.New(pipeline.Config{
 		Engine: d.Engine, Channels: chans, Agent: choice.agent(d), Sessions: d.Sessions,
@@ -177,6 +190,20 @@ func newSupported(name string, ch config.Channel, tok string, log hclog.Logger) 
 		Token: tok, Name: name, BaseURL: ch.BaseURL,
 		Logf: func(f string, a ...any) { l.Warn(fmt.Sprintf(f, a...)) },
 	})
+}
+
+// SandboxPolicy is this runtime's agents.defaults.sandbox for sandboxd.
+func (r *Runtime) SandboxPolicy() (*sandboxv1.Policy, error) { return r.sandbox, r.sandboxErr }
+
+// sandboxKey compares policies without the mode (its own area).
+func sandboxKey(p *sandboxv1.Policy, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	q := proto.Clone(p).(*sandboxv1.Policy)
+	q.Mode = 0
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(q)
+	return hex.EncodeToString(b)
 }
 
 // Start checks every channel's account (Prober), then runs the channels

@@ -196,6 +196,14 @@ func TestReloadEachArea(t *testing.T) {
 				}
 				t.Fatalf("session %s not indexed", r.SessionKey)
 			}},
+		{"agents.defaults.sandbox.docker", nil,
+			func(tree map[string]any) { set(tree, "agents.defaults.sandbox.docker.memory", "512m") },
+			"agents.defaults.sandbox (docker, workspace): applies to the next command",
+			func(t *testing.T, m *Manager, after bool) {
+				p, err := m.SandboxPolicy()
+				require.NoError(t, err)
+				require.Equal(t, map[bool]int64{false: 0, true: 512 << 20}[after], p.GetMemoryBytes())
+			}},
 		{"agents backend: echo to openai", nil, withOpenAI("gpt-a", openaiKey),
 			"agent backend (agents.defaults.backend, models.providers): openai",
 			func(t *testing.T, m *Manager, after bool) {
@@ -271,6 +279,7 @@ func TestFailedProvisionKeepsOld(t *testing.T) {
 	}{
 		{"bot token the Bot API rejects", tg("999:WRONGtoken-abcdefghijklmnop", fake.URL()), "channels.telegram"},
 		{"unreachable baseUrl", tg(botToken, "http://127.0.0.1:1"), "channels.telegram.baseUrl"},
+		{"sandbox memory that is not a size", func(tree map[string]any) { set(tree, "agents.defaults.sandbox.docker.memory", "lots") }, "agents.defaults.sandbox.docker.memory"},
 		{"invalid dm policy", func(tree map[string]any) { set(tree, "channels.local.dm.policy", "sometimes") }, "channels.local.dm.policy"},
 	}
 	for _, tc := range cases {
