@@ -147,46 +147,16 @@ func addOwner(ctx context.Context, w *Wiring, channel, sender string) error {
 	return nil
 }
 
-// secretOf resolves a secret field of snap (the snapshot a runtime is
-// built from): plaintext, a resolved ${VAR}/${file:...} reference, or an
-// envelope decrypted by secretsd (with the field's path as AAD). The value
-// is never logged or put in an error.
+// secretOf resolves the secret fields of snap (runtime.Secrets).
 func (w *Wiring) secretOf(snap *configstore.Snapshot) runtime.SecretFunc {
-	return func(ctx context.Context, s config.Secret) (string, error) { return secretValue(ctx, w, snap, s) }
-}
-
-func secretValue(ctx context.Context, w *Wiring, snap *configstore.Snapshot, s config.Secret) (string, error) {
-	if v, ok := snap.Secret(s.Path); ok && v != "" {
-		return v, nil
-	}
-	switch s.State {
-	case config.StatePlain:
-		return s.Plain, nil
-	case config.StateReference:
-		opts := config.ResolveOptions{StateDir: w.StateDir, Protected: []string{w.Loaded.Base.PKIDir}}
-		if snap != nil && snap.Config != nil {
-			opts.FileRoots = snap.Config.FileRoots()
-		}
-		v, err := config.ResolveString(s.Ref, opts)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return v, nil
-	case config.StateEnvelope:
-		if s.Envelope == nil {
-			return "", fmt.Errorf("%s: malformed encrypted value; set it again with `moltbot config set %s`", s.Path, s.Path)
-		}
-		text, err := s.Envelope.Encode()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", s.Path, err)
-		}
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		r, err := secretsv1.NewSecretsClient(w.SecretsConn).Decrypt(ctx, &secretsv1.DecryptRequest{Envelope: text, Aad: s.Path})
-		if err != nil {
-			return "", fmt.Errorf("%s: decrypt through secretsd: %w", s.Path, errs.FromStatus(err))
-		}
-		return string(r.GetPlaintext()), nil
-	}
-	return "", fmt.Errorf("%s: not set; the channel needs it (set it with `moltbot config set %s <token>`)", s.Path, s.Path)
+	return runtime.Secrets{
+		StateDir: w.StateDir, Protected: []string{w.Loaded.Base.PKIDir},
+		Decrypt: func(ctx context.Context, env, aad string) ([]byte, error) {
+			r, err := secretsv1.NewSecretsClient(w.SecretsConn).Decrypt(ctx, &secretsv1.DecryptRequest{Envelope: env, Aad: aad})
+			if err != nil {
+				return nil, errs.FromStatus(err)
+			}
+			return r.GetPlaintext(), nil
+		},
+	}.For(snap)
 }
