@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
-	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pairingproxy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
@@ -47,12 +46,7 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 	}
 	mgr, err := runtime.NewManager(ctx, runtime.Deps{
 		Engine: engine, Sessions: st, Echo: w.Agent, Executor: w.Executor, Logger: w.Logger,
-		OnDecision: func(_ context.Context, in channels.Inbound, r pipeline.Result) {
-			if w.SecLog != nil && !r.ReachedAgent && r.Decision != "" {
-				w.SecLog.Note(seclog.Event{Kind: "message.blocked", Actor: in.Channel + ":" + in.SenderID,
-					Target: in.Channel, Fields: map[string]string{"decision": r.Decision}})
-			}
-		},
+		OnDecision: runtime.BlockedRecorder(noter(w.SecLog)),
 	}, cfg, w.secretOf(w.snapshot()))
 	if err != nil {
 		return fmt.Errorf("config %s: the gateway will not start: %w", w.ConfigPath, err)
@@ -145,6 +139,14 @@ func addOwner(ctx context.Context, w *Wiring, channel, sender string) error {
 		return fmt.Errorf("%s written but the reload was refused (run `moltbot config validate`, then `moltbot gateway reload`): %w", path, errs.ErrFailedPrecondition)
 	}
 	return nil
+}
+
+// noter keeps a nil *seclog.Log a nil interface (no log: nothing recorded).
+func noter(l *seclog.Log) runtime.Noter {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 // secretOf resolves the secret fields of snap (runtime.Secrets).
