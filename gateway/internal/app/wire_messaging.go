@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,7 +74,12 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 			defer cancel()
 			return current().Notify(ctx, channel, sender, policy.ApprovedNotice)
 		},
-		AddOwner: func(ctx context.Context, channel, sender string) error { return addOwner(ctx, w, channel, sender) },
+		AddOwner: func(ctx context.Context, channel, sender string) error {
+			if w.Reloader == nil {
+				return fmt.Errorf("no config store is loaded, so channels.%s.owner cannot be written: %w", channel, errs.ErrFailedPrecondition)
+			}
+			return w.Reloader.AddOwner(ctx, channel, sender)
+		},
 	})
 	if err != nil {
 		return err
@@ -106,39 +110,6 @@ func messagingConfig(w *Wiring) (*config.Config, error) {
 		return nil, nil
 	}
 	return c, err
-}
-
-// addOwner writes sender into channels.<channel>.owner through the config
-// store (validated, secrets kept encrypted, sealed backup, atomic write)
-// and reloads, so the pipeline's owners change at once.
-func addOwner(ctx context.Context, w *Wiring, channel, sender string) error {
-	if w.Config == nil {
-		return fmt.Errorf("no config store is loaded, so channels.%s.owner cannot be written: %w", channel, errs.ErrFailedPrecondition)
-	}
-	var cur []string
-	if snap := w.snapshot(); snap != nil {
-		cur = snap.View.Channels[channel].Owner
-	}
-	next, changed, err := policy.WithOwner(cur, sender)
-	if err != nil || !changed {
-		return err
-	}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	path := "channels." + channel + ".owner"
-	if _, err := w.Config.Set(ctx, path, string(b), false, false); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	resp, err := reload(ctx, w)
-	if err != nil {
-		return fmt.Errorf("%s written; reload failed (run `moltbot gateway reload`): %w", path, err)
-	}
-	if !resp.GetApplied() {
-		return fmt.Errorf("%s written but the reload was refused (run `moltbot config validate`, then `moltbot gateway reload`): %w", path, errs.ErrFailedPrecondition)
-	}
-	return nil
 }
 
 // noter keeps a nil *seclog.Log a nil interface (no log: nothing recorded).

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,8 +10,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
 // Reloader is `gateway restart` (the Reload RPC and SIGHUP): re-read and
@@ -89,4 +92,34 @@ func (r *Reloader) Reload(ctx context.Context) (Result, error) {
 	}
 	res.Problems = append(res.Problems, snap.Warnings...)
 	return res, nil
+}
+
+// AddOwner writes sender into channels.<channel>.owner through the config
+// store (validated, secrets kept encrypted, sealed backup, atomic write)
+// and reloads, so the owners change at once (pairing approve --owner).
+func (r *Reloader) AddOwner(ctx context.Context, channel, sender string) error {
+	var cur []string
+	if snap := r.Store.Current(); snap != nil {
+		cur = snap.View.Channels[channel].Owner
+	}
+	next, changed, err := policy.WithOwner(cur, sender)
+	if err != nil || !changed {
+		return err
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	path := "channels." + channel + ".owner"
+	if _, err := r.Store.Set(ctx, path, string(b), false, false); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	res, err := r.Reload(ctx)
+	if err != nil {
+		return fmt.Errorf("%s written; reload failed (run `moltbot gateway restart`): %w", path, err)
+	}
+	if !res.Applied {
+		return fmt.Errorf("%s written but the reload was refused (run `moltbot config validate`, then `moltbot gateway restart`): %w", path, errs.ErrFailedPrecondition)
+	}
+	return nil
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram/telegramtest"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/envelope"
 )
 
 const (
@@ -22,14 +24,23 @@ const (
 	tokenB = "tB4n7Wq1Ez9Rx3Mc6Kv8Pl2Hs5Jd0Fg-Ua_Yi"
 )
 
-// noSecrets is secretsd for a config that holds no encrypted value: the
-// store answers Ping, and nothing else is asked of it.
+// noSecrets stands in for secretsd (tested for real in services/integration):
+// its "envelope" is the plaintext with a zero tag, enough for the config
+// store's sealed backups; nothing else is asked of it.
 type noSecrets struct{}
 
 var errNoSecrets = errors.New("no secretsd in this test")
 
-func (noSecrets) Encrypt(context.Context, []byte, string) (string, error) { return "", errNoSecrets }
-func (noSecrets) Decrypt(context.Context, string, string) ([]byte, error) { return nil, errNoSecrets }
+func (noSecrets) Encrypt(_ context.Context, p []byte, _ string) (string, error) {
+	return envelope.Envelope{KID: "test", Nonce: make([]byte, envelope.NonceSize), CT: append(append([]byte(nil), p...), make([]byte, envelope.TagSize)...)}.Encode()
+}
+func (noSecrets) Decrypt(_ context.Context, text, _ string) ([]byte, error) {
+	e, err := envelope.Decode(text)
+	if err != nil {
+		return nil, err
+	}
+	return e.CT[:len(e.CT)-envelope.TagSize], nil
+}
 func (noSecrets) Rewrap(context.Context, string, string) (string, bool, error) {
 	return "", false, errNoSecrets
 }
@@ -144,6 +155,24 @@ func TestReloaderWholeOrNothing(t *testing.T) {
 			require.False(t, send(t, e.mgr, "bob", "hi").ReachedAgent, "bob left the allowlist")
 		})
 	}
+}
+
+// TestAddOwner: pairing approve --owner writes channels.<ch>.owner and
+// reloads, so the sender is an owner on the next message.
+func TestAddOwner(t *testing.T) {
+	e := newReloadEnv(t, withToken(base(), tokenA))
+	ctx := context.Background()
+	require.Equal(t, policy.ReasonDMConfigAllow, send(t, e.mgr, "bob", "hi").Decision)
+	require.NoError(t, e.r.AddOwner(ctx, "local", "bob"))
+	require.Equal(t, policy.ReasonDMOwner, send(t, e.mgr, "bob", "hi").Decision, "owner at once, no restart")
+	require.Equal(t, []string{"alice", "bob"}, e.store.Current().View.Channels["local"].Owner)
+	b, err := os.ReadFile(e.path)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"bob"`, "written to the file")
+	rt := e.mgr.Current()
+	require.NoError(t, e.r.AddOwner(ctx, "local", "bob"), "already an owner: nothing to do")
+	require.Same(t, rt, e.mgr.Current(), "no reload for no change")
+	require.Error(t, e.r.AddOwner(ctx, "local", ""), "an empty sender id is refused")
 }
 
 // BenchmarkReload: `gateway restart` to the new runtime serving, with 3
