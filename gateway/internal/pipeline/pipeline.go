@@ -158,6 +158,10 @@ type holder struct {
 // Deliver is the channels.DeliverFunc: it processes in and logs failures
 // (a chat network has no one to return an error to).
 func (p *Pipeline) Deliver(ctx context.Context, in channels.Inbound) {
+	// A message in flight finishes even when its runtime stops receiving
+	// (a reload): only the agent timeout and a send bound bound it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout+time.Minute)
+	defer cancel()
 	res, err := p.Process(ctx, in)
 	if h, ok := ctx.Value(resultKey{}).(*holder); ok {
 		h.res, h.err = res, err
@@ -345,6 +349,18 @@ func (p *Pipeline) Policy(channel string) (policy.Config, bool) {
 	pol := c.Policy
 	pol.Owners = p.ownersOf(channel)
 	return pol, true
+}
+
+// LetThrough says whether an approved sender's DMs on channel pass this
+// pipeline's policy, and if not why (policy.LetThrough); ok is false for a
+// channel it does not run.
+func (p *Pipeline) LetThrough(channel, senderID string) (through bool, because string, ok bool) {
+	pol, ok := p.Policy(channel)
+	if !ok {
+		return false, "", false
+	}
+	through, because = policy.LetThrough(pol, channel, senderID)
+	return through, because, true
 }
 
 // ChannelNames lists the configured channels, sorted.
