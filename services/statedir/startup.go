@@ -98,44 +98,63 @@ func FixAtStart(dir, pkiDir string, log Logger) (StartupReport, error) {
 	return rep, nil
 }
 
-// tighten opens p without following a symlink and narrows its mode to
-// want through the open file, so the change lands on what was checked.
-func tighten(rep *StartupReport, p string, want fs.FileMode, dir bool) error {
+// errChangedType is Tighten's refusal when p is not what the walk saw.
+var errChangedType = errors.New("changed type while being checked: not changed")
+
+// Tighten narrows p's mode to at most want (0700 for a directory, 0600 for
+// a file are the state dir's rule). It opens p with O_NOFOLLOW and changes
+// the open file (File.Chmod), so a symlink is never followed and the change
+// lands on the very file that was checked. changed is false when p was
+// already narrow enough.
+func Tighten(p string, want fs.FileMode) (c Change, changed bool, err error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return Change{}, false, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return Change{}, false, fmt.Errorf("%s is a symlink: not followed and not changed (replace it with the file itself)", p)
+	}
+	dir := fi.IsDir()
 	flags := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
 	if dir {
 		flags |= syscall.O_DIRECTORY
 	}
 	f, err := os.OpenFile(p, flags, 0)
 	if err != nil {
-		msg := "cannot be opened safely: " + err.Error()
 		if errors.Is(err, syscall.ELOOP) {
-			msg = "became a symlink: not followed and not changed"
+			return Change{}, false, fmt.Errorf("%s became a symlink: not followed and not changed", p)
 		}
-		rep.Problems = append(rep.Problems, Issue{Path: p, Kind: "unreadable", Message: msg})
-		if dir {
-			return fs.SkipDir
-		}
-		return nil
+		return Change{}, false, fmt.Errorf("%s cannot be opened safely: %w", p, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.IsDir() != dir || (!dir && !fi.Mode().IsRegular()) {
-		rep.Problems = append(rep.Problems, Issue{Path: p, Kind: "unreadable", Message: "changed type while being checked: not changed"})
+	ofi, err := f.Stat()
+	if err != nil || ofi.IsDir() != dir || (!dir && !ofi.Mode().IsRegular()) {
+		return Change{}, false, fmt.Errorf("%s %w", p, errChangedType)
+	}
+	have := ofi.Mode().Perm()
+	if have&^want == 0 {
+		return Change{}, false, nil
+	}
+	if err := f.Chmod(have & want); err != nil {
+		return Change{}, false, fmt.Errorf("%s: mode %04o is wider than %04o and could not be changed: %w", p, have, want, err)
+	}
+	return Change{Path: p, From: have, To: have & want}, true, nil
+}
+
+// tighten is Tighten inside the start-up walk: a failure is a problem to
+// report (and a directory it could not open is not descended).
+func tighten(rep *StartupReport, p string, want fs.FileMode, dir bool) error {
+	c, changed, err := Tighten(p, want)
+	if err != nil {
+		rep.Problems = append(rep.Problems, Issue{Path: p, Kind: kindOf(dir), Want: want, Message: strings.TrimPrefix(err.Error(), p+" ")})
 		if dir {
 			return fs.SkipDir
 		}
 		return nil
 	}
-	have := fi.Mode().Perm()
-	if have&^want == 0 {
-		return nil
+	if changed {
+		rep.Changes = append(rep.Changes, c)
 	}
-	if err := f.Chmod(have & want); err != nil {
-		rep.Problems = append(rep.Problems, Issue{Path: p, Kind: kindOf(dir), Mode: have, Want: want,
-			Message: fmt.Sprintf("mode %04o is wider than %04o and could not be changed: %v", have, want, err)})
-		return nil
-	}
-	rep.Changes = append(rep.Changes, Change{Path: p, From: have, To: have & want})
 	return nil
 }
 

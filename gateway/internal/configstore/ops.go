@@ -238,7 +238,7 @@ type MigrateResult struct {
 func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	rep, err := migrate.Run(ctx, migrate.Options{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Encrypter: s.encrypter(), DryRun: dryRun, Now: s.cfg.Now})
+	rep, err := migrate.Run(ctx, migrate.Options{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Encrypter: s.encrypter(), Decrypter: s.decrypter(), DryRun: dryRun, Now: s.cfg.Now})
 	if err != nil {
 		return MigrateResult{}, err
 	}
