@@ -303,3 +303,18 @@ func PreserveOperatorBackup(ctx context.Context, enc Encrypter, stateDir, path s
 	}
 	return fmt.Sprintf("%s: your own plain-text backup is now sealed as %s and the plain copy removed (`moltbot rollback --backup %s --yes` restores it as the config)", relBak, name, name), nil
 }
+
+// WriteMigrationBackup seals orig (a file under stateDir as it was before
+// a migration) as <path>.backup.migration, for a migration that had nothing
+// else to rewrite in that file (migrate --from keeps the original always).
+func WriteMigrationBackup(ctx context.Context, enc Encrypter, stateDir, path string, orig []byte, now time.Time) (string, error) {
+	b, err := sealBackupBy(ctx, enc, relTo(stateDir, path), orig, now, WriterMigrate)
+	if err != nil {
+		return "", err
+	}
+	p := path + BackupSuffix + "." + MigrationName
+	if err := atomicfile.WriteFile(p, b, 0o600); err != nil {
+		return "", fmt.Errorf("write sealed backup: %w", err)
+	}
+	return p, nil
+}

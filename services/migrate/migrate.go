@@ -496,10 +496,18 @@ type RollbackOptions struct {
 	StateDir   string
 	ConfigPath string // default <StateDir>/moltbot.json
 	Decrypter  Decrypter
+	// Migration restores the state before the last migration
+	// (<file>.backup.migration) instead of the newest backups.
+	Migration bool
+	// Check sees every opened backup before any file is written; an error
+	// stops the rollback with nothing written (e.g. plain-text secrets
+	// without the operator's yes).
+	Check func(rel string, orig []byte) error
 }
 
-// Rollback opens the newest sealed backups (config and auth profiles) and
-// restores the original bytes atomically. It returns the files restored.
+// Rollback opens the newest sealed backups (config and auth profiles), or
+// with Migration the migration backups, and restores the original bytes
+// atomically. It returns the files restored.
 func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 	if o.ConfigPath == "" {
 		o.ConfigPath = filepath.Join(o.StateDir, config.FileName)
@@ -507,12 +515,16 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 	if o.Decrypter == nil {
 		return nil, errors.New("rollback: no Decrypter")
 	}
-	profiles, err := filepath.Glob(filepath.Join(o.StateDir, "agents", "*", "agent", "auth-profiles.json"+BackupSuffix))
+	suffix := BackupSuffix
+	if o.Migration {
+		suffix += "." + MigrationName
+	}
+	profiles, err := filepath.Glob(filepath.Join(o.StateDir, "agents", "*", "agent", "auth-profiles.json"+suffix))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(profiles)
-	backups := append([]string{o.ConfigPath + BackupSuffix}, profiles...)
+	backups := append([]string{o.ConfigPath + suffix}, profiles...)
 	type restore struct {
 		path string
 		data []byte
@@ -534,9 +546,14 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
 		}
-		target := strings.TrimSuffix(b, BackupSuffix)
+		target := strings.TrimSuffix(b, suffix)
 		if want := relTo(o.StateDir, target); rel != filepath.ToSlash(want) {
 			return nil, fmt.Errorf("rollback: backup %s is of %s, not %s: %w", b, rel, want, errs.ErrInvalidArgument)
+		}
+		if o.Check != nil {
+			if err := o.Check(rel, orig); err != nil {
+				return nil, fmt.Errorf("rollback: %w", err)
+			}
 		}
 		todo = append(todo, restore{target, orig})
 	}
@@ -548,6 +565,30 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 		done = append(done, r.path)
 	}
 	return done, nil
+}
+
+// PlainSecrets lists the secret fields held in plain text by a config or
+// auth-profiles file's bytes (rel says which, as in a backup's header), so
+// a restore can say so. Unparsable bytes list nothing.
+func PlainSecrets(rel string, data []byte) []string {
+	c, err := config.Parse(rel, data)
+	if err != nil {
+		return nil
+	}
+	var refs []config.SecretRef
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) == 4 && parts[0] == "agents" && parts[2] == "agent" && parts[3] == "auth-profiles.json" {
+		refs = config.AuthProfileSecrets(parts[1], c.Raw)
+	} else {
+		refs = config.SecretPaths(c.Raw)
+	}
+	var out []string
+	for _, r := range refs {
+		if r.State == config.StatePlain {
+			out = append(out, r.Path)
+		}
+	}
+	return out
 }
 
 func relTo(base, p string) string {
