@@ -318,3 +318,21 @@ func WriteMigrationBackup(ctx context.Context, enc Encrypter, stateDir, path str
 	}
 	return p, nil
 }
+
+// PlainRestoreCheck is the RollbackOptions.Check of every rollback: a
+// backup holding plain-text secrets is refused unless yes (restoring writes
+// them to disk in clear); with yes, each such field is added to found
+// ("<file>: <path>") so the caller can say so.
+func PlainRestoreCheck(yes bool, found *[]string) func(rel string, orig []byte) error {
+	return func(rel string, orig []byte) error {
+		plain := PlainSecrets(rel, orig)
+		if len(plain) > 0 && !yes {
+			return fmt.Errorf("%s in that backup holds plain-text secrets (%s): restoring writes them to disk in clear; rerun with --yes, then `moltbot security migrate` encrypts them again: %w",
+				rel, strings.Join(plain, ", "), errs.ErrFailedPrecondition)
+		}
+		for _, p := range plain {
+			*found = append(*found, rel+": "+p)
+		}
+		return nil
+	}
+}

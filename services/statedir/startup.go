@@ -194,3 +194,16 @@ func mustRel(base, p string) string {
 	}
 	return r
 }
+
+// GatewayMarker is the file only a gateway state dir has: the security
+// log's sealed key (gateway/internal/seckey.FileName in <state>/logs),
+// written at the gateway's first start. An upstream state dir lacks it.
+var GatewayMarker = filepath.Join("logs", "security.key")
+
+// IsGatewayState reports whether dir is a gateway's state dir (not an
+// upstream one), so `--state-dir X security migrate` never silently acts on
+// something else than X means.
+func IsGatewayState(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, GatewayMarker))
+	return err == nil && fi.Mode().IsRegular()
+}

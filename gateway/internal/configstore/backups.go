@@ -33,17 +33,7 @@ func (s *Store) Rollback(ctx context.Context, backup string, yes bool) (Rollback
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var res RollbackResult
-	check := func(rel string, orig []byte) error {
-		plain := migrate.PlainSecrets(rel, orig)
-		if len(plain) > 0 && !yes {
-			return fmt.Errorf("%s in that backup holds plain-text secrets (%s): restoring writes them to disk in clear; rerun with --yes, then `moltbot security migrate` encrypts them again: %w",
-				rel, strings.Join(plain, ", "), errs.ErrFailedPrecondition)
-		}
-		for _, p := range plain {
-			res.Plaintext = append(res.Plaintext, rel+": "+p)
-		}
-		return nil
-	}
+	check := migrate.PlainRestoreCheck(yes, &res.Plaintext)
 	if backup == "" || backup == migrate.MigrationName {
 		done, err := migrate.Rollback(ctx, migrate.RollbackOptions{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path,
 			Decrypter: s.decrypter(), Migration: backup == migrate.MigrationName, Check: check})

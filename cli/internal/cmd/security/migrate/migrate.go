@@ -26,6 +26,9 @@ import (
 type Options struct {
 	DryRun      bool
 	SecretsAddr string
+	// From is an upstream state dir on this machine to import into the
+	// running stack (streamed through the gateway).
+	From string
 }
 
 // NewCmd returns `moltbot security migrate`.
@@ -39,7 +42,12 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			"`moltbot rollback` opens it), encrypt every plain secret through secretsd, fix permissions, rewrite\n" +
 			"removed options (dm.policy \"open\" -> \"pairing\", dangerous flags), report what it cannot fix,\n" +
 			"validate and write atomically. A second run changes nothing. When the gateway is down it runs on\n" +
-			"the state dir directly, with secretsd (--secretsd) as the admin identity.",
+			"the state dir directly, with secretsd (--secretsd) as the admin identity.\n\n" +
+			"--from DIR imports an upstream state dir (~/.moltbot, ~/.clawdbot) from this machine into the running\n" +
+			"stack: moltbot.json (JSON5), its .backup, agents/*/agent/auth-profiles.json and credentials/*.json are\n" +
+			"streamed to the gateway, migrated there and the originals kept as the sealed migration backup\n" +
+			"(`moltbot rollback --backup migration --yes` restores them). --state-dir X without --from migrates X\n" +
+			"offline only when X is a gateway state dir.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -49,6 +57,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan; write nothing")
+	cmd.Flags().StringVar(&o.From, "from", "", "an upstream state dir on this machine to import into the running stack")
 	cmd.Flags().StringVar(&o.SecretsAddr, "secretsd", offline.DefaultSecretsdAddr(), "secretsd address for the offline path (gateway down)")
 	return cmd
 }
@@ -59,6 +68,31 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	if o.From != "" {
+		return runFrom(ctx, f, o)
+	}
+	// --state-dir X names the state to act on: X itself, offline, and only
+	// when it is a gateway state dir (never the running stack's instead).
+	if f.StateDirFlag != "" {
+		dir, err := f.StateDir()
+		if err != nil {
+			return err
+		}
+		if !statedir.IsGatewayState(dir) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--state-dir %s is not a gateway state dir (no %s): to import an upstream state dir into the running stack, run `moltbot security migrate --from %s`", dir, statedir.GatewayMarker, dir)}
+		}
+		if !f.JSON {
+			fmt.Fprintf(f.Err, "migrating the gateway state dir %s offline (secretsd at %s)\n", dir, o.SecretsAddr)
+		}
+		resp, err := local(ctx, f, o)
+		if err != nil {
+			return errs.FromStatus(err)
+		}
+		return output(f, resp, o.DryRun)
+	}
+	if !f.JSON {
+		fmt.Fprintf(f.Err, "migrating the running stack's state at %s\n", f.GatewayAddr)
+	}
 	resp, err := viaGateway(ctx, f, o)
 	if err != nil && offline.GatewayDown(err) {
 		if !f.JSON {
@@ -69,10 +103,14 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	if err != nil {
 		return errs.FromStatus(err)
 	}
+	return output(f, resp, o.DryRun)
+}
+
+func output(f *cmdutil.Factory, resp *gatewayv1.MigrateResponse, dry bool) error {
 	if f.JSON {
 		return f.PrintJSON(resp)
 	}
-	print(f, resp, o.DryRun)
+	print(f, resp, dry)
 	return nil
 }
 
