@@ -182,7 +182,11 @@ func print(f *cmdutil.Factory, r *gatewayv1.MigrateResponse, dry bool) {
 		}
 	}
 	if r.GetBackupPath() != "" {
-		fmt.Fprintf(f.Out, "backup: %s holds the original files sealed under the secrets key (a plain backup would undo encryption at rest); `moltbot rollback` opens it and restores them\n", r.GetBackupPath())
+		how := "`moltbot rollback` opens it and restores them"
+		if strings.HasSuffix(r.GetBackupPath(), smigrate.BackupSuffix+"."+smigrate.MigrationName) {
+			how = "`moltbot rollback --backup migration --yes` restores them (--yes: they hold plain-text secrets)"
+		}
+		fmt.Fprintf(f.Out, "backup: %s holds the original files sealed under the secrets key (a plain backup would undo encryption at rest); %s\n", r.GetBackupPath(), how)
 	} else if dry && r.GetChanged() {
 		fmt.Fprintln(f.Out, "the backup will be sealed under the secrets key; `moltbot rollback` opens it")
 	}
