@@ -100,3 +100,51 @@ func TestFixAtStartTightensWithoutFollowingSymlinks(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rep.Changes)
 }
+
+func TestTighten(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
+	require.NoError(t, os.Chmod(file, 0o644))
+	narrow := filepath.Join(dir, "n")
+	require.NoError(t, os.WriteFile(narrow, []byte("x"), 0o400))
+	target := filepath.Join(t.TempDir(), "target")
+	require.NoError(t, os.WriteFile(target, []byte("x"), 0o644))
+	require.NoError(t, os.Chmod(target, 0o644))
+	link := filepath.Join(dir, "l")
+	require.NoError(t, os.Symlink(target, link))
+	sub := filepath.Join(dir, "d")
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	require.NoError(t, os.Chmod(sub, 0o755))
+
+	tests := []struct {
+		name    string
+		path    string
+		want    fs.FileMode
+		changed bool
+		err     string
+		after   fs.FileMode
+	}{
+		{"wide file", file, 0o600, true, "", 0o600},
+		{"narrower kept", narrow, 0o600, false, "", 0o400},
+		{"dir", sub, 0o700, true, "", 0o700},
+		{"symlink refused", link, 0o600, false, "is a symlink: not followed", 0},
+		{"missing", filepath.Join(dir, "nope"), 0o600, false, "no such file", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, changed, err := Tighten(tc.path, tc.want)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.changed, changed)
+			require.Equal(t, tc.after, mode(t, tc.path))
+			if changed {
+				require.Equal(t, tc.after, c.To)
+			}
+		})
+	}
+	require.Equal(t, fs.FileMode(0o644), mode(t, target), "the symlink's target is untouched")
+}
