@@ -135,6 +135,7 @@ func local(ctx context.Context, f *cmdutil.Factory, o *Options) (*gatewayv1.Migr
 		}
 		defer sc.Close()
 		opts.Encrypter = sc
+		opts.Decrypter = sc // a sealed weak token is reported on every run
 	}
 	rep, err := smigrate.Run(ctx, opts)
 	if err != nil {
