@@ -14,6 +14,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/migrate"
+	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
 // Limits of one `security migrate --from` import.
@@ -94,6 +95,8 @@ func (s *Store) CheckImport(f ImportFile) error {
 // files go to pairingd. A dry run migrates the staging copy without
 // writing and moves nothing.
 func (s *Store) MigrateFrom(ctx context.Context, source string, files []ImportFile, dryRun bool) (MigrateFromResult, error) {
+	// source is the client's text: shown and logged, so neutralized and cut.
+	source = textsafe.Neutralize(source, 1024)
 	if len(files) > MaxImportFiles {
 		return MigrateFromResult{}, fmt.Errorf("%d files is over the limit of %d: %w", len(files), MaxImportFiles, errs.ErrInvalidArgument)
 	}

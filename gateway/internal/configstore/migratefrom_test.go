@@ -80,8 +80,9 @@ func TestMigrateFromImportsSealsAndRollsBack(t *testing.T) {
 	require.Equal(t, before, listTree(t, dir), "a dry run writes nothing")
 	require.Contains(t, strings.Join(res.Actions, "\n"), "import 4 file(s) from /home/op/.moltbot")
 
-	res, err = st.MigrateFrom(ctx, "/home/op/.moltbot", upstreamFiles(), false)
+	res, err = st.MigrateFrom(ctx, "/home/op/.moltbot\n\x1b[2Jfake line", upstreamFiles(), false)
 	require.NoError(t, err)
+	require.Contains(t, res.Actions[0], "/home/op/.moltbot\ufffd\ufffd[2Jfake line", "the client's source text is neutralized")
 	require.True(t, res.Changed)
 	acts := strings.Join(res.Actions, "\n")
 	require.Contains(t, acts, "moltbot.json: encrypt gateway.auth.token")
