@@ -33,11 +33,17 @@ type Logger interface {
 
 // PKIMode is the widest mode a file in the pki dir may have: public certs
 // and the token digests may be world-readable (every service reads them),
-// everything else (keys, tokens) is private.
+// the bootstrap client token group-readable, everything else (keys, service
+// tokens) private.
 func PKIMode(rel string) fs.FileMode {
 	base := filepath.Base(rel)
-	if strings.HasSuffix(base, ".pem") && !strings.HasSuffix(base, "-key.pem") || base == "digests.json" {
+	switch {
+	case strings.HasSuffix(base, ".pem") && !strings.HasSuffix(base, "-key.pem") || base == "digests.json":
 		return 0o644
+	case base == "gateway-auth.token":
+		// The bootstrap client token (pkiinit.GatewayTokenFile) is shared
+		// with the CLI's group: 0440 under compose.
+		return 0o640
 	}
 	return 0o600
 }

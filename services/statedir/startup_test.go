@@ -43,6 +43,7 @@ func TestFixAtStartTightensWithoutFollowingSymlinks(t *testing.T) {
 	narrow := write("keys/secrets.key", 0o400)
 	pkiKey := write("pki/gateway-key.pem", 0o644)
 	pkiCert := write("pki/ca.pem", 0o644)
+	pkiShared := write("pki/gateway-auth.token", 0o440)
 	outside := filepath.Join(t.TempDir(), "victim.json")
 	require.NoError(t, os.WriteFile(outside, []byte("x"), 0o666))
 	require.NoError(t, os.Chmod(outside, 0o666))
@@ -88,6 +89,7 @@ func TestFixAtStartTightensWithoutFollowingSymlinks(t *testing.T) {
 	require.Contains(t, problems[filepath.Join(dir, "agents", "linkdir")], "symlink")
 	require.Contains(t, problems[pkiKey], "read-only")
 	require.NotContains(t, problems, pkiCert, "public certs may be 0644")
+	require.NotContains(t, problems, pkiShared, "the bootstrap token is shared with the CLI's group")
 
 	all := strings.Join(log.lines, "\n")
 	require.Contains(t, all, "INFO state dir: tightened permissions path"+cfg)
