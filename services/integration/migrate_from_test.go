@@ -3,14 +3,14 @@
 package integration
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/testharness"
 )
 
@@ -36,10 +36,10 @@ const (
 // `security migrate --from DIR` brings an upstream state dir into the
 // running stack through the gateway: no plain secret is left in any file
 // of the gateway's state (backups included), the weak token is reported,
-// `gateway restart` applies the result in place (same process), and
+// `gateway restart` applies the result in place (no container restart), and
 // `rollback --backup migration --yes` restores the original bytes.
 func TestMigrateFromUpstreamIntoTheStack(t *testing.T) {
-	l := testharness.StartLocal(t, testharness.LocalOptions{})
+	e := startSecrets(t)
 	up := t.TempDir()
 	write := func(rel, content string, mode os.FileMode) {
 		p := filepath.Join(up, rel)
@@ -52,72 +52,45 @@ func TestMigrateFromUpstreamIntoTheStack(t *testing.T) {
 	write("agents/main/agent/auth-profiles.json", `{"version":1,"profiles":{"anthropic:default":{"type":"api_key","provider":"anthropic","key":"`+mfProfile+`"}}}`, 0o644)
 	write("credentials/telegram-allowFrom.json", `{"version":1,"allowFrom":["4242"]}`, 0o644)
 	secrets := []string{mfToken, mfBot, mfAPIKey, mfProfile}
-
-	// The operator's CLI home: the owner bundle only.
-	home := t.TempDir()
-	pki := filepath.Join(home, "pki")
-	require.NoError(t, os.MkdirAll(pki, 0o700))
-	for _, n := range []string{"ca.pem", "cli.pem", "cli-key.pem", "cli.token"} {
-		b, err := os.ReadFile(filepath.Join(l.PKIDir(), n))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(pki, n), b, 0o600))
-	}
-	bin := moltbotBinary(t)
-	addr := l.Addr(testharness.Gateway)
 	cli := func(args ...string) (string, int) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "MOLTBOT_STATE_DIR=" + home,
-			"MOLTBOT_SECRETSD_ADDR=" + l.Addr(testharness.Secretsd), "MOLTBOT_GATEWAY=" + addr}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return out.String(), ee.ExitCode()
-		}
-		require.NoError(t, err)
-		return out.String(), 0
+		r := e.cli("", args...)
+		return r.out, r.code
 	}
-	state := l.StateDir(testharness.Gateway)
-	pid := l.Pid(testharness.Gateway)
+	state := e.st.StateDir(testharness.Gateway)
+	started := gatewayStartedAt(t, e)
 
 	// --state-dir pointing at the upstream dir never migrates the stack.
 	out, code := cli("--state-dir", up, "security", "migrate", "--dry-run")
 	require.NotEqual(t, 0, code, out)
 	require.Contains(t, out, "moltbot security migrate --from "+up)
 
+	before, _ := os.ReadFile(e.cfgPath())
 	out, code = cli("security", "migrate", "--from", up, "--dry-run")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "plan (dry run, nothing written)")
-	cfg, err := os.ReadFile(l.ConfigPath())
-	if err == nil {
-		require.NotContains(t, string(cfg), "migrate-from", "a dry run writes nothing")
-	}
+	after, _ := os.ReadFile(e.cfgPath())
+	require.Equal(t, before, after, "a dry run writes nothing")
 
 	out, code = cli("security", "migrate", "--from", up)
 	require.Equal(t, 0, code, out)
-	require.Contains(t, out, "migrating "+up+" into the running stack at "+addr)
+	require.Contains(t, out, "migrating "+up+" into the running stack at "+e.addr)
 	require.Contains(t, out, "imported from "+up+": 4 file(s)")
 	require.Contains(t, out, "your own plain-text backup is now sealed as moltbot.json.backup.operator.")
 	require.Contains(t, out, "gateway.auth.token: weak token")
 	t.Logf("migrate --from:\n%s", out)
 
-	// No plain secret in any file of the gateway's state, backups included;
-	// every file there is private.
+	// No plain secret in any file of the gateway's state (the volume),
+	// backups included; every file there is private.
+	grepState(t, state, secrets...)
 	require.NoError(t, filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
 		require.NoError(t, err)
-		if !d.Type().IsRegular() {
-			return nil
+		if d.Type().IsRegular() {
+			fi, _ := d.Info()
+			require.Zero(t, fi.Mode().Perm()&0o077, "%s is %v", p, fi.Mode())
 		}
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		for _, s := range secrets {
-			require.False(t, bytes.Contains(b, []byte(s)), "%s holds a plain secret", p)
-		}
-		fi, _ := d.Info()
-		require.Zero(t, fi.Mode().Perm()&0o077, "%s is %v", p, fi.Mode())
 		return nil
 	}))
-	_, err = os.Stat(filepath.Join(state, "credentials", "telegram-allowFrom.json"))
+	_, err := os.Stat(filepath.Join(state, "credentials", "telegram-allowFrom.json"))
 	require.NoError(t, err)
 
 	// The weak token is reported again on the next run, until it is fixed.
@@ -132,12 +105,16 @@ func TestMigrateFromUpstreamIntoTheStack(t *testing.T) {
 	require.Contains(t, out, "operator's own backup")
 
 	// Fix the token, then the running gateway applies the imported config
-	// without a process restart.
-	out, code = cli("config", "set", "gateway.auth.token", "Zq8-vT3!mR6#pL1@wX9$kB4%nC7^dF2=hJ5*")
+	// without a container restart.
+	const strong = "Zq8-vT3!mR6#pL1@wX9$kB4%nC7^dF2=hJ5*"
+	out, code = cli("config", "set", "gateway.auth.token", strong)
 	require.Equal(t, 0, code, out)
 	out, code = cli("gateway", "restart")
 	require.Equal(t, 0, code, out)
-	require.Equal(t, pid, l.Pid(testharness.Gateway), "applied in place")
+	require.Equal(t, started, gatewayStartedAt(t, e), "applied in place: the gateway did not restart")
+	out, code = cli("config", "get", "channels.telegram.dmPolicy")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "pairing")
 
 	// Back to the operator's original: refused without --yes, which then
 	// restores the original bytes and says they hold plain secrets.
@@ -151,8 +128,22 @@ func TestMigrateFromUpstreamIntoTheStack(t *testing.T) {
 	out, code = cli("rollback", "--backup", "migration", "--yes")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "plain-text secrets")
-	got, err := os.ReadFile(l.ConfigPath())
+	got, err := os.ReadFile(e.cfgPath())
 	require.NoError(t, err)
 	require.Equal(t, mfConfig, string(got), "the original bytes, comments included")
-	require.Equal(t, pid, l.Pid(testharness.Gateway))
+}
+
+// gatewayStartedAt is the gateway's own start time from Status.
+func gatewayStartedAt(t *testing.T, e *secretsEnv) time.Time {
+	t.Helper()
+	r, err := e.st.AdminGateway(t).Status(ctxFor(t, 10*time.Second), &gatewayv1.StatusRequest{})
+	require.NoError(t, err)
+	for _, s := range r.GetServices() {
+		if s.GetName() == testharness.Gateway {
+			require.NotNil(t, s.GetStartedAt())
+			return s.GetStartedAt().AsTime()
+		}
+	}
+	t.Fatalf("no gateway in status: %v", r.GetServices())
+	return time.Time{}
 }
