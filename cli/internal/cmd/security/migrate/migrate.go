@@ -7,6 +7,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	}
 	// --state-dir X names the state to act on: X itself, offline, and only
 	// when it is a gateway state dir (never the running stack's instead).
-	if f.StateDirFlag != "" {
+	if f.StateDirFlag != "" && !isBundleOnly(f) {
 		dir, err := f.StateDir()
 		if err != nil {
 			return err
@@ -104,6 +105,22 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 		return errs.FromStatus(err)
 	}
 	return output(f, resp, o.DryRun)
+}
+
+// isBundleOnly: --state-dir names the CLI's bundle (pki, no config), the
+// usual way to reach the running stack; the stack's state is meant.
+func isBundleOnly(f *cmdutil.Factory) bool {
+	dir, err := f.StateDir()
+	if err != nil {
+		return false
+	}
+	for _, n := range []string{config.FileName, "clawdbot.json"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			return false
+		}
+	}
+	_, err = os.Stat(filepath.Join(dir, "pki", "ca.pem"))
+	return err == nil
 }
 
 func output(f *cmdutil.Factory, resp *gatewayv1.MigrateResponse, dry bool) error {

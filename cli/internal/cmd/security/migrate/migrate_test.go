@@ -59,6 +59,17 @@ func TestStateDirNeverSilentlyMeansTheStack(t *testing.T) {
 	require.NoError(t, run(context.Background(), f, &Options{DryRun: true, SecretsAddr: "127.0.0.1:1"}))
 	require.Contains(t, errOut.String(), "migrating the gateway state dir "+gw+" offline")
 	require.Contains(t, out.String(), "moltbot.json: encrypt channels.telegram.botToken")
+
+	// The CLI's bundle (pki, no config) names the running stack, as
+	// $MOLTBOT_STATE_DIR does: the stack is dialled, and said so.
+	bundle := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(bundle, "pki"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(bundle, "pki", "ca.pem"), []byte("x"), 0o600))
+	errOut.Reset()
+	f = &cmdutil.Factory{StateDirFlag: bundle, GatewayAddr: "127.0.0.1:1", Out: &bytes.Buffer{}, Err: errOut}
+	_ = run(context.Background(), f, &Options{DryRun: true, SecretsAddr: "127.0.0.1:1"})
+	require.Contains(t, errOut.String(), "migrating the running stack's state at 127.0.0.1:1")
+	require.NotContains(t, errOut.String(), "is not a gateway state dir")
 }
 
 func TestCollectUpstream(t *testing.T) {
