@@ -18,6 +18,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/audit"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/migrate"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
@@ -146,6 +147,7 @@ func (r *Runner) Audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gatew
 // each is validated, backed up and written atomically; a generated token
 // is encrypted by secretsd before it touches the disk.
 func (r *Runner) apply(ctx context.Context, a audit.FixAction) (string, error) {
+	ctx = migrate.WithWriter(ctx, migrate.WriterAuditFix) // `rollback --list` names what wrote each backup
 	switch a.Kind {
 	case audit.KindGenerateToken:
 		tok, err := auth.GenerateToken(rand.Reader)

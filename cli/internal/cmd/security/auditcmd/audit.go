@@ -259,7 +259,7 @@ func applyOffline(ctx context.Context, sec offlineSecrets, in audit.Input, a aud
 		return "", err
 	}
 	if orig != nil {
-		if _, err := migrate.WriteSealedBackup(ctx, sec.c, filepath.Dir(in.ConfigPath), in.ConfigPath, orig, time.Now()); err != nil {
+		if _, err := migrate.WriteSealedBackup(migrate.WithWriter(ctx, migrate.WriterAuditFix), sec.c, filepath.Dir(in.ConfigPath), in.ConfigPath, orig, time.Now()); err != nil {
 			return "", err
 		}
 	}
