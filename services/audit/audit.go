@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/moltbot/moltbot-secure/services/config"
 )
 
 // Severity of a finding.
@@ -173,12 +175,13 @@ type Input struct {
 	// Token is the effective gateway token when the caller resolved it
 	// ($CLAWDBOT_GATEWAY_TOKEN, the token file, a ${...} reference or a
 	// decrypted envelope). It is only measured, never shown. TokenSource
-	// names where it came from; a source starting with "$" (the
-	// environment) makes the token findings not fixable by --fix.
+	// names where it came from; EnvTokenSource (the environment,
+	// which outranks the config) makes the token findings not fixable by
+	// --fix: they explain instead.
 	Token       string
 	TokenSource string
-	// IsSecretPath reports whether a dotted config path is a secret field
-	// (config.IsSecretPath); nil uses DefaultIsSecretPath.
+	// IsSecretPath reports whether a dotted config path is a secret field;
+	// nil uses config.IsSecretPath, the one classifier (no second list here).
 	IsSecretPath func(path string) bool
 	// CheckToken is the gateway token rule (auth.CheckToken); nil uses it.
 	CheckToken func(string) error
@@ -240,7 +243,7 @@ func joinDetail(old, add string) string {
 // fails unexpectedly becomes an "audit.internal_error" finding.
 func Run(in Input) Report {
 	if in.IsSecretPath == nil {
-		in.IsSecretPath = DefaultIsSecretPath
+		in.IsSecretPath = config.IsSecretPath
 	}
 	if in.CheckToken == nil {
 		in.CheckToken = defaultCheckToken
@@ -275,7 +278,11 @@ func Run(in Input) Report {
 	a.safely("acknowledgements", func() { acks = a.acks() })
 	findings := make([]Finding, 0, len(a.order))
 	for _, id := range a.order {
-		findings = append(findings, *a.byID[id])
+		f := *a.byID[id]
+		// "[--fix]" only where Plan will act (a non-object on the path,
+		// e.g. "gateway": 5, blocks the edit).
+		f.Fixable = f.Fixable && len(reachableFixes(f.fixes, in.Config)) > 0
+		findings = append(findings, f)
 	}
 	findings = append(findings, applyAcks(findings, acks, in.Now)...)
 	sortFindings(findings)

@@ -101,33 +101,6 @@ func isEnvName(s string) bool {
 	return true
 }
 
-// DefaultIsSecretPath is the built-in list of secret config fields, used
-// when Input.IsSecretPath is nil (config.IsSecretPath is the authority).
-func DefaultIsSecretPath(path string) bool {
-	switch path {
-	case "gateway.auth.token", "gateway.auth.password", "gateway.remote.token":
-		return true
-	}
-	k := strings.Split(path, ".")
-	switch {
-	case len(k) == 3 && k[0] == "channels":
-		return isChannelSecret(k[2])
-	case len(k) == 5 && k[0] == "channels" && k[2] == "accounts":
-		return isChannelSecret(k[4])
-	case len(k) == 4 && k[0] == "models" && k[1] == "providers":
-		return k[3] == "apiKey"
-	}
-	return false
-}
-
-func isChannelSecret(field string) bool {
-	switch field {
-	case "token", "botToken", "appToken", "apiKey", "signingSecret":
-		return true
-	}
-	return false
-}
-
 func typeName(v any) string {
 	switch t := v.(type) {
 	case nil:
@@ -218,6 +191,9 @@ func (a *auditor) checkConfig() {
 
 func (a *auditor) gateway() map[string]any { return a.obj(a.in.Config, "gateway", "gateway") }
 
+// EnvTokenSource is Input.TokenSource for a token from the environment.
+const EnvTokenSource = "$CLAWDBOT_GATEWAY_TOKEN"
+
 // tokenFix is the generate_token action for gateway.auth.token.
 func tokenFix(id string) []FixAction {
 	return []FixAction{{
@@ -245,7 +221,10 @@ func (a *auditor) checkAuth() {
 			mode = s
 		}
 	}
-	fixable := !strings.HasPrefix(a.in.TokenSource, "$")
+	// Only $CLAWDBOT_GATEWAY_TOKEN outranks the config (a token file named
+	// by $CLAWDBOT_GATEWAY_TOKEN_FILE is read after it, so a generated
+	// config token does replace that one).
+	fixable := a.in.TokenSource != EnvTokenSource
 	noAuth := false
 	field := "token"
 	if mode == "password" {
@@ -363,6 +342,12 @@ func (a *auditor) checkTokenStrength(tok string, fixable bool) {
 		Severity: Critical, Fixable: fixable,
 		Remedy: "moltbot security audit --fix   (or `" + auth.TokenFix + "` and `moltbot config set gateway.auth.token -`)",
 	}
+	if !fixable {
+		// --fix cannot change the environment the gateway was started with:
+		// a token written to the config would lose to it on the next start.
+		f.Remedy = "set a strong token in " + strings.TrimPrefix(a.in.TokenSource, "$") + " (`" + auth.TokenFix +
+			"` makes one), then restart the gateway with it; --fix does not change the environment"
+	}
 	if n < auth.MinTokenLength {
 		f.ID, f.Title = "gateway.auth.token_short", "Gateway token is too short"
 		f.Detail = fmt.Sprintf("%s has %d characters; at least %d are required", src, n, auth.MinTokenLength)
@@ -421,7 +406,7 @@ func (a *auditor) checkControlUI() {
 			ID: fl.id, Severity: Critical,
 			Title:   "Deprecated dangerous flag " + path + " is set",
 			Detail:  detail,
-			Remedy:  "moltbot config unset " + path + "   (or `moltbot security audit --fix`)",
+			Remedy:  "moltbot config set " + path + " --unset   (or `moltbot security audit --fix`)",
 			Fixable: true,
 			fixes: []FixAction{{ID: fl.id, Kind: KindRemoveConfig, Path: path,
 				Keys: []string{"gateway", "controlUi", fl.key}, Description: "remove " + path}},
@@ -737,7 +722,7 @@ func (a *auditor) checkSandboxBlock(path string, sb map[string]any) {
 			ID: "sandbox.docker.network_host", Severity: Critical,
 			Title:  "Sandbox containers share the host network",
 			Detail: dp + ".network is \"host\": sandboxed code reaches every local service, the gateway included",
-			Remedy: "moltbot config unset " + dp + ".network   (the default is no network)",
+			Remedy: "moltbot config set " + dp + ".network --unset   (the default is no network)",
 		})
 	}
 	if d["privileged"] == true {
@@ -745,7 +730,7 @@ func (a *auditor) checkSandboxBlock(path string, sb map[string]any) {
 			ID: "sandbox.docker.privileged", Severity: Critical,
 			Title:  "Sandbox containers run privileged",
 			Detail: dp + ".privileged is true: a privileged container is root on the host",
-			Remedy: "moltbot config unset " + dp + ".privileged",
+			Remedy: "moltbot config set " + dp + ".privileged --unset",
 		})
 	} else if v, ok := d["privileged"]; ok && v != nil {
 		if _, isBool := v.(bool); !isBool {
@@ -775,7 +760,7 @@ func (a *auditor) checkSandboxBlock(path string, sb map[string]any) {
 			ID: "sandbox.docker.root_user", Severity: Warn,
 			Title:  "Sandbox containers run as root",
 			Detail: dp + ".user is " + strconv.Quote(user),
-			Remedy: "moltbot config unset " + dp + ".user   (the sandbox image's non-root user is the default)",
+			Remedy: "moltbot config set " + dp + ".user --unset   (the sandbox image's non-root user is the default)",
 		})
 	}
 	if cv, ok := d["capAdd"]; ok && cv != nil {

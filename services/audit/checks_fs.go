@@ -471,7 +471,8 @@ func (a *auditor) checkProbes() {
 		}
 		f := Finding{ID: id, Title: title, Detail: p.Detail, Remedy: p.Remedy}
 		if p.OK {
-			f.Severity, f.Title = Info, title+": passed"
+			// A passed check has nothing to fix.
+			f.Severity, f.Title, f.Remedy = Info, title+": passed", ""
 		} else {
 			f.Severity = p.Severity
 			if f.Severity.rank() > Info.rank() {
@@ -516,6 +517,5 @@ func (a *auditor) summary() {
 		Title: "Attack surface summary",
 		Detail: fmt.Sprintf("gateway bind %s, auth %s, control UI %s; channels %d (%d disabled blocks), open DM %d, open groups %d, wildcard allowlists %d; sandbox %s",
 			bind, auth, cui, s.channels, s.disabled, s.openDM, s.openGroups, s.wildcards, sb),
-		Remedy: "review the findings above",
 	})
 }

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -37,6 +39,28 @@ type FixAction struct {
 	Mode fs.FileMode `json:"mode,omitempty"`
 }
 
+// SetArgs is how a set_config action's Value reaches the config store's
+// Set(path, value, valueIsString, unset): a string as it is (JSON-quoting
+// it wrote "\"allowlist\"", which failed the enum check), a bool or number
+// in its plain form for the schema to type, anything else as JSON.
+func (a FixAction) SetArgs() (value string, valueIsString bool, err error) {
+	switch v := a.Value.(type) {
+	case string:
+		return v, true, nil
+	case bool:
+		return strconv.FormatBool(v), false, nil
+	case int:
+		return strconv.Itoa(v), false, nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), false, nil
+	}
+	b, err := json.Marshal(a.Value)
+	if err != nil {
+		return "", false, fmt.Errorf("fix %s: value for %s: %w", a.ID, a.Path, err)
+	}
+	return string(b), false, nil
+}
+
 // Plan lists the safe remediations for report's findings: generate a token,
 // tighten permissions, group policy open -> allowlist, remove the deprecated
 // flags. The actions are derived from in (so a report that went through
@@ -57,7 +81,7 @@ func Plan(report Report, in Input) []FixAction {
 		if f.Acknowledged || !f.Fixable || !open[f.ID] {
 			continue
 		}
-		for _, fx := range f.fixes {
+		for _, fx := range reachableFixes(f.fixes, in.Config) {
 			k := string(fx.Kind) + "\x00" + strings.Join(fx.Keys, "\x00") + "\x00" + fx.Path
 			if seen[k] {
 				continue
@@ -142,6 +166,35 @@ func walkTo(m map[string]any, keys []string, create bool) (map[string]any, bool)
 		cur = nm
 	}
 	return cur, true
+}
+
+// reachableFixes drops config edits with a non-object on the way
+// (config.invalid_type is reported): they would fail, so they are not planned.
+func reachableFixes(fixes []FixAction, tree map[string]any) []FixAction {
+	var out []FixAction
+	for _, fx := range fixes {
+		if fx.Kind != KindChmod && len(fx.Keys) > 0 && !reachable(tree, fx.Keys[:len(fx.Keys)-1]) {
+			continue
+		}
+		out = append(out, fx)
+	}
+	return out
+}
+
+// reachable reports whether keys lead through objects (or missing ones,
+// which a set creates) in tree.
+func reachable(tree map[string]any, keys []string) bool {
+	cur := tree
+	for _, k := range keys {
+		next, ok := cur[k]
+		if !ok {
+			return true
+		}
+		if cur, ok = next.(map[string]any); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func deepCopy(v any) any {

@@ -153,3 +153,21 @@ func TestText(t *testing.T) {
 	require.Contains(t, s, "acknowledged: no docker")
 	require.Contains(t, s, "[--fix]")
 }
+
+// TestPassedChecksPrintNoFix: a passed probe and the summary have nothing
+// to fix, so the text shows no "fix:" line; a failed probe keeps its own.
+func TestPassedChecksPrintNoFix(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ok      bool
+		wantFix bool
+	}{{"passed", true, false}, {"failed", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(parse(t, `{"gateway":{"auth":{"token":`+refToken+`}}}`))
+			in.Probes = []ProbeResult{{ID: "secretsd", OK: tc.ok, Title: "secretsd answers", Remedy: "moltbot doctor"}}
+			var b strings.Builder
+			require.NoError(t, Text(&b, Run(in), TextOptions{}))
+			require.Equal(t, tc.wantFix, strings.Contains(b.String(), "fix:"), b.String())
+		})
+	}
+}

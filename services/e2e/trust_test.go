@@ -32,6 +32,7 @@ func clientRefusedOwnerMethods(t *testing.T) {
 		{"security", "migrate"},
 		{"security", "log"},
 		{"rollback"},
+		{"rollback", "--list"},
 		{"certs", "rotate"},
 		{"pairing", "approve", "local", "ABCDEFGH"},
 		{"pairing", "reject", "local", "ABCDEFGH"},

@@ -168,9 +168,10 @@ func TestSandboxRouting(t *testing.T) {
 	})
 
 	t.Run("changed config recreates the container", func(t *testing.T) {
-		// The policy is read for every command: no restart needed.
+		// `gateway restart` (Reload) applies it in place: no process restart.
 		require.NoError(t, st.WriteStateFile(testharness.Gateway, "moltbot.json",
 			sandboxConfig(t, map[string]any{"docker": map[string]any{"pidsLimit": 64}})))
+		require.True(t, reloadNow(t, gw).GetApplied())
 		reply, _ := send(t, gw, "someone", group, "/exec cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max")
 		require.Contains(t, reply, "\n64\n", reply)
 		cs := sessionContainers(t, st, instance, groupKey)
@@ -183,6 +184,7 @@ func TestSandboxRouting(t *testing.T) {
 	t.Run("mode off gives every session the main profile", func(t *testing.T) {
 		require.NoError(t, st.RemoveSandboxContainers(ctx, instance))
 		require.NoError(t, st.WriteStateFile(testharness.Gateway, "moltbot.json", sandboxConfig(t, map[string]any{"mode": "off"})))
+		require.True(t, reloadNow(t, gw).GetApplied())
 		reply, _ := send(t, gw, "someone", "g-off", "/exec id -u; ls /workspace")
 		require.Contains(t, reply, ", profile main]")
 		require.Contains(t, reply, "\n10001\n")

@@ -381,8 +381,13 @@ func TestSecretsMigrateUpstream(t *testing.T) {
 	require.Equal(t, 0, r.code, r.out)
 	require.Equal(t, tok, strings.TrimSpace(r.out))
 
+	// The original holds plain secrets: restoring it needs --yes.
 	r = e.cli("", "rollback")
+	require.NotEqual(t, 0, r.code, r.out)
+	require.Contains(t, r.out, "--yes")
+	r = e.cli("", "rollback", "--yes")
 	require.Equal(t, 0, r.code, r.out)
+	require.Contains(t, r.out, "plain-text secrets")
 	got, err = os.ReadFile(e.cfgPath())
 	require.NoError(t, err)
 	require.Equal(t, upstream, got, "rollback restores the original bytes")

@@ -26,9 +26,11 @@ import (
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/atomicfile"
+	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/envelope"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/statedir"
 )
 
 // Encrypter seals a value bound to aad (secretsd's Encrypt RPC, or a keyring
@@ -57,6 +59,10 @@ type Options struct {
 	ConfigPath string
 	// Encrypter is required unless DryRun.
 	Encrypter Encrypter
+	// Decrypter, when set, opens an encrypted gateway token so a weak one
+	// is reported on every run until it is fixed (after the first run the
+	// token is sealed and config validation alone cannot see it).
+	Decrypter Decrypter
 	// DryRun plans and reports; it writes nothing and encrypts nothing.
 	DryRun bool
 	// Now stamps backup copies; nil means time.Now.
@@ -119,6 +125,23 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	jobs = append(jobs, profJobs...)
 
+	if cfgJob != nil && o.Decrypter != nil {
+		rep.Unfixed = append(rep.Unfixed, sealedTokenProblems(ctx, o.Decrypter, cfgJob)...)
+	}
+	// An operator's own plain <file>.backup would be overwritten by the
+	// sealed backup and is itself a plain copy of the secrets: seal it under
+	// a new name (planned now, done before any other write).
+	var operatorBaks []string
+	for _, j := range jobs {
+		act, err := PreserveOperatorBackup(ctx, nil, o.StateDir, j.path, o.Now(), true)
+		if err != nil {
+			return Report{}, fmt.Errorf("migrate: %w", err)
+		}
+		if act != "" {
+			operatorBaks = append(operatorBaks, j.path)
+			rep.Actions = append(rep.Actions, act)
+		}
+	}
 	for _, j := range jobs {
 		rep.Actions = append(rep.Actions, j.actions...)
 		for _, s := range j.encrypt {
@@ -144,7 +167,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	permActions, permFix := planPerms(o, jobs)
 	rep.Actions = append(rep.Actions, permActions...)
-	rep.Changed = len(changedJobs) > 0 || len(permActions) > 0
+	rep.Changed = len(changedJobs) > 0 || len(permActions) > 0 || len(operatorBaks) > 0
 	if o.DryRun || !rep.Changed {
 		return rep, nil
 	}
@@ -175,20 +198,38 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		if err != nil {
 			return Report{}, fmt.Errorf("migrate: %s: %w", j.rel, err)
 		}
-		backup, err := sealBackup(ctx, o.Encrypter, j.rel, j.orig, o.Now())
+		backup, err := sealBackupBy(ctx, o.Encrypter, j.rel, j.orig, o.Now(), WriterMigrate)
 		if err != nil {
 			return Report{}, err
 		}
 		out = append(out, sealedFile{job: j, data: data, backup: backup})
 	}
-	stamp := o.Now().UTC().Format("2006-01-02T15-04-05.000000000Z")
+	// Every ciphertext exists; now the first write: an operator's own
+	// plain backup moves to its sealed name before ours takes its name.
+	for _, p := range operatorBaks {
+		act, err := PreserveOperatorBackup(ctx, o.Encrypter, o.StateDir, p, o.Now(), false)
+		if err != nil {
+			return rep, fmt.Errorf("migrate: %w", err)
+		}
+		for i, a := range rep.Actions { // the plan's wording becomes what was done
+			if strings.HasPrefix(a, relTo(o.StateDir, p+BackupSuffix)+": your own") {
+				rep.Actions[i] = act
+			}
+		}
+	}
+	stamp := o.Now().UTC().Format(stampLayout)
 	for _, f := range out {
 		bak := f.job.path + BackupSuffix
-		for _, p := range []string{bak + "." + stamp, bak} {
+		// <file>.backup.migration is the state before this (the last)
+		// migration: `moltbot rollback --backup migration`.
+		for _, p := range []string{bak + "." + stamp, bak + "." + MigrationName, bak} {
 			if err := atomicfile.WriteFile(p, f.backup, 0o600); err != nil {
 				return rep, fmt.Errorf("migrate: write sealed backup: %w", err)
 			}
 			rep.Written = append(rep.Written, p)
+		}
+		if _, err := PruneBackups(f.job.path); err != nil {
+			return rep, fmt.Errorf("migrate: %w", err)
 		}
 	}
 	// Auth profiles first, config last: a crash in between leaves a config
@@ -374,11 +415,27 @@ func planPerms(o Options, jobs []*fileJob) ([]string, func() error) {
 			check(d, 0o700)
 		}
 	}
+	// credentials/ holds upstream pairing requests and allowlists (and
+	// channel session files): the same rule, symlinks never followed.
+	creds := filepath.Join(o.StateDir, "credentials")
+	if fi, err := os.Lstat(creds); err == nil && fi.IsDir() {
+		_ = filepath.WalkDir(creds, func(p string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil || d.Type()&fs.ModeSymlink != 0:
+				return nil
+			case d.IsDir():
+				check(p, 0o700)
+			case d.Type().IsRegular():
+				check(p, 0o600)
+			}
+			return nil
+		})
+	}
 	return acts, func() error {
 		var errsOut []error
 		for _, f := range fixes {
-			if err := os.Chmod(f.path, f.mode); err != nil {
-				errsOut = append(errsOut, fmt.Errorf("fix permissions of %s: %w", f.path, err))
+			if _, _, err := statedir.Tighten(f.path, f.mode); err != nil {
+				errsOut = append(errsOut, fmt.Errorf("fix permissions: %w", err))
 			}
 		}
 		return errors.Join(errsOut...)
@@ -387,15 +444,17 @@ func planPerms(o Options, jobs []*fileJob) ([]string, func() error) {
 
 // backupFile is the on-disk form of a sealed backup.
 type backupFile struct {
-	Format  string         `json:"$backup"`
-	File    string         `json:"file"`
-	Created string         `json:"created"`
-	Sealed  map[string]any `json:"sealed"`
+	Format  string `json:"$backup"`
+	File    string `json:"file"`
+	Created string `json:"created"`
+	// Writer is what wrote it (WriterMigrate, ...), for `rollback --list`.
+	Writer string         `json:"writer,omitempty"`
+	Sealed map[string]any `json:"sealed"`
 }
 
 const backupFormat = "v1"
 
-func sealBackup(ctx context.Context, enc Encrypter, rel string, orig []byte, now time.Time) ([]byte, error) {
+func sealBackupBy(ctx context.Context, enc Encrypter, rel string, orig []byte, now time.Time, writer string) ([]byte, error) {
 	text, err := enc.Encrypt(ctx, orig, BackupAAD(rel))
 	if err != nil {
 		return nil, fmt.Errorf("migrate: seal backup of %s: %w", rel, err)
@@ -404,7 +463,7 @@ func sealBackup(ctx context.Context, enc Encrypter, rel string, orig []byte, now
 	if err != nil {
 		return nil, fmt.Errorf("migrate: seal backup of %s: %w", rel, err)
 	}
-	b, err := json.MarshalIndent(backupFile{Format: backupFormat, File: filepath.ToSlash(rel), Created: now.UTC().Format(time.RFC3339), Sealed: env}, "", "  ")
+	b, err := json.MarshalIndent(backupFile{Format: backupFormat, File: filepath.ToSlash(rel), Created: now.UTC().Format(time.RFC3339Nano), Writer: writer, Sealed: env}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -413,17 +472,9 @@ func sealBackup(ctx context.Context, enc Encrypter, rel string, orig []byte, now
 
 // OpenBackup decrypts a sealed backup file's content.
 func OpenBackup(ctx context.Context, d Decrypter, path string, data []byte) (rel string, orig []byte, err error) {
-	var bf backupFile
-	if err := config.CheckText(data, config.Text{Where: path, Noun: "file", MaxBytes: config.MaxFileBytes * 2}); err != nil {
+	bf, err := parseBackup(path, data)
+	if err != nil {
 		return "", nil, err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&bf); err != nil {
-		return "", nil, fmt.Errorf("backup %s is not a sealed moltbot backup: %v: %w", path, err, errs.ErrInvalidArgument)
-	}
-	if bf.Format != backupFormat {
-		return "", nil, fmt.Errorf("backup %s: format %q not supported (want %q): %w", path, bf.Format, backupFormat, errs.ErrInvalidArgument)
 	}
 	env, err := envelope.FromMap(bf.Sealed)
 	if err != nil {
@@ -445,10 +496,18 @@ type RollbackOptions struct {
 	StateDir   string
 	ConfigPath string // default <StateDir>/moltbot.json
 	Decrypter  Decrypter
+	// Migration restores the state before the last migration
+	// (<file>.backup.migration) instead of the newest backups.
+	Migration bool
+	// Check sees every opened backup before any file is written; an error
+	// stops the rollback with nothing written (e.g. plain-text secrets
+	// without the operator's yes).
+	Check func(rel string, orig []byte) error
 }
 
-// Rollback opens the newest sealed backups (config and auth profiles) and
-// restores the original bytes atomically. It returns the files restored.
+// Rollback opens the newest sealed backups (config and auth profiles), or
+// with Migration the migration backups, and restores the original bytes
+// atomically. It returns the files restored.
 func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 	if o.ConfigPath == "" {
 		o.ConfigPath = filepath.Join(o.StateDir, config.FileName)
@@ -456,12 +515,16 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 	if o.Decrypter == nil {
 		return nil, errors.New("rollback: no Decrypter")
 	}
-	profiles, err := filepath.Glob(filepath.Join(o.StateDir, "agents", "*", "agent", "auth-profiles.json"+BackupSuffix))
+	suffix := BackupSuffix
+	if o.Migration {
+		suffix += "." + MigrationName
+	}
+	profiles, err := filepath.Glob(filepath.Join(o.StateDir, "agents", "*", "agent", "auth-profiles.json"+suffix))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(profiles)
-	backups := append([]string{o.ConfigPath + BackupSuffix}, profiles...)
+	backups := append([]string{o.ConfigPath + suffix}, profiles...)
 	type restore struct {
 		path string
 		data []byte
@@ -483,9 +546,14 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rollback: %w", err)
 		}
-		target := strings.TrimSuffix(b, BackupSuffix)
+		target := strings.TrimSuffix(b, suffix)
 		if want := relTo(o.StateDir, target); rel != filepath.ToSlash(want) {
 			return nil, fmt.Errorf("rollback: backup %s is of %s, not %s: %w", b, rel, want, errs.ErrInvalidArgument)
+		}
+		if o.Check != nil {
+			if err := o.Check(rel, orig); err != nil {
+				return nil, fmt.Errorf("rollback: %w", err)
+			}
 		}
 		todo = append(todo, restore{target, orig})
 	}
@@ -497,6 +565,30 @@ func Rollback(ctx context.Context, o RollbackOptions) ([]string, error) {
 		done = append(done, r.path)
 	}
 	return done, nil
+}
+
+// PlainSecrets lists the secret fields held in plain text by a config or
+// auth-profiles file's bytes (rel says which, as in a backup's header), so
+// a restore can say so. Unparsable bytes list nothing.
+func PlainSecrets(rel string, data []byte) []string {
+	c, err := config.Parse(rel, data)
+	if err != nil {
+		return nil
+	}
+	var refs []config.SecretRef
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) == 4 && parts[0] == "agents" && parts[2] == "agent" && parts[3] == "auth-profiles.json" {
+		refs = config.AuthProfileSecrets(parts[1], c.Raw)
+	} else {
+		refs = config.SecretPaths(c.Raw)
+	}
+	var out []string
+	for _, r := range refs {
+		if r.State == config.StatePlain {
+			out = append(out, r.Path)
+		}
+	}
+	return out
 }
 
 func relTo(base, p string) string {
@@ -526,4 +618,30 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sealedTokenProblems opens an encrypted gateway token and reports it when
+// it breaks the token rule (auth.CheckToken), so the weak token found on
+// the first run keeps being reported after it was sealed.
+func sealedTokenProblems(ctx context.Context, d Decrypter, j *fileJob) []config.Problem {
+	for _, s := range config.SecretPaths(j.tree) {
+		if s.Path != "gateway.auth.token" || s.State != config.StateEnvelope {
+			continue
+		}
+		text, ok := s.EnvelopeText()
+		if !ok {
+			return nil
+		}
+		pt, err := d.Decrypt(ctx, text, s.AAD)
+		if err != nil {
+			return []config.Problem{{File: j.rel, Path: s.Path, Severity: config.SevError,
+				Message: "will not decrypt: " + err.Error(), Fix: "moltbot config set " + s.Path + " -"}}
+		}
+		if auth.CheckToken(string(pt)) != nil {
+			return []config.Problem{{File: j.rel, Path: s.Path, Severity: config.SevError,
+				Message: fmt.Sprintf("weak token (encrypted): the rule is at least %d characters with at least %d distinct", auth.MinTokenLength, auth.MinTokenDistinct),
+				Fix:     auth.TokenFix}}
+		}
+	}
+	return nil
 }

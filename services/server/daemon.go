@@ -75,6 +75,13 @@ func (b Base) Load() (*Loaded, error) {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: b.Name, Level: hclog.LevelFromString(b.LogLevel), JSONFormat: b.LogJSON, Output: os.Stderr,
 	})
+	// Seed section 5: each daemon tightens its own state dir before it
+	// reads anything from it; the pki mount is checked, not changed.
+	if _, err := os.Stat(dir); err == nil {
+		if _, err := statedir.FixAtStart(dir, b.PKIDir, logger); err != nil {
+			return nil, fmt.Errorf("fix state dir permissions: %w", err)
+		}
+	}
 	src, err := tlsutil.NewSource(tlsutil.FilesFor(b.PKIDir, b.Name))
 	if err != nil {
 		return nil, err

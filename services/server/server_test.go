@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -250,4 +251,21 @@ func TestLockoutIsPerIdentity(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(last), "err: %v", last)
 	_, err := e.dialAs(t, auth.IDGateway, token(t, e.pki, auth.IDGateway)).Status(ctx(t), &secretsv1.StatusRequest{})
 	require.NoError(t, err, "the gateway on the same address is not locked out")
+}
+
+// Each daemon tightens its state dir in Load, before anything else reads
+// it (seed section 5), even when it then fails on missing certs.
+func TestLoadTightensTheStateDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	cfg := filepath.Join(dir, "moltbot.json")
+	require.NoError(t, os.WriteFile(cfg, []byte("{}"), 0o644))
+	require.NoError(t, os.Chmod(cfg, 0o644))
+	_, err := server.Base{Name: "gateway", StateDir: dir, PKIDir: t.TempDir(), LogLevel: "error"}.Load()
+	require.Error(t, err, "no certs in the pki dir")
+	for p, want := range map[string]os.FileMode{dir: 0o700, cfg: 0o600} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		require.Equal(t, want, fi.Mode().Perm(), p)
+	}
 }

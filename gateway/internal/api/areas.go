@@ -26,8 +26,9 @@ type SecretsDeps struct {
 // MessagingDeps: channels, the DM/group policy and the local channel's Send.
 // Nil fields answer Unavailable (Send, ListSessions) or report nothing.
 type MessagingDeps struct {
-	// Pipeline runs local-channel messages and lists sessions and channels.
-	Pipeline *pipeline.Pipeline
+	// Pipeline is the current runtime's pipeline (a reload swaps it): it
+	// runs local-channel messages and lists sessions and channels.
+	Pipeline func() *pipeline.Pipeline
 	// Pairing reads pairingd's pending queue for Status (nil: not reported).
 	Pairing pairingv1.PairingClient
 }

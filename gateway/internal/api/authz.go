@@ -43,6 +43,8 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_Migrate_FullMethodName:         {ownerOnly, "state change: rewrites the config, encrypts secrets"},
 	gatewayv1.Gateway_Reload_FullMethodName:          {ownerOnly, "state change: applies a new config and token"},
 	gatewayv1.Gateway_Rollback_FullMethodName:        {ownerOnly, "state change: restores a backup"},
+	gatewayv1.Gateway_ListBackups_FullMethodName:     {ownerOnly, "the owner's backup history: times, writers, sizes (never contents)"},
+	gatewayv1.Gateway_MigrateFrom_FullMethodName:     {ownerOnly, "state change: imports an upstream state dir and encrypts its secrets"},
 	gatewayv1.Gateway_RotateKey_FullMethodName:       {ownerOnly, "state change: secrets key rotation and rewrap"},
 	gatewayv1.Gateway_RotateCerts_FullMethodName:     {ownerOnly, "state change: reissues certificates"},
 	gatewayv1.Gateway_ExportKey_FullMethodName:       {ownerOnly, "the keyring, sealed under the owner's passphrase"},

@@ -69,6 +69,7 @@ func TestStateChangesAreOwnerOnly(t *testing.T) {
 		"/moltbot.gateway.v1.Gateway/SetConfig", "/moltbot.gateway.v1.Gateway/Reload", "/moltbot.gateway.v1.Gateway/Migrate",
 		"/moltbot.gateway.v1.Gateway/Rollback", "/moltbot.gateway.v1.Gateway/RotateKey", "/moltbot.gateway.v1.Gateway/RotateCerts",
 		"/moltbot.gateway.v1.Gateway/RevealConfig", "/moltbot.gateway.v1.Gateway/AuditFix", "/moltbot.gateway.v1.Gateway/SecurityLog",
+		"/moltbot.gateway.v1.Gateway/MigrateFrom", "/moltbot.gateway.v1.Gateway/ListBackups",
 		pairingv1.Pairing_Approve_FullMethodName, pairingv1.Pairing_Reject_FullMethodName, pairingv1.Pairing_Revoke_FullMethodName,
 		sandboxv1.Sandbox_Recreate_FullMethodName, sandboxv1.Sandbox_Prune_FullMethodName,
 	} {

@@ -18,7 +18,7 @@ import (
 // Send delivers a message on the local channel, as if a user had sent it,
 // and returns the bot's replies.
 func (s *Service) Send(ctx context.Context, req *gatewayv1.SendRequest) (*gatewayv1.SendResponse, error) {
-	p := s.cfg.Messaging.Pipeline
+	p := s.cfg.Messaging.current()
 	if p == nil {
 		return nil, fmt.Errorf("messaging is not running: %w", errs.ErrUnavailable)
 	}
@@ -43,7 +43,7 @@ func (s *Service) Send(ctx context.Context, req *gatewayv1.SendRequest) (*gatewa
 
 // ListSessions lists the session index.
 func (s *Service) ListSessions(context.Context, *gatewayv1.ListSessionsRequest) (*gatewayv1.ListSessionsResponse, error) {
-	p := s.cfg.Messaging.Pipeline
+	p := s.cfg.Messaging.current()
 	if p == nil {
 		return nil, fmt.Errorf("messaging is not running: %w", errs.ErrUnavailable)
 	}
@@ -55,6 +55,13 @@ func (s *Service) ListSessions(context.Context, *gatewayv1.ListSessionsRequest) 
 		})
 	}
 	return out, nil
+}
+
+func (m MessagingDeps) current() *pipeline.Pipeline {
+	if m.Pipeline == nil {
+		return nil
+	}
+	return m.Pipeline()
 }
 
 // PairingStatus is the pairing part of `status --all`: pending requests per
@@ -70,8 +77,8 @@ func (m MessagingDeps) PairingStatus(ctx context.Context) *gatewayv1.PairingStat
 		return &gatewayv1.PairingStatus{Error: err.Error()}
 	}
 	st := &gatewayv1.PairingStatus{Pending: map[string]int32{}, FullChannels: r.GetFullChannels()}
-	if m.Pipeline != nil {
-		for _, n := range m.Pipeline.ChannelNames() {
+	if p := m.current(); p != nil {
+		for _, n := range p.ChannelNames() {
 			st.Pending[n] = 0
 		}
 	}
@@ -83,11 +90,12 @@ func (m MessagingDeps) PairingStatus(ctx context.Context) *gatewayv1.PairingStat
 
 // ChannelsStatus is the channels part of `status --all`.
 func (m MessagingDeps) ChannelsStatus() []*gatewayv1.ChannelStatus {
-	if m.Pipeline == nil {
+	p := m.current()
+	if p == nil {
 		return nil
 	}
 	var out []*gatewayv1.ChannelStatus
-	for _, c := range m.Pipeline.Channels() {
+	for _, c := range p.Channels() {
 		cs := &gatewayv1.ChannelStatus{Name: c.Name, Connected: c.Connected, DmPolicy: c.DMPolicy, GroupPolicy: c.GroupPolicy}
 		if c.Err != nil {
 			cs.Error = c.Err.Error()

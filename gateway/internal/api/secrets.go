@@ -108,19 +108,6 @@ func (s *Service) Migrate(ctx context.Context, req *gatewayv1.MigrateRequest) (*
 	return &gatewayv1.MigrateResponse{Actions: res.Actions, Unfixed: problems(res.Unfixed), BackupPath: res.BackupPath, Changed: res.Changed}, nil
 }
 
-// Rollback restores the sealed backup.
-func (s *Service) Rollback(ctx context.Context, req *gatewayv1.RollbackRequest) (*gatewayv1.RollbackResponse, error) {
-	st, err := s.configStore()
-	if err != nil {
-		return nil, err
-	}
-	from, err := st.Rollback(ctx, req.GetBackup())
-	if err != nil {
-		return nil, err
-	}
-	return &gatewayv1.RollbackResponse{RestoredFrom: from}, nil
-}
-
 // RotateKey rotates the secrets key and, with rewrap, re-seals every envelope.
 func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest) (*gatewayv1.RotateKeyResponse, error) {
 	st, err := s.configStore()

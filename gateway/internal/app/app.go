@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -16,6 +17,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/runtime"
 	"github.com/moltbot/moltbot-secure/gateway/internal/seckey"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/seclog"
@@ -50,7 +52,7 @@ type Wiring struct {
 	TokenSource string
 	GatewayAuth *auth.GatewayToken
 
-	// Agent answers delivered messages; Executor runs its exec tool.
+	// Agent is the echo backend; Executor runs the agents' exec tool.
 	Agent    agent.Agent
 	Executor agent.Executor
 
@@ -72,12 +74,17 @@ type Wiring struct {
 	// Config owns moltbot.json: Config.Current() is the loaded config with its secrets decrypted.
 	Config *configstore.Store
 
-	// OnReload hooks run after a reloaded config became current; each
-	// returns the changes it applied (for the Reload reply).
-	OnReload []func(ctx context.Context, snap *configstore.Snapshot) []string
+	// Runtime is the message runtime (channels, policies, owners, agent
+	// backend, sandbox mode, DM scope); reload replaces it.
+	Runtime *runtime.Manager
+	// live is Runtime for readers that may run while it is being wired
+	// (the sandbox policy: a first message can arrive meanwhile).
+	live atomic.Pointer[runtime.Manager]
 
-	tokenMu  sync.RWMutex // guards Token and TokenSource after start-up
-	reloadMu sync.Mutex   // one reload at a time
+	// Reloader applies the config file in place (Reload RPC, SIGHUP).
+	Reloader *runtime.Reloader
+
+	tokenMu sync.RWMutex // guards Token and TokenSource after start-up
 }
 
 // CurrentToken returns the gateway token and its source (reload swaps them).
@@ -133,7 +140,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := auth.CheckToken(w.Token); err != nil {
 		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
-	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireAgent, wireMessaging, wireOps, wireKeyBackup} {
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}

@@ -87,12 +87,17 @@ func wireOps(_ context.Context, w *Wiring) error {
 		}
 		return "non-main"
 	}
-	// Made here, not after the wiring in Run, so the rotation hook below is registered.
+	w.gatewayAuth().OnSwap(seclog.TokenRotated(w.SecLog))
+	return nil
+}
+
+// gatewayAuth is the client port's token check, made once: reload swaps
+// its token and the security log records each swap.
+func (w *Wiring) gatewayAuth() *auth.GatewayToken {
 	if w.GatewayAuth == nil {
 		w.GatewayAuth = auth.NewGatewayToken(w.Token)
 	}
-	w.GatewayAuth.OnSwap(seclog.TokenRotated(w.SecLog))
-	return nil
+	return w.GatewayAuth
 }
 
 // storeWriter lets audit fixes write through the config store.
@@ -118,44 +123,17 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// reload re-reads and validates the config and applies it in place: an
-// invalid config or a weak token is refused with the reasons and the
-// running config stays. A new token takes effect at once, and streams
-// opened with the old one are closed (auth.GatewayToken.StreamGuard).
+// reload is runtime.Reloader's answer in the API's terms.
 func reload(ctx context.Context, w *Wiring) (*gatewayv1.ReloadResponse, error) {
-	if w.Config == nil {
+	if w.Reloader == nil {
 		return nil, errors.New("config store not loaded")
 	}
-	w.reloadMu.Lock()
-	defer w.reloadMu.Unlock()
-	snap, problems, err := w.Config.Prepare(ctx)
+	res, err := w.Reloader.Reload(ctx)
 	if err != nil {
-		resp := &gatewayv1.ReloadResponse{}
-		for _, p := range problems {
-			resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
-		}
-		w.Logger.Warn("reload refused: the running config stays", "problems", len(resp.Problems))
-		return resp, nil
+		return nil, err
 	}
-	tok, src, err := LoadToken(snap, w.ConfigPath)
-	if err == nil {
-		err = auth.CheckToken(tok)
-	}
-	if err != nil {
-		return &gatewayv1.ReloadResponse{Problems: []*gatewayv1.Problem{{
-			Path: "gateway.auth.token", Message: err.Error(), Fix: "moltbot token generate, then moltbot config set gateway.auth.token -", Severity: "error", File: w.ConfigPath,
-		}}}, nil
-	}
-	w.Config.Commit(ctx, snap)
-	resp := &gatewayv1.ReloadResponse{Applied: true, Changes: []string{"config re-read and validated: " + w.ConfigPath}}
-	if w.GatewayAuth.Set(tok) {
-		w.setToken(tok, src)
-		resp.Changes = append(resp.Changes, "gateway token rotated (source "+src+"): the old token is refused and its open streams are closed")
-	}
-	for _, h := range w.OnReload {
-		resp.Changes = append(resp.Changes, h(ctx, snap)...)
-	}
-	for _, p := range snap.Warnings {
+	resp := &gatewayv1.ReloadResponse{Applied: res.Applied, Changes: res.Changes}
+	for _, p := range res.Problems {
 		resp.Problems = append(resp.Problems, &gatewayv1.Problem{Path: p.Path, Message: p.Message, Fix: p.Fix, Severity: string(p.Severity), File: p.File, Line: int32(p.Line)})
 	}
 	return resp, nil

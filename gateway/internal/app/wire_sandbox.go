@@ -13,13 +13,19 @@ import (
 
 // wireSandbox sets up the agent's executor and the sandbox admin proxy.
 //
-// The sandbox policy is read from the config file for every command (parsed
-// again only when the file changed), so a changed agents.defaults.sandbox
-// reaches sandboxd with the next message, which recreates the container.
-// Only the sandbox section is read, which never holds secrets.
+// The sandbox policy is the current runtime's (runtime.Manager, wired
+// after this): a reload that changes agents.defaults.sandbox reaches
+// sandboxd with the next command, which recreates the container. Before
+// the runtime exists (nothing runs then) the file is read.
 func wireSandbox(_ context.Context, w *Wiring) error {
 	sb := sandboxv1.NewSandboxClient(w.SandboxConn)
-	policy := agent.FilePolicySource(w.ConfigPath)
+	file := agent.FilePolicySource(w.ConfigPath)
+	policy := func() (*sandboxv1.Policy, error) {
+		if m := w.live.Load(); m != nil {
+			return m.SandboxPolicy()
+		}
+		return file()
+	}
 	// Every command goes to sandboxd: the gateway runs none itself.
 	// Main-session commands go on record first.
 	router := &agent.Router{Sandbox: sb, Policy: agent.PolicySource(policy)}

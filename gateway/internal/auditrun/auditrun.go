@@ -7,7 +7,6 @@ package auditrun
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +18,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/audit"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/config"
+	"github.com/moltbot/moltbot-secure/services/migrate"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
@@ -147,6 +147,7 @@ func (r *Runner) Audit(ctx context.Context, req *gatewayv1.AuditRequest) (*gatew
 // each is validated, backed up and written atomically; a generated token
 // is encrypted by secretsd before it touches the disk.
 func (r *Runner) apply(ctx context.Context, a audit.FixAction) (string, error) {
+	ctx = migrate.WithWriter(ctx, migrate.WriterAuditFix) // `rollback --list` names what wrote each backup
 	switch a.Kind {
 	case audit.KindGenerateToken:
 		tok, err := auth.GenerateToken(rand.Reader)
@@ -158,11 +159,11 @@ func (r *Runner) apply(ctx context.Context, a audit.FixAction) (string, error) {
 		}
 		return fmt.Sprintf("generated a new gateway token at %s (encrypted); run `moltbot gateway restart`, then give clients the new token (`moltbot config get %s --reveal`)", a.Path, a.Path), nil
 	case audit.KindSetConfig:
-		v, err := json.Marshal(a.Value)
+		v, isString, err := a.SetArgs()
 		if err != nil {
 			return "", err
 		}
-		if err := r.cfg.Writer.Set(ctx, a.Path, string(v), false, false); err != nil {
+		if err := r.cfg.Writer.Set(ctx, a.Path, v, isString, false); err != nil {
 			return "", err
 		}
 		return a.Description, nil

@@ -250,7 +250,7 @@ type MigrateResult struct {
 func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	rep, err := migrate.Run(ctx, migrate.Options{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Encrypter: s.encrypter(), DryRun: dryRun, Now: s.cfg.Now})
+	rep, err := migrate.Run(ctx, migrate.Options{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Encrypter: s.encrypter(), Decrypter: s.decrypter(), DryRun: dryRun, Now: s.cfg.Now})
 	if err != nil {
 		return MigrateResult{}, err
 	}
@@ -260,7 +260,7 @@ func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error)
 			res.BackupPath = w
 		}
 	}
-	acts, changed, err := s.importPairing(ctx, dryRun)
+	acts, changed, err := s.importPairingFrom(ctx, filepath.Join(s.cfg.StateDir, "credentials"), dryRun)
 	if err != nil {
 		return res, err
 	}
@@ -278,8 +278,7 @@ func (s *Store) Migrate(ctx context.Context, dryRun bool) (MigrateResult, error)
 // importPairing feeds credentials/<channel>-pairing.json and
 // <channel>-allowFrom.json to pairingd, which merges (a rerun skips what
 // it already has).
-func (s *Store) importPairing(ctx context.Context, dryRun bool) ([]string, bool, error) {
-	dir := filepath.Join(s.cfg.StateDir, "credentials")
+func (s *Store) importPairingFrom(ctx context.Context, dir string, dryRun bool) ([]string, bool, error) {
 	chans := map[string]bool{}
 	for _, suf := range []string{"-pairing.json", "-allowFrom.json"} {
 		m, _ := filepath.Glob(filepath.Join(dir, "*"+suf))
@@ -315,43 +314,6 @@ func (s *Store) importPairing(ctx context.Context, dryRun bool) ([]string, bool,
 		}
 	}
 	return acts, changed, nil
-}
-
-// Rollback restores the newest sealed backups (or the named timestamped
-// config backup) and returns what was restored from.
-func (s *Store) Rollback(ctx context.Context, backup string) (string, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if backup == "" {
-		done, err := migrate.Rollback(ctx, migrate.RollbackOptions{StateDir: s.cfg.StateDir, ConfigPath: s.cfg.Path, Decrypter: s.decrypter()})
-		if err != nil {
-			return "", err
-		}
-		from := make([]string, len(done))
-		for i, d := range done {
-			from[i] = d + migrate.BackupSuffix
-		}
-		s.record(ctx, "config.rollback", s.cfg.Path, map[string]string{"from": strings.Join(from, ", ")})
-		return strings.Join(from, ", "), nil
-	}
-	name := filepath.Base(backup)
-	if name != backup || !strings.HasPrefix(name, filepath.Base(s.cfg.Path)+migrate.BackupSuffix) {
-		return "", fmt.Errorf("backup %q: give a file name like %s%s.<time> from the config's directory: %w", backup, filepath.Base(s.cfg.Path), migrate.BackupSuffix, errs.ErrInvalidArgument)
-	}
-	p := filepath.Join(filepath.Dir(s.cfg.Path), name)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("rollback: %w: %w", err, errs.ErrNotFound)
-	}
-	_, orig, err := migrate.OpenBackup(ctx, s.decrypter(), p, data)
-	if err != nil {
-		return "", fmt.Errorf("rollback: %w", err)
-	}
-	if err := atomicfile.WriteFile(s.cfg.Path, orig, 0o600); err != nil {
-		return "", fmt.Errorf("rollback: %w", err)
-	}
-	s.record(ctx, "config.rollback", s.cfg.Path, map[string]string{"from": p})
-	return p, nil
 }
 
 // RotateKey adds a new primary key in secretsd; with rewrap it re-seals

@@ -137,8 +137,9 @@ func TestStoreRecordsItsDecisions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Set(ctx, "no.such..path", "1", false, false)
 	require.Error(t, err, "a refused write")
-	from, err := st.Rollback(ctx, "")
+	rb, err := st.Rollback(ctx, "", false)
 	require.NoError(t, err)
+	from := rb.From
 
 	type row struct{ kind, actor, target string }
 	var got []row

@@ -52,6 +52,11 @@ type Config struct {
 	// AddOwner adds an approved sender to channels.<channel>.owner and
 	// applies it (Approve with owner set); nil refuses such approvals.
 	AddOwner func(ctx context.Context, channel, senderID string) error
+	// LetThrough says whether the channel's active DM policy lets an
+	// approved sender through, and otherwise why (policy.LetThrough on the
+	// running config); known is false for a channel it does not know. Nil:
+	// ListAllowed leaves let_through unset.
+	LetThrough func(channel, senderID string) (ok bool, because string, known bool)
 	// Log records every decision made through the proxy: approve (with
 	// what happened to the notice), reject, revoke, and a code lockout
 	// (pairingd answering ResourceExhausted). Nil: not recorded.
@@ -66,6 +71,7 @@ type Service struct {
 	has      func(string) bool
 	notify   func(context.Context, string, string) error
 	addOwner func(context.Context, string, string) error
+	through  func(string, string) (bool, string, bool)
 	log      *seclog.Log
 	logger   hclog.Logger
 }
@@ -80,7 +86,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, addOwner: cfg.AddOwner, log: cfg.Log, logger: cfg.Logger}, nil
+	return &Service{c: cfg.Client, has: cfg.HasChannel, notify: cfg.Notify, addOwner: cfg.AddOwner, through: cfg.LetThrough, log: cfg.Log, logger: cfg.Logger}, nil
 }
 
 // record writes a pairing decision (never the code: it is a credential
@@ -158,7 +164,19 @@ func (s *Service) ListAllowed(ctx context.Context, req *pairingv1.ListAllowedReq
 		return nil, err
 	}
 	r, err := s.c.ListAllowed(out(ctx), req)
-	return r, fwd(err)
+	if err != nil {
+		return nil, fwd(err)
+	}
+	// An approval is not a pass under every policy (dm.policy allowlist
+	// counts only dm.allowFrom): say per sender what the running policy does.
+	if s.through != nil {
+		for _, a := range r.GetSenders() {
+			if ok, because, known := s.through(a.GetChannel(), a.GetSenderId()); known {
+				a.LetThrough, a.BlockedBecause = &ok, because
+			}
+		}
+	}
+	return r, nil
 }
 
 // Approve implements pairingv1.PairingServer, then sends the sender the

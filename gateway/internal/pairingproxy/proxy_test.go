@@ -104,3 +104,42 @@ func TestApproveOwner(t *testing.T) {
 		})
 	}
 }
+
+type allowedUpstream struct {
+	pairingv1.PairingClient
+	senders []*pairingv1.AllowedSender
+}
+
+func (u *allowedUpstream) ListAllowed(context.Context, *pairingv1.ListAllowedRequest, ...grpc.CallOption) (*pairingv1.ListAllowedResponse, error) {
+	return &pairingv1.ListAllowedResponse{Senders: u.senders}, nil
+}
+
+// TestListAllowedLetThrough: each approved sender carries what the active
+// policy does with it; a channel the policy does not know stays unset.
+func TestListAllowedLetThrough(t *testing.T) {
+	up := &allowedUpstream{senders: []*pairingv1.AllowedSender{
+		{Channel: "telegram", SenderId: "42"}, {Channel: "telegram", SenderId: "7"}, {Channel: "gone", SenderId: "1"},
+	}}
+	s, err := New(Config{Client: up, HasChannel: func(string) bool { return true },
+		LetThrough: func(ch, id string) (bool, string, bool) {
+			if ch != "telegram" {
+				return false, "", false
+			}
+			if id == "7" {
+				return true, "", true
+			}
+			return false, "dm.policy allowlist: add to channels.telegram.dm.allowFrom", true
+		}})
+	require.NoError(t, err)
+	ctx := auth.WithCaller(context.Background(), auth.Caller{ID: auth.RoleOwner, CertID: auth.IDCLI})
+	r, err := s.ListAllowed(ctx, &pairingv1.ListAllowedRequest{})
+	require.NoError(t, err)
+	got := r.GetSenders()
+	require.Len(t, got, 3)
+	require.NotNil(t, got[0].LetThrough)
+	require.False(t, got[0].GetLetThrough())
+	require.Contains(t, got[0].GetBlockedBecause(), "channels.telegram.dm.allowFrom")
+	require.True(t, got[1].GetLetThrough())
+	require.Empty(t, got[1].GetBlockedBecause())
+	require.Nil(t, got[2].LetThrough, "unknown channel: not judged")
+}

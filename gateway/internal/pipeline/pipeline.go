@@ -158,6 +158,10 @@ type holder struct {
 // Deliver is the channels.DeliverFunc: it processes in and logs failures
 // (a chat network has no one to return an error to).
 func (p *Pipeline) Deliver(ctx context.Context, in channels.Inbound) {
+	// A message in flight finishes even when its runtime stops receiving
+	// (a reload): only the agent timeout and a send bound bound it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout+time.Minute)
+	defer cancel()
 	res, err := p.Process(ctx, in)
 	if h, ok := ctx.Value(resultKey{}).(*holder); ok {
 		h.res, h.err = res, err
@@ -334,6 +338,30 @@ func (p *Pipeline) Notify(ctx context.Context, channel, senderID, text string) e
 
 // HasChannel reports whether name is a configured channel.
 func (p *Pipeline) HasChannel(name string) bool { _, ok := p.chans[name]; return ok }
+
+// Policy returns channel's policy with its current owners, as Process
+// applies it (for `pairing list --allowed`).
+func (p *Pipeline) Policy(channel string) (policy.Config, bool) {
+	c, ok := p.chans[channel]
+	if !ok {
+		return policy.Config{}, false
+	}
+	pol := c.Policy
+	pol.Owners = p.ownersOf(channel)
+	return pol, true
+}
+
+// LetThrough says whether an approved sender's DMs on channel pass this
+// pipeline's policy, and if not why (policy.LetThrough); ok is false for a
+// channel it does not run.
+func (p *Pipeline) LetThrough(channel, senderID string) (through bool, because string, ok bool) {
+	pol, ok := p.Policy(channel)
+	if !ok {
+		return false, "", false
+	}
+	through, because = policy.LetThrough(pol, channel, senderID)
+	return through, because, true
+}
 
 // ChannelNames lists the configured channels, sorted.
 func (p *Pipeline) ChannelNames() []string { return p.names() }

@@ -1632,7 +1632,9 @@ func (x *SendResponse) GetDecision() string {
 type RollbackRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// backup is a specific timestamped backup name; empty means the latest.
-	Backup        string `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	Backup string `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	// yes restores a backup that holds plain-text secrets (refused without it).
+	Yes           bool `protobuf:"varint,2,opt,name=yes,proto3" json:"yes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1674,11 +1676,20 @@ func (x *RollbackRequest) GetBackup() string {
 	return ""
 }
 
+func (x *RollbackRequest) GetYes() bool {
+	if x != nil {
+		return x.Yes
+	}
+	return false
+}
+
 type RollbackResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RestoredFrom  string                 `protobuf:"bytes,1,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RestoredFrom string                 `protobuf:"bytes,1,opt,name=restored_from,json=restoredFrom,proto3" json:"restored_from,omitempty"`
+	// plaintext_paths are the secret fields the restored file holds in plain text.
+	PlaintextPaths []string `protobuf:"bytes,2,rep,name=plaintext_paths,json=plaintextPaths,proto3" json:"plaintext_paths,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RollbackResponse) Reset() {
@@ -1716,6 +1727,13 @@ func (x *RollbackResponse) GetRestoredFrom() string {
 		return x.RestoredFrom
 	}
 	return ""
+}
+
+func (x *RollbackResponse) GetPlaintextPaths() []string {
+	if x != nil {
+		return x.PlaintextPaths
+	}
+	return nil
 }
 
 type RotateKeyRequest struct {
@@ -2849,6 +2867,316 @@ func (x *AuditFixResponse) GetReport() *AuditResponse {
 	return nil
 }
 
+type ListBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsRequest) Reset() {
+	*x = ListBackupsRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsRequest) ProtoMessage() {}
+
+func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
+}
+
+type BackupInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the file name `rollback --backup` takes ("migration" names the migration backup).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// file is what it backs up, relative to the state dir.
+	File    string                 `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	Created *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
+	// writer is what wrote it: migrate, config set, audit --fix, ...
+	Writer        string `protobuf:"bytes,4,opt,name=writer,proto3" json:"writer,omitempty"`
+	Size          int64  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupInfo) Reset() {
+	*x = BackupInfo{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupInfo) ProtoMessage() {}
+
+func (x *BackupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
+func (*BackupInfo) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *BackupInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *BackupInfo) GetWriter() string {
+	if x != nil {
+		return x.Writer
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type ListBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backups       []*BackupInfo          `protobuf:"bytes,1,rep,name=backups,proto3" json:"backups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsResponse) Reset() {
+	*x = ListBackupsResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsResponse) ProtoMessage() {}
+
+func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
+	if x != nil {
+		return x.Backups
+	}
+	return nil
+}
+
+// MigrateFromRequest is one piece of the stream: the first message names
+// the source; each file is sent as one or more chunks in order (a new path
+// starts a new file).
+type MigrateFromRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the operator's path of the upstream state dir (shown and logged).
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	DryRun bool   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// path is relative to the upstream state dir: moltbot.json (or clawdbot.json),
+	// moltbot.json.backup, agents/<id>/agent/auth-profiles.json, credentials/<name>.json.
+	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Chunk         []byte `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateFromRequest) Reset() {
+	*x = MigrateFromRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateFromRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateFromRequest) ProtoMessage() {}
+
+func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateFromRequest.ProtoReflect.Descriptor instead.
+func (*MigrateFromRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *MigrateFromRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *MigrateFromRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *MigrateFromRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *MigrateFromRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type MigrateFromResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Actions    []string               `protobuf:"bytes,1,rep,name=actions,proto3" json:"actions,omitempty"`
+	Unfixed    []*Problem             `protobuf:"bytes,2,rep,name=unfixed,proto3" json:"unfixed,omitempty"`
+	BackupPath string                 `protobuf:"bytes,3,opt,name=backup_path,json=backupPath,proto3" json:"backup_path,omitempty"`
+	Changed    bool                   `protobuf:"varint,4,opt,name=changed,proto3" json:"changed,omitempty"`
+	// imported are the files taken from the upstream dir (paths relative to it).
+	Imported      []string `protobuf:"bytes,5,rep,name=imported,proto3" json:"imported,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrateFromResponse) Reset() {
+	*x = MigrateFromResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrateFromResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrateFromResponse) ProtoMessage() {}
+
+func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrateFromResponse.ProtoReflect.Descriptor instead.
+func (*MigrateFromResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *MigrateFromResponse) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *MigrateFromResponse) GetUnfixed() []*Problem {
+	if x != nil {
+		return x.Unfixed
+	}
+	return nil
+}
+
+func (x *MigrateFromResponse) GetBackupPath() string {
+	if x != nil {
+		return x.BackupPath
+	}
+	return ""
+}
+
+func (x *MigrateFromResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *MigrateFromResponse) GetImported() []string {
+	if x != nil {
+		return x.Imported
+	}
+	return nil
+}
+
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_v1_gateway_proto_rawDesc = "" +
@@ -2983,11 +3311,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\rreached_agent\x18\x02 \x01(\bR\freachedAgent\x12\x1f\n" +
 	"\vsession_key\x18\x03 \x01(\tR\n" +
 	"sessionKey\x12\x1a\n" +
-	"\bdecision\x18\x04 \x01(\tR\bdecision\")\n" +
+	"\bdecision\x18\x04 \x01(\tR\bdecision\";\n" +
 	"\x0fRollbackRequest\x12\x16\n" +
-	"\x06backup\x18\x01 \x01(\tR\x06backup\"7\n" +
+	"\x06backup\x18\x01 \x01(\tR\x06backup\x12\x10\n" +
+	"\x03yes\x18\x02 \x01(\bR\x03yes\"`\n" +
 	"\x10RollbackResponse\x12#\n" +
-	"\rrestored_from\x18\x01 \x01(\tR\frestoredFrom\"*\n" +
+	"\rrestored_from\x18\x01 \x01(\tR\frestoredFrom\x12'\n" +
+	"\x0fplaintext_paths\x18\x02 \x03(\tR\x0eplaintextPaths\"*\n" +
 	"\x10RotateKeyRequest\x12\x16\n" +
 	"\x06rewrap\x18\x01 \x01(\bR\x06rewrap\"J\n" +
 	"\x11RotateKeyResponse\x12\x17\n" +
@@ -3059,7 +3389,29 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x17ListSecretFilesResponse\x128\n" +
 	"\x05files\x18\x01 \x03(\v2\".moltbot.gateway.v1.SecretFileInfoR\x05files\"M\n" +
 	"\x10AuditFixResponse\x129\n" +
-	"\x06report\x18\x01 \x01(\v2!.moltbot.gateway.v1.AuditResponseR\x06report2\xcb\r\n" +
+	"\x06report\x18\x01 \x01(\v2!.moltbot.gateway.v1.AuditResponseR\x06report\"\x14\n" +
+	"\x12ListBackupsRequest\"\x96\x01\n" +
+	"\n" +
+	"BackupInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x124\n" +
+	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x16\n" +
+	"\x06writer\x18\x04 \x01(\tR\x06writer\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\"O\n" +
+	"\x13ListBackupsResponse\x128\n" +
+	"\abackups\x18\x01 \x03(\v2\x1e.moltbot.gateway.v1.BackupInfoR\abackups\"o\n" +
+	"\x12MigrateFromRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x14\n" +
+	"\x05chunk\x18\x04 \x01(\fR\x05chunk\"\xbd\x01\n" +
+	"\x13MigrateFromResponse\x12\x18\n" +
+	"\aactions\x18\x01 \x03(\tR\aactions\x125\n" +
+	"\aunfixed\x18\x02 \x03(\v2\x1b.moltbot.gateway.v1.ProblemR\aunfixed\x12\x1f\n" +
+	"\vbackup_path\x18\x03 \x01(\tR\n" +
+	"backupPath\x12\x18\n" +
+	"\achanged\x18\x04 \x01(\bR\achanged\x12\x1a\n" +
+	"\bimported\x18\x05 \x03(\tR\bimported2\x8d\x0f\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -3079,7 +3431,9 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\fRevealConfig\x12'.moltbot.gateway.v1.RevealConfigRequest\x1a(.moltbot.gateway.v1.RevealConfigResponse\x12U\n" +
 	"\bAuditFix\x12#.moltbot.gateway.v1.AuditFixRequest\x1a$.moltbot.gateway.v1.AuditFixResponse\x12d\n" +
 	"\rPutSecretFile\x12(.moltbot.gateway.v1.PutSecretFileRequest\x1a).moltbot.gateway.v1.PutSecretFileResponse\x12j\n" +
-	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponseB\xce\x01\n" +
+	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponse\x12^\n" +
+	"\vListBackups\x12&.moltbot.gateway.v1.ListBackupsRequest\x1a'.moltbot.gateway.v1.ListBackupsResponse\x12`\n" +
+	"\vMigrateFrom\x12&.moltbot.gateway.v1.MigrateFromRequest\x1a'.moltbot.gateway.v1.MigrateFromResponse(\x01B\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -3094,7 +3448,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
@@ -3144,14 +3498,19 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ListSecretFilesRequest)(nil),  // 45: moltbot.gateway.v1.ListSecretFilesRequest
 	(*ListSecretFilesResponse)(nil), // 46: moltbot.gateway.v1.ListSecretFilesResponse
 	(*AuditFixResponse)(nil),        // 47: moltbot.gateway.v1.AuditFixResponse
-	nil,                             // 48: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),   // 49: google.protobuf.Timestamp
+	(*ListBackupsRequest)(nil),      // 48: moltbot.gateway.v1.ListBackupsRequest
+	(*BackupInfo)(nil),              // 49: moltbot.gateway.v1.BackupInfo
+	(*ListBackupsResponse)(nil),     // 50: moltbot.gateway.v1.ListBackupsResponse
+	(*MigrateFromRequest)(nil),      // 51: moltbot.gateway.v1.MigrateFromRequest
+	(*MigrateFromResponse)(nil),     // 52: moltbot.gateway.v1.MigrateFromResponse
+	nil,                             // 53: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	49, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	49, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	49, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	48, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	54, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	54, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	54, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	53, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -3163,58 +3522,65 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	49, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	54, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
 	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
 	2,  // 19: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	49, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	54, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
 	43, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
 	43, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
 	17, // 23: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
-	6,  // 24: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
-	8,  // 25: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
-	10, // 26: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
-	13, // 27: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
-	16, // 28: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
-	18, // 29: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
-	20, // 30: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
-	22, // 31: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
-	24, // 32: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
-	26, // 33: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 34: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 35: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 36: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 37: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 38: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 39: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	41, // 40: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	42, // 41: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
-	45, // 42: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
-	7,  // 43: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 44: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 45: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 46: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 47: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 48: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 49: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 50: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 51: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 52: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 53: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 54: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 55: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 56: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 57: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	40, // 58: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
-	47, // 59: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
-	44, // 60: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
-	46, // 61: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
-	43, // [43:62] is the sub-list for method output_type
-	24, // [24:43] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	54, // 24: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
+	49, // 25: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
+	12, // 26: moltbot.gateway.v1.MigrateFromResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
+	6,  // 27: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
+	8,  // 28: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
+	10, // 29: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
+	13, // 30: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
+	16, // 31: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
+	18, // 32: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
+	20, // 33: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
+	22, // 34: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
+	24, // 35: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
+	26, // 36: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
+	29, // 37: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	31, // 38: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	33, // 39: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	35, // 40: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	37, // 41: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	39, // 42: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	41, // 43: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	42, // 44: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	45, // 45: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	48, // 46: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
+	51, // 47: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
+	7,  // 48: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 49: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 50: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 51: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 52: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 53: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 54: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 55: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 56: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 57: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	30, // 58: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	32, // 59: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	34, // 60: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	36, // 61: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	38, // 62: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	40, // 63: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
+	47, // 64: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
+	44, // 65: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	46, // 66: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	50, // 67: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
+	52, // 68: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
+	48, // [48:69] is the sub-list for method output_type
+	27, // [27:48] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_gateway_proto_init() }
@@ -3228,7 +3594,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   49,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,8 @@ const (
 	Gateway_AuditFix_FullMethodName        = "/moltbot.gateway.v1.Gateway/AuditFix"
 	Gateway_PutSecretFile_FullMethodName   = "/moltbot.gateway.v1.Gateway/PutSecretFile"
 	Gateway_ListSecretFiles_FullMethodName = "/moltbot.gateway.v1.Gateway/ListSecretFiles"
+	Gateway_ListBackups_FullMethodName     = "/moltbot.gateway.v1.Gateway/ListBackups"
+	Gateway_MigrateFrom_FullMethodName     = "/moltbot.gateway.v1.Gateway/MigrateFrom"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -87,6 +89,10 @@ type GatewayClient interface {
 	PutSecretFile(ctx context.Context, in *PutSecretFileRequest, opts ...grpc.CallOption) (*PutSecretFileResponse, error)
 	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
 	ListSecretFiles(ctx context.Context, in *ListSecretFilesRequest, opts ...grpc.CallOption) (*ListSecretFilesResponse, error)
+	// ListBackups lists the sealed config backups: time, what wrote each, size; never contents (owner only).
+	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
+	// MigrateFrom imports an upstream state dir streamed from the operator's machine, then migrates it (owner only).
+	MigrateFrom(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[MigrateFromRequest, MigrateFromResponse], error)
 }
 
 type gatewayClient struct {
@@ -296,6 +302,29 @@ func (c *gatewayClient) ListSecretFiles(ctx context.Context, in *ListSecretFiles
 	return out, nil
 }
 
+func (c *gatewayClient) ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) MigrateFrom(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[MigrateFromRequest, MigrateFromResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Gateway_ServiceDesc.Streams[1], Gateway_MigrateFrom_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[MigrateFromRequest, MigrateFromResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_MigrateFromClient = grpc.ClientStreamingClient[MigrateFromRequest, MigrateFromResponse]
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -343,6 +372,10 @@ type GatewayServer interface {
 	PutSecretFile(context.Context, *PutSecretFileRequest) (*PutSecretFileResponse, error)
 	// ListSecretFiles lists the files ${file:NAME} references may use; never contents.
 	ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error)
+	// ListBackups lists the sealed config backups: time, what wrote each, size; never contents (owner only).
+	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
+	// MigrateFrom imports an upstream state dir streamed from the operator's machine, then migrates it (owner only).
+	MigrateFrom(grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]) error
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -409,6 +442,12 @@ func (UnimplementedGatewayServer) PutSecretFile(context.Context, *PutSecretFileR
 }
 func (UnimplementedGatewayServer) ListSecretFiles(context.Context, *ListSecretFilesRequest) (*ListSecretFilesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSecretFiles not implemented")
+}
+func (UnimplementedGatewayServer) ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackups not implemented")
+}
+func (UnimplementedGatewayServer) MigrateFrom(grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]) error {
+	return status.Error(codes.Unimplemented, "method MigrateFrom not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -766,6 +805,31 @@ func _Gateway_ListSecretFiles_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ListBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListBackups(ctx, req.(*ListBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_MigrateFrom_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(GatewayServer).MigrateFrom(&grpc.GenericServerStream[MigrateFromRequest, MigrateFromResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_MigrateFromServer = grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -845,12 +909,21 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListSecretFiles",
 			Handler:    _Gateway_ListSecretFiles_Handler,
 		},
+		{
+			MethodName: "ListBackups",
+			Handler:    _Gateway_ListBackups_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "SecurityLog",
 			Handler:       _Gateway_SecurityLog_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "MigrateFrom",
+			Handler:       _Gateway_MigrateFrom_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "gateway/v1/gateway.proto",

@@ -1069,12 +1069,18 @@ func (x *ListAllowedRequest) GetChannel() string {
 }
 
 type AllowedSender struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	SenderId      string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
-	ApprovedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Channel    string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	SenderId   string                 `protobuf:"bytes,2,opt,name=sender_id,json=senderId,proto3" json:"sender_id,omitempty"`
+	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	// Set by the gateway's proxy, unset from pairingd itself: whether the
+	// channel's active DM policy lets this approved sender's messages through
+	// (under dm.policy "allowlist" only dm.allowFrom and owners count).
+	LetThrough *bool `protobuf:"varint,4,opt,name=let_through,json=letThrough,proto3,oneof" json:"let_through,omitempty"`
+	// When let_through is false: why, and the fix.
+	BlockedBecause string `protobuf:"bytes,5,opt,name=blocked_because,json=blockedBecause,proto3" json:"blocked_because,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AllowedSender) Reset() {
@@ -1126,6 +1132,20 @@ func (x *AllowedSender) GetApprovedAt() *timestamppb.Timestamp {
 		return x.ApprovedAt
 	}
 	return nil
+}
+
+func (x *AllowedSender) GetLetThrough() bool {
+	if x != nil && x.LetThrough != nil {
+		return *x.LetThrough
+	}
+	return false
+}
+
+func (x *AllowedSender) GetBlockedBecause() string {
+	if x != nil {
+		return x.BlockedBecause
+	}
+	return ""
 }
 
 type ListAllowedResponse struct {
@@ -1256,12 +1276,16 @@ const file_pairing_v1_pairing_proto_rawDesc = "" +
 	"\x10allowed_imported\x18\x02 \x01(\x05R\x0fallowedImported\x12\x18\n" +
 	"\askipped\x18\x03 \x01(\x05R\askipped\".\n" +
 	"\x12ListAllowedRequest\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\tR\achannel\"\x83\x01\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"\xe2\x01\n" +
 	"\rAllowedSender\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1b\n" +
 	"\tsender_id\x18\x02 \x01(\tR\bsenderId\x12;\n" +
 	"\vapproved_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"approvedAt\"R\n" +
+	"approvedAt\x12$\n" +
+	"\vlet_through\x18\x04 \x01(\bH\x00R\n" +
+	"letThrough\x88\x01\x01\x12'\n" +
+	"\x0fblocked_because\x18\x05 \x01(\tR\x0eblockedBecauseB\x0e\n" +
+	"\f_let_through\"R\n" +
 	"\x13ListAllowedResponse\x12;\n" +
 	"\asenders\x18\x01 \x03(\v2!.moltbot.pairing.v1.AllowedSenderR\asenders2\xf9\x05\n" +
 	"\aPairing\x12R\n" +
@@ -1360,6 +1384,7 @@ func file_pairing_v1_pairing_proto_init() {
 	if File_pairing_v1_pairing_proto != nil {
 		return
 	}
+	file_pairing_v1_pairing_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

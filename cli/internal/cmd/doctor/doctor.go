@@ -203,9 +203,8 @@ func Run(dir string, fix bool, f *cmdutil.Factory) []Check {
 }
 
 func wantMode(rel string) fs.FileMode {
-	base := filepath.Base(rel)
-	if strings.HasPrefix(rel, "pki"+string(filepath.Separator)) && (strings.HasSuffix(base, ".pem") && !strings.HasSuffix(base, "-key.pem") || base == "digests.json") {
-		return 0o644
+	if strings.HasPrefix(rel, "pki"+string(filepath.Separator)) {
+		return statedir.PKIMode(rel)
 	}
 	return 0o600
 }

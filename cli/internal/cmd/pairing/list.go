@@ -56,9 +56,9 @@ func listRun(c *cobra.Command, f *cmdutil.Factory, o *ListOptions) error {
 			return nil
 		}
 		tw := tabwriter.NewWriter(f.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHANNEL\tSENDER\tAPPROVED")
+		fmt.Fprintln(tw, "CHANNEL\tSENDER\tAPPROVED\tLET THROUGH")
 		for _, s := range r.GetSenders() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.GetChannel(), s.GetSenderId(), s.GetApprovedAt().AsTime().Local().Format(time.DateTime))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.GetChannel(), s.GetSenderId(), s.GetApprovedAt().AsTime().Local().Format(time.DateTime), letThrough(s))
 		}
 		return tw.Flush()
 	}
@@ -86,6 +86,20 @@ func listRun(c *cobra.Command, f *cmdutil.Factory, o *ListOptions) error {
 		fmt.Fprintf(f.Err, "%s: the pending queue is full; new senders are told to try later (approve or reject some)\n", ch)
 	}
 	return nil
+}
+
+// letThrough says whether the channel's active DM policy lets an approved
+// sender through: under dm.policy allowlist an approval alone does not.
+func letThrough(s *pairingv1.AllowedSender) string {
+	switch {
+	case s.LetThrough == nil:
+		return "unknown (the gateway did not say)"
+	case s.GetLetThrough():
+		return "yes"
+	case s.GetBlockedBecause() != "":
+		return "no (" + s.GetBlockedBecause() + ")"
+	}
+	return "no"
 }
 
 // label is the sender's display name from the request's (untrusted) meta.

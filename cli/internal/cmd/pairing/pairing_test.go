@@ -2,11 +2,16 @@ package pairing
 
 import (
 	"bytes"
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	pairingv1 "github.com/moltbot/moltbot-secure/proto/pairing/v1"
 )
 
 func factory() *cmdutil.Factory {
@@ -73,4 +78,38 @@ func TestOtherVerbsFlags(t *testing.T) {
 	c.SetArgs([]string{"extra"})
 	c.SetErr(&bytes.Buffer{})
 	require.Error(t, c.Execute())
+}
+
+type allowedClient struct {
+	pairingv1.PairingClient
+	senders []*pairingv1.AllowedSender
+}
+
+func (c allowedClient) ListAllowed(context.Context, *pairingv1.ListAllowedRequest, ...grpc.CallOption) (*pairingv1.ListAllowedResponse, error) {
+	return &pairingv1.ListAllowedResponse{Senders: c.senders}, nil
+}
+
+func TestListAllowedShowsLetThrough(t *testing.T) {
+	yes, no := true, false
+	f := factory()
+	pc := allowedClient{senders: []*pairingv1.AllowedSender{
+		{Channel: "telegram", SenderId: "42", ApprovedAt: timestamppb.Now(), LetThrough: &no, BlockedBecause: "dm.policy allowlist: add to channels.telegram.dm.allowFrom"},
+		{Channel: "local", SenderId: "7", ApprovedAt: timestamppb.Now(), LetThrough: &yes},
+		{Channel: "slack", SenderId: "9", ApprovedAt: timestamppb.Now()},
+	}}
+	c := newCmdList(f, nil)
+	c.SetArgs([]string{"--allowed"})
+	c.SetOut(&bytes.Buffer{})
+	o := &ListOptions{Client: func() (pairingv1.PairingClient, error) { return pc, nil }, Allowed: true}
+	require.NoError(t, listRun(c, f, o))
+	lines := strings.Split(strings.TrimSpace(f.Out.(*bytes.Buffer).String()), "\n")
+	require.Len(t, lines, 4)
+	require.Contains(t, lines[0], "LET THROUGH")
+	for i, want := range []string{
+		"no (dm.policy allowlist: add to channels.telegram.dm.allowFrom)",
+		"yes",
+		"unknown (the gateway did not say)",
+	} {
+		require.True(t, strings.HasSuffix(strings.TrimSpace(lines[i+1]), want), lines[i+1])
+	}
 }

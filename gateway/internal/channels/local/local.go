@@ -33,6 +33,7 @@ type Channel struct {
 	collectors map[string][]*collector
 	mailbox    map[string][]string
 	nextID     uint64
+	running    chan struct{} // closed once Start accepts Inject
 }
 
 type collector struct{ replies []string }
@@ -41,7 +42,7 @@ var _ channels.Channel = (*Channel)(nil)
 
 // New returns a local channel; it accepts Inject once Start runs.
 func New() *Channel {
-	return &Channel{collectors: map[string][]*collector{}, mailbox: map[string][]string{}}
+	return &Channel{collectors: map[string][]*collector{}, mailbox: map[string][]string{}, running: make(chan struct{})}
 }
 
 // Name implements channels.Channel.
@@ -54,6 +55,11 @@ func (c *Channel) Start(ctx context.Context, deliver channels.DeliverFunc) error
 	}
 	c.mu.Lock()
 	c.deliver = deliver
+	select {
+	case <-c.running:
+	default:
+		close(c.running)
+	}
 	c.mu.Unlock()
 	<-ctx.Done()
 	c.mu.Lock()
@@ -61,6 +67,10 @@ func (c *Channel) Start(ctx context.Context, deliver channels.DeliverFunc) error
 	c.mu.Unlock()
 	return nil
 }
+
+// Running is closed once Start accepts Inject (a reload swaps a runtime
+// in only after its local channel runs).
+func (c *Channel) Running() <-chan struct{} { return c.running }
 
 // Status implements channels.Channel: connected while started.
 func (c *Channel) Status() (bool, error) {
@@ -170,4 +180,24 @@ func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), col.replies...), nil
+}
+
+// Adopt moves the replies old keeps for Drain into c (a reload replaced
+// the runtime old belonged to), so an approval notice is not lost.
+func (c *Channel) Adopt(old *Channel) {
+	if old == nil || old == c {
+		return
+	}
+	old.mu.Lock()
+	box := old.mailbox
+	old.mailbox = map[string][]string{}
+	old.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for chat, msgs := range box {
+		if _, ok := c.mailbox[chat]; !ok && len(c.mailbox) >= maxMailboxChats {
+			continue
+		}
+		c.mailbox[chat] = append(msgs, c.mailbox[chat]...)
+	}
 }

@@ -212,6 +212,15 @@ func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]Update, error) {
 	return ups, nil
 }
 
+// Probe checks the bot token and the Bot API with getMe, so a reload
+// refuses a wrong token or an unreachable baseUrl before it swaps.
+func (b *Bot) Probe(ctx context.Context) error {
+	if err := b.call(ctx, "getMe", map[string]any{}, nil); err != nil {
+		return fmt.Errorf("bot account check failed (channels.%s.botToken, channels.%s.baseUrl): %w", b.name, b.name, err)
+	}
+	return nil
+}
+
 // Start implements channels.Channel: long-poll getUpdates, advancing the
 // offset past every update seen (delivered or ignored) so nothing repeats.
 // Errors back off exponentially; a 429 waits exactly retry_after.

@@ -199,7 +199,7 @@ func Input(dir string) audit.Input {
 		in.Snapshot = snap
 	}
 	if t := os.Getenv(cmdutil.EnvGatewayToken); t != "" {
-		in.Token, in.TokenSource = t, "$"+cmdutil.EnvGatewayToken
+		in.Token, in.TokenSource = t, audit.EnvTokenSource
 	}
 	for _, e := range tlsutil.Expiries(filepath.Join(dir, "pki")) {
 		in.Certs = append(in.Certs, audit.CertInfo{Name: e.Name, NotAfter: e.NotAfter, Err: e.Err})
@@ -263,7 +263,7 @@ func applyOffline(ctx context.Context, sec offlineSecrets, in audit.Input, a aud
 		return "", err
 	}
 	if orig != nil {
-		if _, err := migrate.WriteSealedBackup(ctx, sec.c, filepath.Dir(in.ConfigPath), in.ConfigPath, orig, time.Now()); err != nil {
+		if _, err := migrate.WriteSealedBackup(migrate.WithWriter(ctx, migrate.WriterAuditFix), sec.c, filepath.Dir(in.ConfigPath), in.ConfigPath, orig, time.Now()); err != nil {
 			return "", err
 		}
 	}

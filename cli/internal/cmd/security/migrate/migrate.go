@@ -7,6 +7,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,6 +27,9 @@ import (
 type Options struct {
 	DryRun      bool
 	SecretsAddr string
+	// From is an upstream state dir on this machine to import into the
+	// running stack (streamed through the gateway).
+	From string
 }
 
 // NewCmd returns `moltbot security migrate`.
@@ -39,7 +43,12 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			"`moltbot rollback` opens it), encrypt every plain secret through secretsd, fix permissions, rewrite\n" +
 			"removed options (dm.policy \"open\" -> \"pairing\", dangerous flags), report what it cannot fix,\n" +
 			"validate and write atomically. A second run changes nothing. When the gateway is down it runs on\n" +
-			"the state dir directly, with secretsd (--secretsd) as the admin identity.",
+			"the state dir directly, with secretsd (--secretsd) as the admin identity.\n\n" +
+			"--from DIR imports an upstream state dir (~/.moltbot, ~/.clawdbot) from this machine into the running\n" +
+			"stack: moltbot.json (JSON5), its .backup, agents/*/agent/auth-profiles.json and credentials/*.json are\n" +
+			"streamed to the gateway, migrated there and the originals kept as the sealed migration backup\n" +
+			"(`moltbot rollback --backup migration --yes` restores them). --state-dir X without --from migrates X\n" +
+			"offline only when X is a gateway state dir.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -49,6 +58,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan; write nothing")
+	cmd.Flags().StringVar(&o.From, "from", "", "an upstream state dir on this machine to import into the running stack")
 	cmd.Flags().StringVar(&o.SecretsAddr, "secretsd", offline.DefaultSecretsdAddr(), "secretsd address for the offline path (gateway down)")
 	return cmd
 }
@@ -59,6 +69,31 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	if o.From != "" {
+		return runFrom(ctx, f, o)
+	}
+	// --state-dir X names the state to act on: X itself, offline, and only
+	// when it is a gateway state dir (never the running stack's instead).
+	if f.StateDirFlag != "" && !isBundleOnly(f) {
+		dir, err := f.StateDir()
+		if err != nil {
+			return err
+		}
+		if !statedir.IsGatewayState(dir) {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--state-dir %s is not a gateway state dir (no %s): to import an upstream state dir into the running stack, run `moltbot security migrate --from %s`", dir, statedir.GatewayMarker, dir)}
+		}
+		if !f.JSON {
+			fmt.Fprintf(f.Err, "migrating the gateway state dir %s offline (secretsd at %s)\n", dir, o.SecretsAddr)
+		}
+		resp, err := local(ctx, f, o)
+		if err != nil {
+			return errs.FromStatus(err)
+		}
+		return output(f, resp, o.DryRun)
+	}
+	if !f.JSON {
+		fmt.Fprintf(f.Err, "migrating the running stack's state at %s\n", f.GatewayAddr)
+	}
 	resp, err := viaGateway(ctx, f, o)
 	if err != nil && offline.GatewayDown(err) {
 		if !f.JSON {
@@ -69,10 +104,30 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	if err != nil {
 		return errs.FromStatus(err)
 	}
+	return output(f, resp, o.DryRun)
+}
+
+// isBundleOnly: --state-dir names the CLI's bundle (pki, no config), the
+// usual way to reach the running stack; the stack's state is meant.
+func isBundleOnly(f *cmdutil.Factory) bool {
+	dir, err := f.StateDir()
+	if err != nil {
+		return false
+	}
+	for _, n := range []string{config.FileName, "clawdbot.json"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			return false
+		}
+	}
+	_, err = os.Stat(filepath.Join(dir, "pki", "ca.pem"))
+	return err == nil
+}
+
+func output(f *cmdutil.Factory, resp *gatewayv1.MigrateResponse, dry bool) error {
 	if f.JSON {
 		return f.PrintJSON(resp)
 	}
-	print(f, resp, o.DryRun)
+	print(f, resp, dry)
 	return nil
 }
 
@@ -97,6 +152,7 @@ func local(ctx context.Context, f *cmdutil.Factory, o *Options) (*gatewayv1.Migr
 		}
 		defer sc.Close()
 		opts.Encrypter = sc
+		opts.Decrypter = sc // a sealed weak token is reported on every run
 	}
 	rep, err := smigrate.Run(ctx, opts)
 	if err != nil {
@@ -144,7 +200,11 @@ func print(f *cmdutil.Factory, r *gatewayv1.MigrateResponse, dry bool) {
 		}
 	}
 	if r.GetBackupPath() != "" {
-		fmt.Fprintf(f.Out, "backup: %s holds the original files sealed under the secrets key (a plain backup would undo encryption at rest); `moltbot rollback` opens it and restores them\n", r.GetBackupPath())
+		how := "`moltbot rollback` opens it and restores them"
+		if strings.HasSuffix(r.GetBackupPath(), smigrate.BackupSuffix+"."+smigrate.MigrationName) {
+			how = "`moltbot rollback --backup migration --yes` restores them (--yes: they hold plain-text secrets)"
+		}
+		fmt.Fprintf(f.Out, "backup: %s holds the original files sealed under the secrets key (a plain backup would undo encryption at rest); %s\n", r.GetBackupPath(), how)
 	} else if dry && r.GetChanged() {
 		fmt.Fprintln(f.Out, "the backup will be sealed under the secrets key; `moltbot rollback` opens it")
 	}
