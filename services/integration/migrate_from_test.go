@@ -26,7 +26,9 @@ const (
 {
   gateway: { auth: { mode: "token", token: "` + mfToken + `" } },
   channels: {
-    telegram: { botToken: "` + mfBot + `", baseUrl: "http://127.0.0.1:1", dmPolicy: "pairing" },
+    // Disabled: reload checks a running Telegram account with getMe, and
+    // this test is about the import, not the Bot API.
+    telegram: { enabled: false, botToken: "` + mfBot + `", baseUrl: "http://127.0.0.1:1", dmPolicy: "pairing" },
   },
   models: { providers: { openai: { apiKey: "` + mfAPIKey + `" } } },
 }
