@@ -183,6 +183,10 @@ type Input struct {
 	// IsSecretPath reports whether a dotted config path is a secret field;
 	// nil uses config.IsSecretPath, the one classifier (no second list here).
 	IsSecretPath func(path string) bool
+	// Decrypted are the config model's problems in values only the gateway
+	// can decrypt (config.DecryptedChecks, e.g. a weak encrypted token in
+	// the file): reported with the ids and text `config validate` uses.
+	Decrypted []config.Problem
 	// CheckToken is the gateway token rule (auth.CheckToken); nil uses it.
 	CheckToken func(string) error
 }
@@ -266,6 +270,7 @@ func Run(in Input) Report {
 		{"channels", a.checkChannels},
 		{"sandbox", a.checkSandbox},
 		{"secrets", a.checkConfigSecrets},
+		{"decrypted", a.checkDecrypted},
 		{"files", a.checkFiles},
 		{"keys", a.checkKeys},
 		{"certs", a.checkCerts},

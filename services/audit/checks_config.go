@@ -5,9 +5,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/envelope"
 )
 
@@ -329,11 +329,7 @@ func (a *auditor) checkTokenStrength(tok string, fixable bool) {
 	if err == nil {
 		return
 	}
-	n := utf8.RuneCountInString(tok)
-	distinct := map[rune]struct{}{}
-	for _, r := range tok {
-		distinct[r] = struct{}{}
-	}
+	n, distinct := auth.Counts(tok)
 	src := "the gateway token"
 	if a.in.TokenSource != "" {
 		src += " (" + a.in.TokenSource + ")"
@@ -353,7 +349,7 @@ func (a *auditor) checkTokenStrength(tok string, fixable bool) {
 		f.Detail = fmt.Sprintf("%s has %d characters; at least %d are required", src, n, auth.MinTokenLength)
 	} else {
 		f.ID, f.Title = "gateway.auth.token_low_entropy", "Gateway token has too few distinct characters"
-		f.Detail = fmt.Sprintf("%s has %d distinct characters; at least %d are required", src, len(distinct), auth.MinTokenDistinct)
+		f.Detail = fmt.Sprintf("%s has %d distinct characters; at least %d are required", src, distinct, auth.MinTokenDistinct)
 	}
 	f.fixes = tokenFix(f.ID)
 	a.add(f)
@@ -369,18 +365,14 @@ func (a *auditor) callCheckToken(tok string) (panicked any, err error) {
 }
 
 func (a *auditor) checkPassword(pw string) {
-	n := utf8.RuneCountInString(pw)
-	distinct := map[rune]struct{}{}
-	for _, r := range pw {
-		distinct[r] = struct{}{}
-	}
-	if n >= MinPasswordLength && len(distinct) >= MinPasswordDistinct {
+	n, distinct := auth.Counts(pw)
+	if n >= MinPasswordLength && distinct >= MinPasswordDistinct {
 		return
 	}
 	a.add(Finding{
 		ID: "gateway.auth.password_weak", Severity: Critical,
 		Title:  "Gateway password is weak",
-		Detail: fmt.Sprintf("the password has %d characters (%d distinct); at least %d with %d distinct are required", n, len(distinct), MinPasswordLength, MinPasswordDistinct),
+		Detail: fmt.Sprintf("the password has %d characters (%d distinct); at least %d with %d distinct are required", n, distinct, MinPasswordLength, MinPasswordDistinct),
 		Remedy: "use token mode: moltbot config set gateway.auth.mode token && moltbot security audit --fix",
 	})
 }
@@ -855,5 +847,33 @@ func walkTree(v any, keys []string, depth int, fn func(keys []string, v any) boo
 				walkTree(e, kk, depth+1, fn)
 			}
 		}
+	}
+}
+
+// checkDecrypted reports the config model's problems in decrypted values
+// (Input.Decrypted) as findings with the same id and text as `config
+// validate`. A weak encrypted token in the file is the running token's
+// finding too when both are weak: add merges them by id.
+func (a *auditor) checkDecrypted() {
+	fixable := a.in.TokenSource != EnvTokenSource
+	for _, p := range a.in.Decrypted {
+		f := Finding{ID: p.ID, Severity: Warn, Title: p.Message, Detail: p.String(), Remedy: p.Fix}
+		if f.ID == "" {
+			f.ID = "config.decrypted_invalid"
+			f.Title = "A value stored encrypted fails the config checks"
+		}
+		if p.Severity == config.SevError {
+			f.Severity = Critical
+		}
+		switch f.ID {
+		case config.IDTokenShort:
+			f.Title = "Gateway token is too short"
+		case config.IDTokenLowEntropy:
+			f.Title = "Gateway token has too few distinct characters"
+		}
+		if p.Path == "gateway.auth.token" {
+			f.Fixable, f.fixes = fixable, tokenFix(f.ID)
+		}
+		a.add(f)
 	}
 }

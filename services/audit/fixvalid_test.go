@@ -161,3 +161,54 @@ func TestUnreachableFixNotOffered(t *testing.T) {
 	f, _ = Run(baseInput(parse(t, `{}`))).Find("gateway.auth.token_missing")
 	require.True(t, f.Fixable)
 }
+
+// TestDecryptedProblems: a weak token only the gateway can decrypt (in the
+// file, not yet running) is reported from Input.Decrypted with the id and
+// text `config validate` gives, fixable by --fix; the running token's
+// finding of the same id merges with it rather than doubling the cost.
+func TestDecryptedProblems(t *testing.T) {
+	enc := `{"gateway":{"auth":{"token":{"$enc":"v1","kid":"k1","nonce":"AAAAAAAAAAAAAAAA","ct":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}}}`
+	weak := config.Problem{ID: config.IDTokenLowEntropy, Path: "gateway.auth.token", Severity: config.SevError,
+		Message: "weak token: the rule is at least 32 characters with at least 20 distinct; the encrypted token has 48 characters, 16 distinct",
+		Fix:     "moltbot security audit --fix"}
+	strong := "Zq8-vT3!mR6#pL1@wX9$kB4%nC7^dF2=hJ5*"
+	for _, tc := range []struct {
+		name       string
+		running    string
+		decrypted  []config.Problem
+		wantIDs    int
+		wantDetail string
+		wantCost   int // score points the decrypted problems add
+	}{
+		{"weak in the file, strong running", strong, []config.Problem{weak}, 1, "16 distinct", 20},
+		{"weak in the file and running", "0123456789abcdef0123456789abcdef0123456789abcdef", []config.Problem{weak}, 1, "16 distinct", 0},
+		{"strong everywhere", strong, nil, 0, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(parse(t, enc))
+			in.Token, in.TokenSource = tc.running, "moltbot.json: gateway.auth.token"
+			base := Run(in).Score
+			in.Decrypted = tc.decrypted
+			rep := Run(in)
+			require.Equal(t, base-tc.wantCost, rep.Score, "a weak token is one critical, counted once")
+			var got []Finding
+			for _, f := range rep.Findings {
+				if f.ID == config.IDTokenShort || f.ID == config.IDTokenLowEntropy {
+					got = append(got, f)
+				}
+			}
+			require.Len(t, got, tc.wantIDs, "%+v", rep.Findings)
+			if tc.wantIDs == 0 {
+				return
+			}
+			require.Equal(t, Critical, got[0].Severity)
+			require.Contains(t, got[0].Detail, tc.wantDetail)
+			require.True(t, got[0].Fixable)
+			var kinds []FixKind
+			for _, a := range Plan(rep, in) {
+				kinds = append(kinds, a.Kind)
+			}
+			require.Contains(t, kinds, KindGenerateToken)
+		})
+	}
+}

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"fmt"
-	"unicode/utf8"
 )
 
 // DescribeToken reports a token's strength without revealing it.
@@ -10,13 +9,10 @@ func DescribeToken(tok string) string {
 	if tok == "" {
 		return "missing"
 	}
-	distinct := map[rune]struct{}{}
-	for _, r := range tok {
-		distinct[r] = struct{}{}
-	}
+	n, distinct := Counts(tok)
 	verdict := "ok"
 	if CheckToken(tok) != nil {
 		verdict = "weak"
 	}
-	return fmt.Sprintf("%s: %d characters, %d distinct (rule: >= %d and >= %d)", verdict, utf8.RuneCountInString(tok), len(distinct), MinTokenLength, MinTokenDistinct)
+	return fmt.Sprintf("%s: %d characters, %d distinct (rule: >= %d and >= %d)", verdict, n, distinct, MinTokenLength, MinTokenDistinct)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
@@ -32,16 +31,24 @@ const base62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 // CheckToken applies the token rule. The error names the rule and the fix and
 // never includes the token itself, since it may reach a log or a client.
 func CheckToken(tok string) error {
-	n := utf8.RuneCountInString(tok)
-	distinct := make(map[rune]struct{}, n)
-	for _, r := range tok {
-		distinct[r] = struct{}{}
-	}
-	if n < MinTokenLength || len(distinct) < MinTokenDistinct {
+	n, distinct := Counts(tok)
+	if n < MinTokenLength || distinct < MinTokenDistinct {
 		return fmt.Errorf("%w: the token has %d characters (%d distinct); the rule is at least %d characters with at least %d distinct; run `%s` for one that passes: %w",
-			ErrWeakToken, n, len(distinct), MinTokenLength, MinTokenDistinct, TokenFix, errs.ErrInvalidArgument)
+			ErrWeakToken, n, distinct, MinTokenLength, MinTokenDistinct, TokenFix, errs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// Counts returns the characters (runes) of s and how many of them are
+// distinct: the two numbers the token rule (and the password rule) judge.
+// Every caller counts with it, so the rule and its messages cannot differ.
+func Counts(s string) (chars, distinct int) {
+	seen := make(map[rune]struct{}, len(s))
+	for _, r := range s {
+		chars++
+		seen[r] = struct{}{}
+	}
+	return chars, len(seen)
 }
 
 // GenerateToken draws a 43-character base62 token from r (crypto/rand.Reader

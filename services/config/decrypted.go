@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/services/auth"
 )
@@ -22,17 +21,13 @@ func TokenProblem(tok, source string) (id, msg string, weak bool) {
 	if auth.CheckToken(tok) == nil {
 		return "", "", false
 	}
-	n := utf8.RuneCountInString(tok)
-	distinct := map[rune]struct{}{}
-	for _, r := range tok {
-		distinct[r] = struct{}{}
-	}
+	n, distinct := auth.Counts(tok)
 	id = IDTokenLowEntropy
 	if n < auth.MinTokenLength {
 		id = IDTokenShort
 	}
 	msg = fmt.Sprintf("weak token: the rule is at least %d characters with at least %d distinct; %s has %d characters, %d distinct",
-		auth.MinTokenLength, auth.MinTokenDistinct, source, n, len(distinct))
+		auth.MinTokenLength, auth.MinTokenDistinct, source, n, distinct)
 	return id, msg, true
 }
 

@@ -5,6 +5,8 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -106,11 +108,30 @@ func TestMigrateFromUpstreamIntoTheStack(t *testing.T) {
 	require.Contains(t, out, "migrate")
 	require.Contains(t, out, "operator's own backup")
 
-	// Fix the token, then the running gateway applies the imported config
-	// without a container restart.
-	const strong = "Zq8-vT3!mR6#pL1@wX9$kB4%nC7^dF2=hJ5*"
-	out, code = cli("config", "set", "gateway.auth.token", strong)
+	// validate and audit report the imported (now encrypted) weak token
+	// alike: the same id and text, from the value only secretsd can open.
+	const weakText = "the encrypted token has 48 characters, 16 distinct"
+	out, code = cli("config", "validate")
+	require.NotEqual(t, 0, code, out)
+	require.Contains(t, out, weakText)
+	out, code = cli("security", "audit", "--json")
+	require.Contains(t, out, `"id": "gateway.auth.token_low_entropy"`, out)
+	require.Contains(t, out, weakText)
+
+	// audit --fix replaces it through secretsd and reaches the bar, with no
+	// critical and no failed fix.
+	out, code = cli("security", "audit", "--fix")
 	require.Equal(t, 0, code, out)
+	t.Logf("audit --fix:\n%s", out)
+	require.NotContains(t, out, "failed:")
+	m := regexp.MustCompile(`Security score: (\d+)/100`).FindAllStringSubmatch(out, -1)
+	require.NotEmpty(t, m, out)
+	score, _ := strconv.Atoi(m[len(m)-1][1])
+	require.GreaterOrEqual(t, score, 85, out)
+	require.NotContains(t, out, "CRITICAL")
+
+	// The running gateway applies the fixed, imported config without a
+	// container restart.
 	out, code = cli("gateway", "restart")
 	require.Equal(t, 0, code, out)
 	require.Equal(t, started, gatewayStartedAt(t, e), "applied in place: the gateway did not restart")

@@ -15,6 +15,7 @@ import (
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	secretsv1 "github.com/moltbot/moltbot-secure/proto/secrets/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/pkiinit"
 	"github.com/moltbot/moltbot-secure/services/seclog"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
@@ -37,6 +38,10 @@ func wireOps(_ context.Context, w *Wiring) error {
 			return err
 		}
 	}
+	var decrypted func(context.Context) ([]config.Problem, error)
+	if w.Config != nil {
+		decrypted = w.Config.CheckDecrypted
+	}
 	o.Audit = auditrun.New(auditrun.Config{
 		StateDir:   w.StateDir,
 		ConfigPath: w.ConfigPath,
@@ -44,6 +49,7 @@ func wireOps(_ context.Context, w *Wiring) error {
 		Secrets:    o.Secrets,
 		Writer:     storeWriter{w},
 		Token:      w.CurrentToken,
+		Decrypted:  decrypted,
 		Prober: &auditrun.Prober{
 			Gateway: auditrun.Endpoint{Name: auth.IDGateway, Addr: dialable(w.Loaded.Base.Addr), ServerName: auth.IDGateway},
 			Internal: []auditrun.Endpoint{

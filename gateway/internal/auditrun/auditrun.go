@@ -39,7 +39,11 @@ type Config struct {
 	Token func() (token, source string)
 	// Prober runs the --deep live probes; nil disables --deep.
 	Prober *Prober
-	Now    func() time.Time
+	// Decrypted runs the config model's checks on the file's encrypted
+	// values (configstore.Store.CheckDecrypted, the same checks `config
+	// validate` runs); nil skips them.
+	Decrypted func(ctx context.Context) ([]config.Problem, error)
+	Now       func() time.Time
 }
 
 // Runner runs audits.
@@ -85,6 +89,17 @@ func (r *Runner) Input(ctx context.Context, deep bool) audit.Input {
 			}
 			in.KeyStatus = ki
 		}
+	}
+	if r.cfg.Decrypted != nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ps, err := r.cfg.Decrypted(cctx)
+		cancel()
+		if err != nil {
+			// Not silently passed: the engine reports what it could not check.
+			ps = []config.Problem{{Path: "gateway.auth.token", Severity: config.SevWarning,
+				Message: "the encrypted values could not be checked: " + err.Error(), Fix: "moltbot status --all"}}
+		}
+		in.Decrypted = ps
 	}
 	in.Certs = Certs(r.cfg.PKIDir)
 	if deep && r.cfg.Prober != nil {

@@ -218,6 +218,26 @@ func (s *Store) Validate(ctx context.Context, text string) ([]config.Problem, er
 		out = append(out, config.Problem{File: c.File, Message: err.Error(), Severity: config.SevError, Fix: "set the variable or fix the file reference"})
 	}
 	out = append(out, c.Validate()...)
+	return append(out, s.decryptedProblems(ctx, c)...), nil
+}
+
+// CheckDecrypted runs the config model's checks that need decrypted values
+// (config.DecryptedChecks: a weak encrypted token, ...) on the file on disk.
+// The security audit calls it, so it reports what `config validate` does,
+// with the same ids and text.
+func (s *Store) CheckDecrypted(ctx context.Context) ([]config.Problem, error) {
+	c, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	return s.decryptedProblems(ctx, c), nil
+}
+
+// decryptedProblems opens every envelope of c through secretsd and runs
+// the checks that need the values; an envelope that does not open is a
+// problem itself.
+func (s *Store) decryptedProblems(ctx context.Context, c *config.Config) []config.Problem {
+	var out []config.Problem
 	plain := map[string]string{}
 	for _, ref := range config.SecretPaths(c.Raw) {
 		if ref.State != config.StateEnvelope && ref.State != config.StateBadEnvelope {
@@ -231,10 +251,7 @@ func (s *Store) Validate(ctx context.Context, text string) ([]config.Problem, er
 		}
 		plain[ref.Path] = v
 	}
-	// The checks that need the decrypted values (a weak encrypted token):
-	// the same function the security audit calls.
-	out = append(out, config.DecryptedChecks(c, plain)...)
-	return out, nil
+	return append(out, config.DecryptedChecks(c, plain)...)
 }
 
 func errText(err error) string { return err.Error() }

@@ -143,4 +143,9 @@ func TestValidateReportsAWeakEncryptedToken(t *testing.T) {
 	require.Equal(t, config.SevError, got.Severity)
 	require.Contains(t, got.Message, "the encrypted token has 48 characters, 16 distinct")
 	require.NotContains(t, got.String(), weakHex)
+
+	// The security audit's source: the same problem, id and text.
+	dp, err := st.CheckDecrypted(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []config.Problem{*got}, dp)
 }
