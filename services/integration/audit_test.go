@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	"github.com/moltbot/moltbot-secure/services/testharness"
 )
 
@@ -55,6 +56,12 @@ func TestAuditDeepFreshStack(t *testing.T) {
 		require.Equal(t, "info", f.GetSeverity(), "%s: %s", id, f.GetDetail())
 	}
 	t.Logf("fresh stack: score %d (%s), %d findings", resp.GetScore(), resp.GetBand(), len(resp.GetFindings()))
+	// The isolation probe's container is gone once the audit answered.
+	list, err := sandboxv1.NewSandboxClient(st.AdminConn(t)).List(ctx, &sandboxv1.ListRequest{})
+	require.NoError(t, err)
+	for _, c := range list.GetContainers() {
+		require.NotEqual(t, "agent:audit:probe:deep", c.GetSessionKey(), "audit --deep left its probe container %s", c.GetName())
+	}
 }
 
 // The same stack with the gateway's auth switched off by a test-only build:

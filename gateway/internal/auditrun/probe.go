@@ -100,6 +100,9 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	return out
 }
 
+// ProbeSession is the session key of the --deep isolation probe's sandbox.
+const ProbeSession = "agent:audit:probe:deep"
+
 func (p *Prober) sandboxProbes(ctx context.Context, add func(audit.ProbeResult)) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	in, err := p.Sandbox.Info(cctx, &sandboxv1.InfoRequest{})
@@ -119,8 +122,16 @@ func (p *Prober) sandboxProbes(ctx context.Context, add func(audit.ProbeResult))
 	}
 	cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// The probe's container goes when the probe is done (also after a
+	// failed exec, which may have created it): each --deep would otherwise
+	// leave one running.
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer rcancel()
+		_, _ = p.Sandbox.Recreate(rctx, &sandboxv1.RecreateRequest{SessionKey: ProbeSession})
+	}()
 	res, err := p.Sandbox.Exec(cctx, &sandboxv1.ExecRequest{
-		SessionKey: "agent:audit:probe:deep", AgentId: "audit", Policy: pol,
+		SessionKey: ProbeSession, AgentId: "audit", Policy: pol,
 		Shell: `id -u; if touch /.moltbot-probe 2>/dev/null; then echo rootfs=rw; else echo rootfs=ro; fi; ls /sys/class/net 2>/dev/null | tr '\n' ' '; echo`,
 	})
 	if err != nil {
