@@ -183,7 +183,7 @@ func checkPKI(pki string) []Issue {
 		if err != nil || !fi.Mode().IsRegular() {
 			return nil
 		}
-		want := PKIMode(mustRel(pki, p))
+		want := PKIMode(Rel(pki, p))
 		if have := fi.Mode().Perm(); have&^want != 0 {
 			out = append(out, Issue{Path: p, Kind: "file_mode", Mode: have, Want: want,
 				Message: fmt.Sprintf("pki file mode %04o is wider than %04o (the pki mount is read-only: fix it where it is written, e.g. rerun `moltbot certs init`)", have, want)})
@@ -193,7 +193,9 @@ func checkPKI(pki string) []Issue {
 	return out
 }
 
-func mustRel(base, p string) string {
+// Rel is p relative to base for messages and maps, or p itself when it
+// has no relative form.
+func Rel(base, p string) string {
 	r, err := filepath.Rel(base, p)
 	if err != nil {
 		return p

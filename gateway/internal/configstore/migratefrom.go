@@ -14,6 +14,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/migrate"
+	"github.com/moltbot/moltbot-secure/services/statedir"
 	"github.com/moltbot/moltbot-secure/services/textsafe"
 )
 
@@ -145,20 +146,20 @@ func (s *Store) MigrateFrom(ctx context.Context, source string, files []ImportFi
 		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
 			return MigrateFromResult{}, diskErr(p, err)
 		}
-		if rel == mustRel(s.cfg.StateDir, s.cfg.Path) {
+		if rel == statedir.Rel(s.cfg.StateDir, s.cfg.Path) {
 			origCfg = f.Data
 		}
 		res.Imported = append(res.Imported, f.Path)
 	}
 	sort.Strings(res.Imported)
-	stCfg := filepath.Join(staging, mustRel(s.cfg.StateDir, s.cfg.Path))
+	stCfg := filepath.Join(staging, statedir.Rel(s.cfg.StateDir, s.cfg.Path))
 	rep, err := migrate.Run(ctx, migrate.Options{StateDir: staging, ConfigPath: stCfg, Encrypter: s.encrypter(), Decrypter: s.decrypter(), DryRun: dryRun, Now: s.cfg.Now})
 	if err != nil {
 		return MigrateFromResult{}, err
 	}
 	res.Report = rep
 	for i, w := range res.Written { // staging names -> where they end up
-		res.Written[i] = filepath.Join(s.cfg.StateDir, mustRel(staging, w))
+		res.Written[i] = filepath.Join(s.cfg.StateDir, statedir.Rel(staging, w))
 	}
 	if dryRun {
 		res.Actions = append([]string{fmt.Sprintf("import %d file(s) from %s", len(files), source)}, res.Actions...)
@@ -205,14 +206,14 @@ func (s *Store) moveIntoPlace(ctx context.Context, staging string) (int, error) 
 			return err
 		}
 		if d.Type().IsRegular() {
-			rels = append(rels, mustRel(staging, p))
+			rels = append(rels, statedir.Rel(staging, p))
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	cfgRel := mustRel(s.cfg.StateDir, s.cfg.Path)
+	cfgRel := statedir.Rel(s.cfg.StateDir, s.cfg.Path)
 	sort.SliceStable(rels, func(i, j int) bool { return rels[i] != cfgRel && rels[j] == cfgRel })
 	bctx := migrate.WithWriter(ctx, WriterImport)
 	for _, rel := range rels {
@@ -244,12 +245,4 @@ func removeStaging(stateDir string) {
 	for _, p := range m {
 		_ = os.RemoveAll(p)
 	}
-}
-
-func mustRel(base, p string) string {
-	r, err := filepath.Rel(base, p)
-	if err != nil {
-		return p
-	}
-	return r
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/moltbot/moltbot-secure/services/migrate"
 	"github.com/moltbot/moltbot-secure/services/seclog"
+	"github.com/moltbot/moltbot-secure/services/statedir"
 )
 
 // An upstream ~/.moltbot as the operator has it: JSON5, a 48-char hex
@@ -56,9 +57,9 @@ func listTree(t *testing.T, dir string) map[string]string {
 	out := map[string]string{}
 	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		require.NoError(t, err)
-		if d.Type().IsRegular() && !strings.HasPrefix(mustRel(dir, p), "logs") {
+		if d.Type().IsRegular() && !strings.HasPrefix(statedir.Rel(dir, p), "logs") {
 			b, _ := os.ReadFile(p)
-			out[mustRel(dir, p)] = string(b)
+			out[statedir.Rel(dir, p)] = string(b)
 		}
 		return nil
 	}))

@@ -245,7 +245,7 @@ func (s *Store) decryptedProblems(ctx context.Context, c *config.Config) []confi
 		}
 		v, err := s.secretValue(ctx, c, ref)
 		if err != nil {
-			out = append(out, config.Problem{File: c.File, Line: c.Line(ref.Path), Path: ref.Path, Message: errText(err), Severity: config.SevError,
+			out = append(out, config.Problem{File: c.File, Line: c.Line(ref.Path), Path: ref.Path, Message: err.Error(), Severity: config.SevError,
 				Fix: "moltbot config set " + ref.Path + " -"})
 			continue
 		}
@@ -253,8 +253,6 @@ func (s *Store) decryptedProblems(ctx context.Context, c *config.Config) []confi
 	}
 	return append(out, config.DecryptedChecks(c, plain)...)
 }
-
-func errText(err error) string { return err.Error() }
 
 // MigrateResult is what Migrate did.
 type MigrateResult struct {

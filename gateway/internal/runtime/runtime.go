@@ -7,13 +7,15 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +117,7 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 	r := &Runtime{local: local.New(), areas: map[string]area{}}
 	chans := []pipeline.Channel{{Channel: r.local, Policy: PolicyOf(v.Channels[local.Name])}}
 	r.chans = append(r.chans, r.local)
-	for _, name := range sortedKeys(v.Channels) {
+	for _, name := range slices.Sorted(maps.Keys(v.Channels)) {
 		ch := v.Channels[name]
 		if name == local.Name || !ch.Enabled {
 			continue
@@ -159,7 +161,7 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 	}
 	r.areas[backendArea] = area{key: choice.key(), desc: choice.Describe(), public: choice.public(),
 		secretOnly: "agent backend " + choice.Name + ": API key changed"}
-	r.areas["agents.defaults.sandbox.mode"] = area{key: v.Agents.Sandbox.Mode, desc: orDefault(v.Agents.Sandbox.Mode, "non-main")}
+	r.areas["agents.defaults.sandbox.mode"] = area{key: v.Agents.Sandbox.Mode, desc: cmp.Or(v.Agents.Sandbox.Mode, "non-main")}
 	pc := c
 	if pc == nil {
 		pc = config.New("", nil)
@@ -324,8 +326,8 @@ func policyKey(p policy.Config) string {
 
 func describePolicy(p policy.Config) string {
 	return fmt.Sprintf("dm %s (%d allowed), groups %s (%d allowed)",
-		orDefault(string(p.DMPolicy), string(policy.DMPairing)), len(p.DMAllowFrom),
-		orDefault(string(p.GroupPolicy), string(policy.GroupAllowlist)), len(p.GroupAllowFrom))
+		cmp.Or(string(p.DMPolicy), string(policy.DMPairing)), len(p.DMAllowFrom),
+		cmp.Or(string(p.GroupPolicy), string(policy.GroupAllowlist)), len(p.GroupAllowFrom))
 }
 
 // OwnersOf is channels.<ch>.owner for every channel.
@@ -341,7 +343,7 @@ func OwnersOf(v config.View) map[string][]string {
 
 func ownersKey(m map[string][]string) string {
 	var parts []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s=%s", k, strings.Join(m[k], ",")))
 	}
 	if len(parts) == 0 {
@@ -368,22 +370,6 @@ func endpoint(base string) string {
 	return " at " + base
 }
 
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func unionKeys(a, b map[string]area) []string {
 	m := map[string]area{}
 	for k, v := range a {
@@ -392,5 +378,5 @@ func unionKeys(a, b map[string]area) []string {
 	for k, v := range b {
 		m[k] = v
 	}
-	return sortedKeys(m)
+	return slices.Sorted(maps.Keys(m))
 }

@@ -15,6 +15,7 @@ import (
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/errs"
+	"github.com/moltbot/moltbot-secure/services/statedir"
 )
 
 // chunkSize keeps each stream message well under the gateway's 4 MiB limit.
@@ -52,7 +53,7 @@ func collect(dir string) ([]upstreamFile, []string, error) {
 			return nil, nil, err
 		}
 		for _, p := range m {
-			rels = append(rels, mustRel(dir, p))
+			rels = append(rels, statedir.Rel(dir, p))
 		}
 	}
 	sort.Strings(rels[2:])
@@ -149,12 +150,4 @@ func send(ctx context.Context, c gatewayv1.GatewayClient, source string, dry boo
 		}
 	}
 	return stream.CloseAndRecv()
-}
-
-func mustRel(base, p string) string {
-	r, err := filepath.Rel(base, p)
-	if err != nil {
-		return p
-	}
-	return r
 }

@@ -212,7 +212,5 @@ func print(f *cmdutil.Factory, r *gatewayv1.MigrateResponse, dry bool) {
 
 // fixedByMigrate: problems the rewrite step removes (reported before it ran).
 func fixedByMigrate(p *gatewayv1.Problem) bool {
-	return p.GetFix() != "" && (contains(p.GetFix(), config.MigrateFix) || contains(p.GetPath(), "controlUi."))
+	return p.GetFix() != "" && (strings.Contains(p.GetFix(), config.MigrateFix) || strings.Contains(p.GetPath(), "controlUi."))
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
