@@ -54,6 +54,10 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_SecurityLog_FullMethodName:     {ownerOnly, "the owner's audit trail: callers, addresses, decisions"},
 	gatewayv1.Gateway_Send_FullMethodName:            {ownerClient, "what clients are for: a message on the local channel, judged by its DM policy like any sender's"},
 	gatewayv1.Gateway_ListSessions_FullMethodName:    {ownerClient, "non-secret view: session keys and activity"},
+	gatewayv1.Gateway_ListDevices_FullMethodName:     {ownerOnly, "the Control UI's devices: who may administer the gateway from a browser"},
+	gatewayv1.Gateway_ApproveDevice_FullMethodName:   {ownerOnly, "state change: admits a browser device (as owner by default)"},
+	gatewayv1.Gateway_RejectDevice_FullMethodName:    {ownerOnly, "state change: device decision"},
+	gatewayv1.Gateway_RevokeDevice_FullMethodName:    {ownerOnly, "state change: removes a device and ends its sessions"},
 
 	// Pairing proxy (forwarded to pairingd as the gateway).
 	pairingv1.Pairing_List_FullMethodName:        {ownerOnly, "pending senders and their codes: the owner's decision queue"},

@@ -36,6 +36,7 @@ type Config struct {
 	Messaging MessagingDeps
 	Ops       OpsDeps
 	KeyBackup KeyBackupDeps
+	Devices   DevicesDeps
 }
 
 // Service implements gatewayv1.GatewayServer.
@@ -75,6 +76,7 @@ func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*ga
 	}
 	if req.GetAll() {
 		s.statusAll(ctx, resp)
+		resp.ControlUiUrl = s.cfg.Devices.URL
 	}
 	return resp, nil
 }

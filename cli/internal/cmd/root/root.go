@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/devices"
 	configcmd "github.com/moltbot/moltbot-secure/cli/internal/cmd/config"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/doctor"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/gateway"
@@ -49,6 +50,7 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		doctor.NewCmd(f, nil),
 		sandbox.NewCmd(f),
 		pairing.NewCmd(f),
+		devices.NewCmd(f),
 		message.NewCmd(f),
 		sessions.NewCmd(f),
 		secrets.NewCmd(f),
