@@ -213,6 +213,7 @@ func schema() *node {
 				"basePath":                     of(kString),
 				"allowInsecureAuth":            of(kBool),
 				"dangerouslyDisableDeviceAuth": of(kBool),
+				"allowedOrigins":               listOf(of(kString)),
 			}),
 			"tailscale": of(kAny),
 		}), upstreamGatewayKeys),

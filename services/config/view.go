@@ -52,6 +52,10 @@ type GatewayAuth struct {
 type ControlUI struct {
 	AllowInsecureAuth            bool
 	DangerouslyDisableDeviceAuth bool
+	// AllowedOrigins are the HTTPS proxies (e.g. Tailscale Serve) the UI
+	// may be reached through, normalised (NormalizeOrigin); invalid entries
+	// are left out (Validate reports them).
+	AllowedOrigins []string
 }
 
 type Access struct {
@@ -144,6 +148,7 @@ func (c *Config) View() View {
 			ControlUI: ControlUI{
 				AllowInsecureAuth:            r.boolean(false, "gateway", "controlUi", "allowInsecureAuth"),
 				DangerouslyDisableDeviceAuth: r.boolean(false, "gateway", "controlUi", "dangerouslyDisableDeviceAuth"),
+				AllowedOrigins:               normalizeOrigins(r.strList("gateway", "controlUi", "allowedOrigins")),
 			},
 		},
 		Channels: map[string]Channel{},

@@ -122,3 +122,19 @@ func RoleTableMarkdown() string {
 	}
 	return b.String()
 }
+
+// notOverHTTP are the methods the Control UI's HTTP adapter never serves,
+// whatever the role: they carry secret material to or from the caller, and
+// nothing secret reaches a web page. The role table above still applies
+// first; this only narrows it.
+var notOverHTTP = map[string]string{
+	gatewayv1.Gateway_RevealConfig_FullMethodName:  "decrypted secrets",
+	gatewayv1.Gateway_ExportKey_FullMethodName:     "the sealed keyring and its passphrase",
+	gatewayv1.Gateway_ImportKey_FullMethodName:     "a keyring and its passphrase",
+	gatewayv1.Gateway_PutSecretFile_FullMethodName: "secret file contents",
+	gatewayv1.Gateway_MigrateFrom_FullMethodName:   "an upstream state dir with plain-text secrets",
+}
+
+// NotOverHTTP returns why method is not served to the Control UI, "" when it is.
+func NotOverHTTP(method string) string { return notOverHTTP[method] }
+

@@ -32,6 +32,10 @@ type Options struct {
 	PairingAddr string
 	SandboxAddr string
 	Version     string
+	// UIAddr is the Control UI's HTTP listener ("off": none); UIURL is
+	// how a browser reaches it (compose publishes another port).
+	UIAddr string
+	UIURL  string
 }
 
 // Wiring is what the capabilities share while the gateway is assembled.
@@ -140,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := auth.CheckToken(w.Token); err != nil {
 		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
-	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup} {
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup, wireDevices} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}
@@ -170,6 +174,9 @@ func Run(ctx context.Context, o Options) error {
 		},
 	})
 	if err != nil {
+		return err
+	}
+	if err := serveControlUI(ctx, w, svc); err != nil {
 		return err
 	}
 	for _, bg := range w.Background {
