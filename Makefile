@@ -50,8 +50,9 @@ images: binaries
 # instance), so tests never touch the stack you run.
 MOLTBOT_BUNDLE_DIR ?= ./.moltbot
 MOLTBOT_PORT       ?= 18789
+MOLTBOT_UI_PORT    ?= 18793
 MOLTBOT_INSTANCE   ?= compose
-export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_INSTANCE
+export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_UI_PORT MOLTBOT_INSTANCE
 
 up: images sandbox-image
 	@mkdir -p $(MOLTBOT_BUNDLE_DIR) && chmod 700 $(MOLTBOT_BUNDLE_DIR)
@@ -62,6 +63,7 @@ up: images sandbox-image
 	@echo "  export MOLTBOT_STATE_DIR=$$(cd $(MOLTBOT_BUNDLE_DIR) && pwd)"
 	@[ "$(MOLTBOT_PORT)" = 18789 ] || echo "  export MOLTBOT_GATEWAY=127.0.0.1:$(MOLTBOT_PORT)"
 	@echo "  ./bin/moltbot status --all"
+	@echo "  ./bin/moltbot ui            # the Control UI's URL (approve the browser: moltbot devices approve)"
 	@echo "or inside the stack's network:"
 	@echo "  $(COMPOSE) run --rm cli status"
 	@echo
@@ -109,7 +111,7 @@ images-testonly: binaries
 # The operator's journey on a real compose stack of its own (see E2E_ENV):
 # make up, the CLI as an operator types it, make down/up, purge. The stack is
 # purged afterwards whatever the result.
-E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
+E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_UI_PORT=18797 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
 test-e2e:
 	@export $(E2E_ENV); rc=0; \
 	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \

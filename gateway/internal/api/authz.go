@@ -137,4 +137,3 @@ var notOverHTTP = map[string]string{
 
 // NotOverHTTP returns why method is not served to the Control UI, "" when it is.
 func NotOverHTTP(method string) string { return notOverHTTP[method] }
-

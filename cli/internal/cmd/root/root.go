@@ -5,8 +5,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/certs"
-	"github.com/moltbot/moltbot-secure/cli/internal/cmd/devices"
 	configcmd "github.com/moltbot/moltbot-secure/cli/internal/cmd/config"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/devices"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/doctor"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/gateway"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/message"
@@ -23,6 +23,7 @@ import (
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/sessions"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/status"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/token"
+	"github.com/moltbot/moltbot-secure/cli/internal/cmd/ui"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/version"
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
 )
@@ -51,6 +52,7 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		sandbox.NewCmd(f),
 		pairing.NewCmd(f),
 		devices.NewCmd(f),
+		ui.NewCmd(f),
 		message.NewCmd(f),
 		sessions.NewCmd(f),
 		secrets.NewCmd(f),

@@ -137,6 +137,9 @@ func print(f *cmdutil.Factory, r *gatewayv1.StatusResponse, all bool) {
 				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), state, c.GetDmPolicy(), c.GetGroupPolicy())
 			}
 		}
+		if u := r.GetControlUiUrl(); u != "" {
+			fmt.Fprintf(f.Out, "CONTROL UI\n  %s (approve a browser: moltbot devices list, moltbot devices approve <fingerprint>)\n", u)
+		}
 	}
 	for _, w := range r.GetWarnings() {
 		fmt.Fprintf(f.Out, "warning: %s\n", w)
