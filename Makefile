@@ -23,7 +23,7 @@ BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools chromium \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -117,8 +117,13 @@ test-e2e:
 	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \
 	  $(MAKE) -s purge >/dev/null 2>&1 || true; rm -rf ./.moltbot-e2e; exit $$rc
 
-test-integration: images images-testonly sandbox-testimage
+test-integration: images images-testonly sandbox-testimage chromium
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...
+
+# The Control UI's browser tests drive Debian's Chromium (chromedp).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium with apt-get" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: proto-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -113,6 +113,11 @@ function say(text, ok = false) {
   m.hidden = !text;
 }
 function explain(e) {
+  if (e.status === 403 && e.message.startsWith('owner only')) {
+    const fp = state.device ? state.device.fingerprint : '<fingerprint>';
+    return 'Refused (403): only the owner may do this, and this browser ' + (state.session ? 'was approved as a client' : 'is not approved yet') +
+      ' (the owner runs: moltbot devices approve ' + fp + '). ' + e.message;
+  }
   if (e.status === 403) return 'Refused (403): ' + e.message;
   return e.message;
 }
@@ -148,7 +153,7 @@ async function openSession(dev) {
 }
 
 function showLogin(note) {
-  document.getElementById('loading').hidden = true;
+  document.getElementById('loading')?.remove();
   document.getElementById('nav').hidden = true;
   document.getElementById('login').hidden = false;
   if (note) say(note);
@@ -203,7 +208,7 @@ function who() {
 }
 
 function start() {
-  document.getElementById('loading').hidden = true;
+  document.getElementById('loading')?.remove();
   const login = document.getElementById('login');
   if (login) login.hidden = true;
   document.getElementById('nav').hidden = false;
@@ -242,7 +247,7 @@ views.status = async (root) => {
 
 function findingsTable(findings) {
   return table(['severity', 'finding', 'detail', 'fix'], (findings || []).map((f) => [
-    h('span', { class: 'sev-' + f.severity.toLowerCase() }, f.severity + (f.acknowledged ? ' (acknowledged)' : '')), f.title, f.detail, f.remedy]));
+    h('span', { class: 'sev-' + f.severity.toLowerCase() }, f.severity.toUpperCase() + (f.acknowledged ? ' (acknowledged)' : '')), f.title, f.detail, f.remedy]));
 }
 
 views.audit = async (root) => {
@@ -276,7 +281,12 @@ views.pairing = async (root) => {
   root.append(h('h2', {}, 'Pairing'), h('p', { class: 'live', id: 'pairing-live' }, 'connecting…'));
   const pend = h('div', { id: 'pairing-pending' });
   const allowed = h('div', { id: 'pairing-allowed' });
-  root.append(h('h3', {}, 'Pending requests'), pend, h('h3', {}, 'Allowlist'), allowed);
+  // A code the sender read out can be approved without the list.
+  const chan = h('input', { id: 'approve-channel', placeholder: 'channel', value: 'local', size: 10 });
+  const code = h('input', { id: 'approve-code', placeholder: 'code', size: 10 });
+  const form = h('form', { id: 'approve-form' }, chan, ' ', code, ' ', h('button', { type: 'submit', id: 'approve-code-button' }, 'Approve code'));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); act(() => call(P + 'Approve', { channel: chan.value.trim(), code: code.value.trim() }))(); });
+  root.append(h('h3', {}, 'Pending requests'), pend, form, h('h3', {}, 'Allowlist'), allowed);
   const act = (fn) => async () => { try { await fn(); say('Done.', true); await refresh(); } catch (e) { say(explain(e)); } };
   const refresh = async () => {
     const [l, a] = await Promise.all([call(P + 'List', {}), call(P + 'ListAllowed', {})]);
