@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,8 +218,24 @@ func TestControlUIInChromium(t *testing.T) {
 	require.Contains(t, audit, "CRITICAL")
 	require.Contains(t, audit, "dangerouslyDisableDeviceAuth")
 	shot(t, other, "06-device-auth-disabled-audit")
+	// --deep shows the effect live: a fresh device key got a session.
+	deep := func() string {
+		r := cli("security", "audit", "--deep", "--json")
+		var a auditJSON
+		require.NoError(t, json.Unmarshal([]byte(r.out[strings.Index(r.out, "{"):]), &a), r.out)
+		for _, f := range a.Findings {
+			if f.ID == "deep.control_ui.device_approval" {
+				return f.Severity
+			}
+		}
+		return "absent"
+	}
+	require.Equal(t, "critical", deep())
 	r = cli("config", "set", "gateway.controlUi.dangerouslyDisableDeviceAuth", "--unset")
 	require.Equal(t, 0, r.code, r.out)
+	require.Equal(t, "info", deep(), "the probe passes once the flag is gone")
+	r = cli("devices", "list")
+	require.NotContains(t, r.out, "probe", "the probe's device is dropped")
 
 	// Revoking the owner's device ends its session at once: the next call
 	// is refused and the page is back at the login.

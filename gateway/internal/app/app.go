@@ -144,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := auth.CheckToken(w.Token); err != nil {
 		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
-	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup, wireDevices} {
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireDevices, wireOps, wireKeyBackup} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
+	"github.com/moltbot/moltbot-secure/gateway/internal/auditrun"
 	"github.com/moltbot/moltbot-secure/gateway/internal/devices"
 	"github.com/moltbot/moltbot-secure/gateway/internal/webui"
 	"github.com/moltbot/moltbot-secure/services/auth"
@@ -33,6 +34,21 @@ func wireDevices(_ context.Context, w *Wiring) error {
 		d.URL = uiURL(w.Opts.UIAddr, w.Opts.UIURL)
 	}
 	return nil
+}
+
+// uiProbe is audit --deep's view of the UI (nil when not served); the
+// probe's throwaway device is dropped from the store afterwards.
+func uiProbe(w *Wiring) *auditrun.UIProbe {
+	if w.Opts.UIAddr == "" || w.Opts.UIAddr == "off" || w.API.Devices.Store == nil {
+		return nil
+	}
+	st := w.API.Devices.Store
+	return &auditrun.UIProbe{
+		Addr:    dialable(w.Opts.UIAddr),
+		Token:   func() string { t, _ := w.CurrentToken(); return t },
+		Allowed: func() []string { return uiSettings(w).AllowedOrigins },
+		Drop:    func(fp string) { _, _ = st.Reject(fp) },
+	}
 }
 
 // uiURL is the URL `moltbot ui` prints: the flag, else loopback at the

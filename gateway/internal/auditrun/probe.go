@@ -43,6 +43,8 @@ type Prober struct {
 	// GatewayToken returns the current gateway token: the roles probe calls
 	// an owner method with it as a client would.
 	GatewayToken func() string
+	// UI probes the Control UI's listener (nil: not served).
+	UI *UIProbe
 }
 
 // Run runs every probe; each result becomes a `deep.<id>` finding.
@@ -65,6 +67,10 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	// refused an owner method.
 	if caErr == nil && p.GatewayToken != nil {
 		add(p.rolesProbe(ctx, caOnly))
+	}
+	// 1c. The Control UI: Host/Origin, CSP, device approval, insecure auth.
+	if p.UI != nil {
+		p.UI.run(ctx, add)
 	}
 	// 2. Plaintext is refused on every port.
 	for _, e := range append([]Endpoint{p.Gateway}, p.Internal...) {
