@@ -329,3 +329,16 @@ func TestPendingQueueBounded(t *testing.T) {
 	require.Equal(t, 429, resp.StatusCode)
 	require.Contains(t, out["message"], "already pending")
 }
+
+// The page and everything it loads stay small (BENCHMARKS.md: < 150 KB).
+func TestAssetsUnder150KB(t *testing.T) {
+	f := newFixture(t)
+	total := 0
+	for _, p := range []string{"/", "/static/app.js", "/static/dom.js", "/static/style.css"} {
+		resp, body := f.do(t, "GET", p, "", "", nil, nil)
+		require.Equal(t, 200, resp.StatusCode, p)
+		total += len(body)
+	}
+	t.Logf("Control UI assets: %d bytes", total)
+	require.Less(t, total, 150<<10)
+}

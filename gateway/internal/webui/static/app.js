@@ -17,6 +17,8 @@ function db() {
     r.onupgradeneeded = () => r.result.createObjectStore('keys');
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error);
+    r.onblocked = () => reject(new Error('the key store is busy: close other tabs of this page and reload'));
+    setTimeout(() => reject(new Error('the browser\'s key store (IndexedDB) does not answer: reload the page')), 10000);
   });
 }
 async function idb(mode, fn) {
@@ -24,8 +26,10 @@ async function idb(mode, fn) {
   return new Promise((resolve, reject) => {
     const tx = d.transaction('keys', mode);
     const r = fn(tx.objectStore('keys'));
-    tx.oncomplete = () => resolve(r && r.result);
-    tx.onerror = () => reject(tx.error);
+    // Close at once: an open connection left by a page being navigated
+    // away from would block the next page's open.
+    tx.oncomplete = () => { d.close(); resolve(r && r.result); };
+    tx.onerror = () => { d.close(); reject(tx.error); };
   });
 }
 const loadDevice = () => idb('readonly', (s) => s.get('device'));
@@ -288,21 +292,36 @@ views.pairing = async (root) => {
   form.addEventListener('submit', (ev) => { ev.preventDefault(); act(() => call(P + 'Approve', { channel: chan.value.trim(), code: code.value.trim() }))(); });
   root.append(h('h3', {}, 'Pending requests'), pend, form, h('h3', {}, 'Allowlist'), allowed);
   const act = (fn) => async () => { try { await fn(); say('Done.', true); await refresh(); } catch (e) { say(explain(e)); } };
-  const refresh = async () => {
-    const [l, a] = await Promise.all([call(P + 'List', {}), call(P + 'ListAllowed', {})]);
-    pend.replaceChildren(table(['channel', 'code', 'sender', 'expires', ''], (l.requests || []).map((q) => [
+  let reqs = [];
+  const renderPending = () => {
+    pend.replaceChildren(table(['channel', 'code', 'sender', 'expires', ''], reqs.map((q) => [
       q.channel, h('code', {}, q.code), q.senderId, when(q.expiresAt),
       h('span', {}, h('button', { class: 'approve', 'data-code': q.code, onclick: act(() => call(P + 'Approve', { channel: q.channel, code: q.code })) }, 'Approve'), ' ',
         h('button', { class: 'reject', onclick: act(() => call(P + 'Reject', { channel: q.channel, code: q.code })) }, 'Reject'))]), 'no pending requests'));
+  };
+  const refresh = async () => {
+    const [l, a] = await Promise.all([call(P + 'List', {}), call(P + 'ListAllowed', {})]);
+    reqs = l.requests || [];
+    renderPending();
     allowed.replaceChildren(table(['channel', 'sender', 'approved', 'let through', ''], (a.senders || []).map((s) => [
       s.channel, s.senderId, when(s.approvedAt), s.letThrough === undefined ? '?' : (s.letThrough ? 'yes' : 'no: ' + s.blockedBecause),
       h('button', { class: 'revoke', onclick: act(() => { if (confirm('Revoke ' + s.senderId + '?')) return call(P + 'Revoke', { channel: s.channel, senderId: s.senderId }); }) }, 'Revoke')]), 'nobody approved yet'));
+  };
+  // A new request is shown from the event itself (no round trip); any
+  // other event reloads both lists.
+  const onEvent = (ev) => {
+    if (ev.kind === 'KIND_REQUESTED' && ev.request && !reqs.some((q) => q.code === ev.request.code)) {
+      reqs.push(ev.request);
+      renderPending();
+      return;
+    }
+    refresh().catch((e) => say(explain(e)));
   };
   // Live: every Watch event refreshes the lists.
   const ac = new AbortController();
   state.stop = () => ac.abort();
   const live = root.querySelector('#pairing-live');
-  stream(P + 'Watch', {}, () => refresh().catch((e) => say(explain(e))), ac.signal)
+  stream(P + 'Watch', {}, onEvent, ac.signal)
     .then((end) => { live.textContent = 'live updates ended: ' + end.message; })
     .catch((e) => { if (!ac.signal.aborted) { live.textContent = 'no live updates: ' + explain(e); } });
   live.textContent = 'live';
