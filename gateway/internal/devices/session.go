@@ -43,6 +43,9 @@ type Session struct {
 	Role    string
 	Origin  string
 	Expires time.Time
+	// Unapproved: let in by skipApproval (dangerouslyDisableDeviceAuth)
+	// while pending; the caller refuses it once that flag is gone.
+	Unapproved bool
 	// Ctx ends when the session expires or its device is removed: streams
 	// served to the session derive from it.
 	Ctx    context.Context
@@ -119,16 +122,16 @@ func (s *Sessions) Open(fp, origin, nonce string, sig []byte, skipApproval bool)
 	if !ed25519.Verify(ed25519.PublicKey(d.PublicKey), SignedMessage(origin, fp, nonce), sig) {
 		return "", nil, ErrBadSignature
 	}
-	role := d.Role
+	role, unapproved := d.Role, false
 	if d.State != StateApproved {
 		if !skipApproval {
 			return "", nil, ErrPending
 		}
-		role = auth.RoleOwner
+		role, unapproved = auth.RoleOwner, true
 	}
 	tok := randomString()
 	ctx, cancel := context.WithCancel(context.Background())
-	sess := &Session{Device: fp, Role: role, Origin: origin, Expires: s.now().Add(SessionTTL), Ctx: ctx, cancel: cancel}
+	sess := &Session{Device: fp, Role: role, Origin: origin, Expires: s.now().Add(SessionTTL), Unapproved: unapproved, Ctx: ctx, cancel: cancel}
 	s.mu.Lock()
 	s.sweep()
 	s.sessions[sha256.Sum256([]byte(tok))] = sess

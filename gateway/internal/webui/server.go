@@ -345,6 +345,11 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) (auth.Caller, co
 			writeError(w, http.StatusUnauthorized, "Unauthenticated", "session expired or revoked: log in again")
 			return auth.Caller{}, nil, false
 		}
+		if sess.Unapproved && !s.cfg.Settings().DisableDeviceAuth {
+			// Let in only by dangerouslyDisableDeviceAuth, which is gone now.
+			writeError(w, http.StatusUnauthorized, "Unauthenticated", "session ended: device approval is required again and this device is pending")
+			return auth.Caller{}, nil, false
+		}
 		return auth.Caller{ID: sess.Role, CertID: "device:" + sess.Device, Addr: remoteIP(r)}, sess.Ctx, true
 	}
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

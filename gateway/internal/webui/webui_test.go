@@ -301,9 +301,15 @@ func TestDeprecatedFlags(t *testing.T) {
 	code, out := b.login(t)
 	require.Equal(t, 200, code, "%v", out)
 	require.Equal(t, auth.RoleOwner, out["role"])
+	sess := map[string]string{webui.SessionHeader: out["session"].(string)}
+	code, _ = f.call(t, "moltbot.gateway.v1.Gateway/ListDevices", sess, map[string]any{})
+	require.Equal(t, 200, code)
 	*f.settings = webui.Settings{}
 	code, _ = b.login(t)
 	require.Equal(t, 403, code, "without the flag the device is pending again")
+	code, out = f.call(t, "moltbot.gateway.v1.Gateway/ListDevices", sess, map[string]any{})
+	require.Equal(t, 401, code, "the session the flag opened ends with the flag")
+	require.Contains(t, out["message"], "pending")
 
 	// allowInsecureAuth: the token alone from a non-secure (plain http,
 	// non-loopback) allowed origin.
