@@ -50,6 +50,8 @@ type GatewayAuth struct {
 }
 
 type ControlUI struct {
+	// Enabled: the gateway serves the UI (default true; upstream's key).
+	Enabled                      bool
 	AllowInsecureAuth            bool
 	DangerouslyDisableDeviceAuth bool
 	// AllowedOrigins are the HTTPS proxies (e.g. Tailscale Serve) the UI
@@ -146,6 +148,7 @@ func (c *Config) View() View {
 			},
 			Remote: r.secret("gateway", "remote", "token"),
 			ControlUI: ControlUI{
+				Enabled:                      r.boolean(true, "gateway", "controlUi", "enabled"),
 				AllowInsecureAuth:            r.boolean(false, "gateway", "controlUi", "allowInsecureAuth"),
 				DangerouslyDisableDeviceAuth: r.boolean(false, "gateway", "controlUi", "dangerouslyDisableDeviceAuth"),
 				AllowedOrigins:               normalizeOrigins(r.strList("gateway", "controlUi", "allowedOrigins")),

@@ -30,7 +30,7 @@ func wireDevices(_ context.Context, w *Wiring) error {
 		d.Log = w.SecLog
 	}
 	d.DeviceAuthDisabled = func() bool { return uiSettings(w).DisableDeviceAuth }
-	if w.Opts.UIAddr != "" && w.Opts.UIAddr != "off" {
+	if uiServed(w) {
 		d.URL = uiURL(w.Opts.UIAddr, w.Opts.UIURL)
 	}
 	return nil
@@ -39,7 +39,7 @@ func wireDevices(_ context.Context, w *Wiring) error {
 // uiProbe is audit --deep's view of the UI (nil when not served); the
 // probe's throwaway device is dropped from the store afterwards.
 func uiProbe(w *Wiring) *auditrun.UIProbe {
-	if w.Opts.UIAddr == "" || w.Opts.UIAddr == "off" || w.API.Devices.Store == nil {
+	if !uiServed(w) || w.API.Devices.Store == nil {
 		return nil
 	}
 	st := w.API.Devices.Store
@@ -49,6 +49,15 @@ func uiProbe(w *Wiring) *auditrun.UIProbe {
 		Allowed: func() []string { return uiSettings(w).AllowedOrigins },
 		Drop:    func(fp string) { _, _ = st.Reject(fp) },
 	}
+}
+
+// uiServed: the listener flag is set and gateway.controlUi.enabled is not
+// false (read at start; a reload does not start or stop the listener).
+func uiServed(w *Wiring) bool {
+	if w.Opts.UIAddr == "" || w.Opts.UIAddr == "off" {
+		return false
+	}
+	return w.Config == nil || w.Config.Current() == nil || w.Config.Current().View.Gateway.ControlUI.Enabled
 }
 
 // uiURL is the URL `moltbot ui` prints: the flag, else loopback at the
@@ -77,7 +86,7 @@ func uiSettings(w *Wiring) webui.Settings {
 // serveControlUI starts the UI's listener over the same service
 // implementations and table as the client port (svc and w.Register).
 func serveControlUI(ctx context.Context, w *Wiring, svc *api.Service) error {
-	if w.Opts.UIAddr == "" || w.Opts.UIAddr == "off" {
+	if !uiServed(w) {
 		return nil
 	}
 	s := uiSettings(w)
