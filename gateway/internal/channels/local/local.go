@@ -113,8 +113,8 @@ func (c *Channel) Drain(chatID string) []string {
 	return out
 }
 
-// Inject runs one inbound message through the pipeline synchronously and
-// returns the replies the bot sent to its chat meanwhile. Channel is forced
+// Inject runs one inbound message through the pipeline, waits until it is
+// processed (behind earlier messages of its session) and returns the replies the bot sent to its chat meanwhile. Channel is forced
 // to "local"; ChatID defaults to SenderID (a DM); MessageID is assigned
 // when empty. Errors: errs.ErrInvalidArgument for a missing sender,
 // errs.ErrUnavailable when the channel is not started.
@@ -173,9 +173,15 @@ func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, er
 		}
 		c.mu.Unlock()
 	}()
-	deliver(ctx, in)
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	handled := make(chan bool, 1)
+	deliver(ctx, in, func(h bool) { handled <- h })
+	select {
+	case h := <-handled:
+		if !h {
+			return nil, fmt.Errorf("local channel is stopping; the message was not processed, send it again: %w", errs.ErrUnavailable)
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
