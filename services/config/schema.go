@@ -215,6 +215,12 @@ func schema() *node {
 				"dangerouslyDisableDeviceAuth": of(kBool),
 			}),
 			"tailscale": of(kAny),
+			// This gateway's own: message concurrency (README "Concurrent chats").
+			"inbound": obj(map[string]*node{
+				"workers":         of(kInt),
+				"queuePerSession": of(kInt),
+				"maxSessions":     of(kInt),
+			}),
 		}), upstreamGatewayKeys),
 		"channels": obj(channels),
 		"agents": obj(map[string]*node{

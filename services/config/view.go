@@ -41,6 +41,16 @@ type Gateway struct {
 	Auth      GatewayAuth
 	Remote    Secret
 	ControlUI ControlUI
+	Inbound   Inbound
+}
+
+// Inbound bounds the gateway's message processing (gateway.inbound.*);
+// 0 means the default (the gateway's dispatch package holds the defaults
+// and the allowed ranges).
+type Inbound struct {
+	Workers         int // messages processed at once, over all sessions
+	QueuePerSession int // messages waiting behind a session's running one
+	MaxSessions     int // sessions with queued messages
 }
 
 type GatewayAuth struct {
@@ -141,6 +151,11 @@ func (c *Config) View() View {
 				Password: r.secret("gateway", "auth", "password"),
 			},
 			Remote: r.secret("gateway", "remote", "token"),
+			Inbound: Inbound{
+				Workers:         int(r.num(0, "gateway", "inbound", "workers")),
+				QueuePerSession: int(r.num(0, "gateway", "inbound", "queuePerSession")),
+				MaxSessions:     int(r.num(0, "gateway", "inbound", "maxSessions")),
+			},
 			ControlUI: ControlUI{
 				AllowInsecureAuth:            r.boolean(false, "gateway", "controlUi", "allowInsecureAuth"),
 				DangerouslyDisableDeviceAuth: r.boolean(false, "gateway", "controlUi", "dangerouslyDisableDeviceAuth"),

@@ -310,6 +310,9 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	return res, nil
 }
 
+// Inbound returns the concurrency limits in force (gateway.inbound.*).
+func (p *Pipeline) Inbound() dispatch.Limits { return p.disp.Limits() }
+
 // SetSandboxMode replaces agents.defaults.sandbox.mode (a reload) for the
 // session index's profile column.
 func (p *Pipeline) SetSandboxMode(mode string) { p.sandbox.Store(&mode) }
