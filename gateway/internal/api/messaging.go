@@ -100,6 +100,12 @@ func (m MessagingDeps) ChannelsStatus() []*gatewayv1.ChannelStatus {
 		if c.Err != nil {
 			cs.Error = c.Err.Error()
 		}
+		if !c.LastOK.IsZero() {
+			cs.LastOkAt = timestamppb.New(c.LastOK)
+		}
+		if !c.NextRetry.IsZero() {
+			cs.NextRetryAt = timestamppb.New(c.NextRetry)
+		}
 		out = append(out, cs)
 	}
 	return out

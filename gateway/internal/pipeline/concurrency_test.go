@@ -36,7 +36,9 @@ type barrier struct {
 	order []string
 }
 
-func newBarrier() *barrier { return &barrier{release: make(chan struct{}), held: make(chan string, 10)} }
+func newBarrier() *barrier {
+	return &barrier{release: make(chan struct{}), held: make(chan string, 10)}
+}
 
 func (b *barrier) Reply(ctx context.Context, t agent.Turn) (string, error) {
 	b.mu.Lock()

@@ -206,7 +206,9 @@ func TestReloadEachArea(t *testing.T) {
 				require.Equal(t, map[bool]int64{false: 0, true: 512 << 20}[after], p.GetMemoryBytes())
 			}},
 		{"gateway.inbound: message concurrency", nil,
-			func(tree map[string]any) { set(tree, "gateway.inbound", map[string]any{"workers": 2, "queuePerSession": 3}) },
+			func(tree map[string]any) {
+				set(tree, "gateway.inbound", map[string]any{"workers": 2, "queuePerSession": 3})
+			},
 			"gateway.inbound: workers 2, queuePerSession 3, maxSessions 1024",
 			func(t *testing.T, m *Manager, after bool) {
 				want := map[bool]dispatch.Limits{false: {Workers: 16, QueueLen: 8, MaxQueues: 1024}, true: {Workers: 2, QueueLen: 3, MaxQueues: 1024}}[after]

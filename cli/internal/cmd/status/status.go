@@ -130,15 +130,35 @@ func print(f *cmdutil.Factory, r *gatewayv1.StatusResponse, all bool) {
 		if len(r.GetChannels()) > 0 {
 			fmt.Fprintln(f.Out, "CHANNELS")
 			for _, c := range r.GetChannels() {
-				state := "connected"
-				if !c.GetConnected() {
-					state = "DISCONNECTED " + c.GetError()
-				}
-				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), state, c.GetDmPolicy(), c.GetGroupPolicy())
+				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), channelState(c, time.Now()), c.GetDmPolicy(), c.GetGroupPolicy())
 			}
 		}
 	}
 	for _, w := range r.GetWarnings() {
 		fmt.Fprintf(f.Out, "warning: %s\n", w)
 	}
+}
+
+// channelState is one channel's line: connected with its last good poll,
+// or the error and the next retry.
+func channelState(c *gatewayv1.ChannelStatus, now time.Time) string {
+	ago := func(t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" }
+	if c.GetConnected() {
+		if c.GetLastOkAt() != nil {
+			return "connected (last poll " + ago(c.GetLastOkAt().AsTime()) + ")"
+		}
+		return "connected"
+	}
+	if c.GetError() == "" {
+		return "DISCONNECTED (not connected yet)"
+	}
+	state := "DISCONNECTED: " + c.GetError()
+	if t := c.GetNextRetryAt(); t != nil {
+		in := max(t.AsTime().Sub(now).Round(time.Second), 0)
+		state += fmt.Sprintf("; retrying in %s", in)
+	}
+	if t := c.GetLastOkAt(); t != nil {
+		state += "; last good poll " + ago(t.AsTime())
+	}
+	return state
 }

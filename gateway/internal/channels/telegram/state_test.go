@@ -57,7 +57,7 @@ func TestStateBeforeAnyPoll(t *testing.T) {
 
 type recorder struct {
 	mu   sync.Mutex
-	seen map[string]int        // text -> deliveries
+	seen map[string]int          // text -> deliveries
 	held map[string]channels.Ack // acks not yet called
 	hold func(text string) bool
 	ch   chan struct{}
