@@ -82,7 +82,10 @@ func TestConcurrentChatsAndChannelStateOnStack(t *testing.T) {
 
 	t.Run("a failed poll shows the error and the next retry", func(t *testing.T) {
 		ctx := ctxFor(t, time.Minute)
-		require.NoError(t, fake.Fail(ctx, "getUpdates", 502, "Bad Gateway"))
+		// Four failures in a row: the backoff (1, 2, 4, 8 s) leaves time to look.
+		for range 4 {
+			require.NoError(t, fake.Fail(ctx, "getUpdates", 502, "Bad Gateway"))
+		}
 		// The gateway is in a long poll: an update ends it, the next poll fails.
 		require.NoError(t, fake.DM(ctx, 5002, "quick", "wake"))
 		var c *gatewayv1.ChannelStatus
@@ -91,10 +94,21 @@ func TestConcurrentChatsAndChannelStateOnStack(t *testing.T) {
 		require.NotContains(t, c.GetError(), strings.SplitN(fakeBotToken, ":", 2)[1])
 		require.NotNil(t, c.GetNextRetryAt())
 		require.WithinDuration(t, time.Now(), c.GetNextRetryAt().AsTime(), 35*time.Second)
-		out, err := st.RunCLI(ctx, nil, "status", "--all")
-		require.NoError(t, err)
-		t.Logf("status --all during the failure:\n%s", out.Logs)
-		// The retry succeeds.
-		require.Eventually(t, func() bool { return telegram(t).GetConnected() }, 10*time.Second, 50*time.Millisecond)
+		// What the operator reads (the real CLI binary).
+		var line string
+		for i := 0; i < 5 && !strings.Contains(line, "DISCONNECTED"); i++ {
+			out, err := st.RunCLI(ctx, nil, "status", "--all")
+			require.NoError(t, err)
+			for _, l := range strings.Split(out.Logs, "\n") {
+				if strings.Contains(l, "telegram ") && strings.Contains(l, "groups") {
+					line = l
+				}
+			}
+		}
+		t.Logf("status --all: %s", strings.TrimSpace(line))
+		require.Contains(t, line, "DISCONNECTED: telegram getUpdates: 502 Bad Gateway; retrying in ")
+		require.Contains(t, line, "last good poll ")
+		// The retries end with a good poll.
+		require.Eventually(t, func() bool { return telegram(t).GetConnected() }, 30*time.Second, 100*time.Millisecond)
 	})
 }
