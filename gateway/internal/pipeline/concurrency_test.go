@@ -111,14 +111,17 @@ func TestLocalSessionsRunConcurrentlyInOrder(t *testing.T) {
 		r   Result
 		err error
 	}
-	alice := make(chan out, 3)
-	send := func(from, text string) {
-		r, err := p.SendLocal(ctx, Message{From: from, Text: text})
-		alice <- out{r, err}
+	send := func(from, text string) chan out {
+		c := make(chan out, 1)
+		go func() {
+			r, err := p.SendLocal(ctx, Message{From: from, Text: text})
+			c <- out{r, err}
+		}()
+		return c
 	}
-	go send("alice", "hold 1")
+	firstC := send("alice", "hold 1")
 	require.Equal(t, "hold 1", <-ag.held)
-	go send("alice", "after")
+	secondC := send("alice", "after")
 	require.Eventually(t, func() bool { _, j := p.disp.Stats(); return j == 2 }, 5*time.Second, time.Millisecond)
 
 	// Queue full (1 waiting behind the running one): busy, with the reply.
@@ -137,7 +140,7 @@ func TestLocalSessionsRunConcurrentlyInOrder(t *testing.T) {
 	require.NotContains(t, ag.seen(), "after", "alice's next message waits for her first")
 	require.NotContains(t, ag.seen(), "third")
 	close(ag.release)
-	first, second := <-alice, <-alice
+	first, second := <-firstC, <-secondC
 	require.NoError(t, first.err)
 	require.NoError(t, second.err)
 	require.Equal(t, []string{"done: hold 1"}, first.r.Replies)

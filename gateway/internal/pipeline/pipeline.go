@@ -2,6 +2,9 @@
 // message -> the DM/group policy (pairingd) -> a session key -> the agent ->
 // the reply through the same channel. It fails closed: when the policy
 // cannot decide, or no agent is configured, nothing reaches an agent.
+//
+// Messages wait in one queue per session (package dispatch): a session's
+// messages are processed in order, different sessions concurrently.
 package pipeline
 
 import (
