@@ -111,4 +111,39 @@ func TestConcurrentChatsAndChannelStateOnStack(t *testing.T) {
 		// The retries end with a good poll.
 		require.Eventually(t, func() bool { return telegram(t).GetConnected() }, 30*time.Second, 100*time.Millisecond)
 	})
+
+	// Last: it kills the gateway (the client connection above is gone after).
+	t.Run("SIGKILL during processing: at least once, nothing answered twice", func(t *testing.T) {
+		ctx := ctxFor(t, 3*time.Minute)
+		before, err := fake.Sent(ctx, "5002", 0)
+		require.NoError(t, err)
+		require.NoError(t, fake.DM(ctx, 5002, "quick", "answered before the kill"))
+		got, err := fake.WaitSent(ctx, "5002", last(before), 1)
+		require.NoError(t, err)
+		require.Equal(t, "echo: answered before the kill", got[0].Text)
+		sent1, err := fake.Sent(ctx, "5001", 0)
+		require.NoError(t, err)
+		require.NoError(t, fake.DM(ctx, 5001, "slow", "/exec sleep 4; echo survived-the-kill"))
+		time.Sleep(1500 * time.Millisecond) // stored, confirmed to Telegram, the command running
+		require.NoError(t, st.Kill(ctx, testharness.Gateway))
+		require.NoError(t, st.StartAgain(ctx, testharness.Gateway))
+		got, err = fake.WaitSent(ctx, "5001", last(sent1), 1)
+		require.NoError(t, err, "the update stored before the kill was not processed after the restart")
+		require.Contains(t, got[0].Text, "survived-the-kill")
+		logs, err := st.Logs(ctx, testharness.Gateway)
+		require.NoError(t, err)
+		require.Contains(t, logs, "1 stored update(s) from an earlier run handed on", "answered from the inbound queue, not a resend")
+		// Give a wrongly replayed earlier update time to show up: none may.
+		time.Sleep(3 * time.Second)
+		all, err := fake.Sent(ctx, "5002", last(before))
+		require.NoError(t, err)
+		require.Len(t, all, 1, "an update answered before the kill was answered again: %v", all)
+	})
+}
+
+func last(s []testharness.TelegramSent) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1].Seq
 }

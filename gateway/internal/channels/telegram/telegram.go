@@ -388,7 +388,7 @@ func (b *Bot) replay(ctx context.Context, deliver channels.DeliverFunc) error {
 		}
 	}
 	if len(entries) > 0 {
-		b.logf("telegram: %d stored updates from an earlier run handed on", len(entries))
+		b.logf("telegram: %d stored update(s) from an earlier run handed on", len(entries))
 	}
 	return nil
 }
