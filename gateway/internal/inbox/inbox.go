@@ -30,6 +30,10 @@ import (
 // unconfirmed update for 24 hours, so no duplicate can come later.
 const Retain = 48 * time.Hour
 
+// MaxDone bounds the processed ids remembered per account, whatever the
+// traffic; beyond it the lowest (oldest) ids are forgotten first.
+const MaxDone = 100_000
+
 var (
 	bPending = []byte("pending")
 	bDone    = []byte("done")
@@ -48,8 +52,9 @@ type Entry struct {
 // process works on them, so a reload's new adapter does not replay what
 // the old one still processes.
 type Inbox struct {
-	db  *bolt.DB
-	now func() time.Time
+	db      *bolt.DB
+	now     func() time.Time
+	maxDone int
 
 	mu      sync.Mutex
 	claimed map[string]bool
@@ -70,7 +75,7 @@ func Open(path string) (*Inbox, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("inbound queue %s: %w", path, err)
 	}
-	q := &Inbox{db: db, now: time.Now, claimed: map[string]bool{}}
+	q := &Inbox{db: db, now: time.Now, maxDone: MaxDone, claimed: map[string]bool{}}
 	if err := q.prune(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -204,7 +209,8 @@ func (q *Inbox) Counts(account string) (pending, done int, err error) {
 	return pending, done, err
 }
 
-// prune forgets processed ids older than Retain.
+// prune forgets processed ids older than Retain, and the lowest ids
+// beyond maxDone.
 func (q *Inbox) prune() error {
 	cut := uint64(q.now().Add(-Retain).UnixNano())
 	err := q.db.Update(func(tx *bolt.Tx) error {
@@ -224,6 +230,14 @@ func (q *Inbox) prune() error {
 					continue
 				}
 				k, v = c.Next()
+			}
+			for extra := b.Stats().KeyN - q.maxDone; extra > 0; extra-- {
+				if k, _ := c.First(); k == nil {
+					break
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
 			}
 			return nil
 		})

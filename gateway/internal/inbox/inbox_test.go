@@ -88,6 +88,26 @@ func TestPruneForgetsOldDoneIds(t *testing.T) {
 	require.NoError(t, q.Close())
 }
 
+func TestPruneBoundsDoneIds(t *testing.T) {
+	q := open(t, filepath.Join(t.TempDir(), "inbound.db"))
+	defer q.Close()
+	q.maxDone = 3
+	for id := range int64(6) {
+		_, err := q.Put("tg", id, nil)
+		require.NoError(t, err)
+		require.NoError(t, q.Done("tg", id))
+	}
+	require.NoError(t, q.prune())
+	_, d, err := q.Counts("tg")
+	require.NoError(t, err)
+	require.Equal(t, 3, d)
+	for id, dup := range map[int64]bool{0: false, 2: false, 3: true, 5: true} {
+		isNew, err := q.Put("tg", id, nil)
+		require.NoError(t, err)
+		require.Equal(t, !dup, isNew, "id %d", id)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Open(filepath.Join(dir, "missing", "inbound.db"))
