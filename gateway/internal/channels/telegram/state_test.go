@@ -143,3 +143,13 @@ func TestKillDuringProcessingAtLeastOnceNoDuplicates(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, p, "everything finished is removed from the inbox")
 }
+
+func TestInboxAccountNeverHoldsTheSecret(t *testing.T) {
+	require.Equal(t, "telegram/123456", inboxAccount("telegram", token))
+	for _, tok := range []string{"no-colon-secret-token", "abc:def"} {
+		a := inboxAccount("telegram", tok)
+		require.NotContains(t, a, "secret")
+		require.NotContains(t, a, "abc")
+		require.Regexp(t, `^telegram/sha256-[0-9a-f]{16}$`, a)
+	}
+}

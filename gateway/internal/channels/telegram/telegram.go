@@ -10,6 +10,8 @@ package telegram
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +52,6 @@ type Config struct {
 	// always sets it.
 	Inbox *inbox.Inbox
 	Logf  func(format string, args ...any)
-	now   func() time.Time
 }
 
 // Bot implements channels.Channel for Telegram.
@@ -82,18 +83,11 @@ func New(cfg Config) (*Bot, error) {
 		token: cfg.Token, name: cfg.Name, base: strings.TrimRight(cfg.BaseURL, "/"),
 		hc: cfg.HTTPClient, poll: cfg.PollTimeout,
 		minBackoff: cfg.MinBackoff, maxBck: cfg.MaxBackoff, logf: cfg.Logf,
-		inbox: cfg.Inbox, now: cfg.now,
-	}
-	if b.now == nil {
-		b.now = time.Now
+		inbox: cfg.Inbox, account: inboxAccount(defaultName(cfg.Name), cfg.Token), now: time.Now,
 	}
 	if b.name == "" {
 		b.name = "telegram"
 	}
-	// Update ids count per bot; the bot id (the token's public part before
-	// the colon) keeps another bot's ids apart. Never the secret part.
-	botID, _, _ := strings.Cut(cfg.Token, ":")
-	b.account = b.name + "/" + botID
 	if b.base == "" {
 		b.base = DefaultBaseURL
 	}
@@ -123,6 +117,26 @@ func New(cfg Config) (*Bot, error) {
 		b.logf = func(string, ...any) {}
 	}
 	return b, nil
+}
+
+func defaultName(n string) string {
+	if n == "" {
+		return "telegram"
+	}
+	return n
+}
+
+// inboxAccount keys a bot's update ids in the inbox: ids count per bot, so
+// the bot id (the token's public part before the colon) keeps another
+// bot's ids apart. A token without that shape is keyed by a hash: the
+// secret part never reaches the disk.
+func inboxAccount(name, token string) string {
+	id, _, found := strings.Cut(token, ":")
+	if _, err := strconv.ParseUint(id, 10, 64); found && err == nil {
+		return name + "/" + id
+	}
+	h := sha256.Sum256([]byte(token))
+	return name + "/sha256-" + hex.EncodeToString(h[:8])
 }
 
 // Name implements channels.Channel.
