@@ -80,13 +80,10 @@ func New(cfg Config) (*Bot, error) {
 		return nil, errors.New("telegram: bot token contains characters that cannot appear in a token; check channels.telegram.botToken")
 	}
 	b := &Bot{
-		token: cfg.Token, name: cfg.Name, base: strings.TrimRight(cfg.BaseURL, "/"),
+		token: cfg.Token, name: defaultName(cfg.Name), base: strings.TrimRight(cfg.BaseURL, "/"),
 		hc: cfg.HTTPClient, poll: cfg.PollTimeout,
 		minBackoff: cfg.MinBackoff, maxBck: cfg.MaxBackoff, logf: cfg.Logf,
 		inbox: cfg.Inbox, account: inboxAccount(defaultName(cfg.Name), cfg.Token), now: time.Now,
-	}
-	if b.name == "" {
-		b.name = "telegram"
 	}
 	if b.base == "" {
 		b.base = DefaultBaseURL
@@ -119,6 +116,7 @@ func New(cfg Config) (*Bot, error) {
 	return b, nil
 }
 
+// defaultName is the channel name, "telegram" unless configured.
 func defaultName(n string) string {
 	if n == "" {
 		return "telegram"
