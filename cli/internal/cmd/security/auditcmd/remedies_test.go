@@ -83,12 +83,12 @@ func checkMention(rootCmd *cobra.Command, text string) string {
 			if i == 0 {
 				return "`moltbot` has no command " + tok
 			}
-			if cur.HasSubCommands() && !cur.Runnable() {
+			if cur.HasSubCommands() { // a group: root.New answers its unknown words with a usage error
 				return "`" + cur.CommandPath() + "` has no subcommand " + tok
 			}
 			args = true
 		default:
-			if cur.HasSubCommands() && !cur.Runnable() {
+			if cur.HasSubCommands() { // a group: root.New answers its unknown words with a usage error
 				return ""
 			}
 			args = true

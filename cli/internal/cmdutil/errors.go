@@ -1,0 +1,284 @@
+package cmdutil
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/moltbot/moltbot-secure/services/auth"
+)
+
+// Exit codes: the one table scripts rely on (README "Exit codes").
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2 // bad arguments, unknown command, conflicting or out-of-range flags
+	ExitDegraded    = 3 // the command ran but found something down or below a bar
+	ExitRefused     = 4 // token rejected, locked out, owner only
+	ExitUndelivered = 5 // `message send`: the message did not reach the agent
+)
+
+// Kinds name the failure in the --json error object.
+const (
+	KindError           = "error"
+	KindUsage           = "usage"
+	KindDegraded        = "degraded"
+	KindDown            = "down"        // nothing answers at the gateway address
+	KindUnavailable     = "unavailable" // the gateway answers; a service behind it does not
+	KindWrongCA         = "wrong_ca"
+	KindNoBundle        = "no_bundle"
+	KindUnauthenticated = "unauthenticated"
+	KindLockedOut       = "locked_out"
+	KindPermission      = "permission_denied"
+	KindUndelivered     = "undelivered"
+	KindNotFound        = "not_found"
+	KindInvalid         = "invalid_argument"
+	KindExists          = "already_exists"
+	KindPrecondition    = "failed_precondition"
+	KindTimeout         = "timeout"
+	KindInternal        = "internal"
+)
+
+// UsageError is a bad flag or argument.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// DegradedError reports that the command worked but the result is bad
+// (a service down, a score under --min-score). Its message is already printed.
+type DegradedError struct{ Msg string }
+
+func (e *DegradedError) Error() string { return e.Msg }
+
+// UndeliveredError: `message send` ran, but the message did not reach the
+// agent (the reply says why).
+type UndeliveredError struct{ Decision string }
+
+func (e *UndeliveredError) Error() string {
+	return "not delivered to the agent: " + e.Decision
+}
+
+// Error is an error explained for people: a plain sentence, the fix, the
+// kind for scripts and the exit code. It never carries gRPC's wrapper text.
+type Error struct {
+	Kind string
+	Msg  string
+	Fix  string
+	Exit int
+	// RetryAfter is the lockout's remaining seconds (KindLockedOut).
+	RetryAfter int
+	// Printed: the command already showed the result on stdout (status,
+	// audit): the text form adds nothing, --json still writes the object.
+	Printed bool
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Fix == "" || strings.Contains(e.Msg, e.Fix) {
+		return e.Msg
+	}
+	return e.Msg + "\n  fix: " + e.Fix
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Where says what the CLI was talking to, so an explanation can name it.
+type Where struct {
+	Addr        string // gateway address
+	TokenSource string // where the token came from (a path or $NAME), never the token
+	Bundle      string // the stack's bundle dir when one is known, for "use this one"
+}
+
+// rpcWrapper is gRPC's own text around a status message. It must never
+// reach a person; Explain strips it wherever it survives wrapping.
+var rpcWrapper = regexp.MustCompile(`rpc error: code = [A-Za-z]+ desc = `)
+
+var retryAfter = regexp.MustCompile(`retry after (\d+) ?s`)
+
+// Explain maps err to the sentence, fix, kind and exit code the CLI shows.
+func Explain(err error, w Where) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var u *UsageError
+	if errors.As(err, &u) {
+		return &Error{Kind: KindUsage, Msg: clean(err.Error()), Exit: ExitUsage, Err: err}
+	}
+	var d *DegradedError
+	if errors.As(err, &d) {
+		return &Error{Kind: KindDegraded, Msg: d.Msg, Exit: ExitDegraded, Printed: true, Err: err}
+	}
+	var nd *UndeliveredError
+	if errors.As(err, &nd) {
+		return &Error{Kind: KindUndelivered, Msg: nd.Error(), Fix: undeliveredFix(nd.Decision), Exit: ExitUndelivered, Err: err}
+	}
+	if errors.Is(err, ErrNoGatewayToken) {
+		return &Error{Kind: KindNoBundle, Msg: clean(err.Error()), Exit: ExitError, Err: err,
+			Fix: "start the stack with `make up` (it writes the bundle and " + PointerPath + "), or pass --state-dir DIR"}
+	}
+	st, ok := statusOf(err)
+	if !ok {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &Error{Kind: KindTimeout, Msg: clean(err.Error()), Exit: ExitError, Err: err}
+		}
+		return &Error{Kind: KindError, Msg: clean(err.Error()), Exit: ExitError, Err: err}
+	}
+	desc := st.Message()
+	// Keep whatever context the caller wrapped around the status.
+	msg := clean(err.Error())
+	if msg == "" {
+		msg = desc
+	}
+	e = &Error{Msg: msg, Exit: ExitError, Err: err}
+	switch st.Code() {
+	case codes.Unavailable:
+		switch {
+		case tlsMismatch(desc):
+			e.Kind, e.Exit = KindWrongCA, ExitError
+			e.Msg = fmt.Sprintf("the gateway at %s has a certificate this bundle's CA does not trust: the bundle belongs to another stack", w.Addr)
+			e.Fix = "use the running stack's bundle: --state-dir DIR (make up writes ./.moltbot and " + PointerPath + ")"
+			if w.Bundle != "" {
+				e.Fix = "use the running stack's bundle: --state-dir " + w.Bundle
+			}
+		case transportLevel(desc):
+			e.Kind, e.Exit = KindDown, ExitDegraded
+			e.Msg = fmt.Sprintf("the stack is not running (nothing answers at %s)", w.Addr)
+			e.Fix = "make up"
+		default:
+			e.Kind, e.Exit = KindUnavailable, ExitDegraded
+			e.Msg = "a service is down: " + msg
+			e.Fix = "moltbot status --all names it; make up restarts the stack"
+		}
+	case codes.Unauthenticated:
+		e.Kind, e.Exit = KindUnauthenticated, ExitRefused
+		src := w.TokenSource
+		if src == "" {
+			src = "the bundle"
+		}
+		e.Msg = fmt.Sprintf("the gateway rejected the token from %s: %s", src, desc)
+		e.Fix = "use the running stack's token: unset " + EnvGatewayToken + " to use the bundle's, or --state-dir the stack's bundle"
+		if w.Bundle != "" {
+			e.Fix = "use the running stack's bundle: --state-dir " + w.Bundle + " (and unset " + EnvGatewayToken + ")"
+		}
+	case codes.ResourceExhausted:
+		e.Kind, e.Exit = KindLockedOut, ExitRefused
+		e.Msg = "locked out by the gateway: " + desc
+		if m := retryAfter.FindStringSubmatch(desc); m != nil {
+			e.RetryAfter, _ = strconv.Atoi(m[1])
+			e.Fix = fmt.Sprintf("wait %s s, then retry with the right token", m[1])
+		} else {
+			e.Fix = "wait, then retry with the right token"
+		}
+	case codes.PermissionDenied:
+		e.Kind, e.Exit = KindPermission, ExitRefused
+		e.Msg = "refused: " + msg
+		if strings.HasPrefix(desc, "owner only") {
+			e.Fix = auth.OwnerBundleFix
+		}
+	case codes.NotFound:
+		e.Kind = KindNotFound
+	case codes.InvalidArgument:
+		e.Kind = KindInvalid
+	case codes.AlreadyExists:
+		e.Kind = KindExists
+	case codes.FailedPrecondition:
+		e.Kind = KindPrecondition
+	case codes.DeadlineExceeded:
+		e.Kind = KindTimeout
+		e.Msg = "the gateway did not answer in time: " + msg
+	case codes.Unimplemented:
+		e.Kind = KindInternal
+		e.Msg = "the gateway does not offer this call (an older image?): " + msg
+		e.Fix = "rebuild and restart the stack: make up"
+	default:
+		e.Kind = KindInternal
+		e.Msg = "the gateway failed: " + msg
+		e.Fix = "see the gateway's log: docker compose logs gateway"
+	}
+	return e
+}
+
+// ExitCode maps an error to the documented exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	return Explain(err, Where{}).Exit
+}
+
+// Report writes e for a person (text) or a script (--json: one JSON
+// object on w). Text form is skipped when the command already printed it.
+func Report(w io.Writer, e *Error, asJSON bool) {
+	if e == nil {
+		return
+	}
+	if asJSON {
+		obj := struct {
+			Error      string `json:"error"`
+			Kind       string `json:"kind"`
+			Exit       int    `json:"exit"`
+			Fix        string `json:"fix,omitempty"`
+			RetryAfter int    `json:"retry_after_s,omitempty"`
+		}{e.Msg, e.Kind, e.Exit, e.Fix, e.RetryAfter}
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(obj)
+		return
+	}
+	if e.Printed {
+		return
+	}
+	fmt.Fprintln(w, "moltbot: "+e.Error())
+}
+
+func undeliveredFix(decision string) string {
+	switch {
+	case strings.Contains(decision, "pair"):
+		return "approve the sender: moltbot pairing list, then moltbot pairing approve local <code>"
+	case strings.Contains(decision, "allowlist"), strings.Contains(decision, "group"):
+		return "add the sender or group to the channel's allowlist (moltbot config set channels.local...)"
+	}
+	return ""
+}
+
+// statusOf finds the innermost gRPC status in err's chain.
+func statusOf(err error) (*status.Status, bool) {
+	var gs interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &gs) {
+		return nil, false
+	}
+	st := gs.GRPCStatus()
+	return st, st != nil && st.Code() != codes.OK
+}
+
+// clean strips gRPC's wrapper text wherever wrapping left it.
+func clean(s string) string { return rpcWrapper.ReplaceAllString(s, "") }
+
+// transportLevel: grpc-go's own text when no connection could be made
+// (refused, no route, name not found), as opposed to a server's sentence.
+func transportLevel(desc string) bool {
+	for _, s := range []string{"connection error", "transport:", "Error while dialing", "connection refused", "no such host", "server preface"} {
+		if strings.Contains(desc, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func tlsMismatch(desc string) bool {
+	return strings.Contains(desc, "authentication handshake failed") &&
+		(strings.Contains(desc, "x509") || strings.Contains(desc, "certificate"))
+}
