@@ -61,7 +61,7 @@ func (e *DegradedError) Error() string { return e.Msg }
 
 // UndeliveredError: `message send` ran, but the message did not reach the
 // agent (the reply says why).
-type UndeliveredError struct{ Decision string }
+type UndeliveredError struct{ Channel, Decision string }
 
 func (e *UndeliveredError) Error() string {
 	return "not delivered to the agent: " + e.Decision
@@ -123,7 +123,7 @@ func Explain(err error, w Where) *Error {
 	}
 	var nd *UndeliveredError
 	if errors.As(err, &nd) {
-		return &Error{Kind: KindUndelivered, Msg: nd.Error(), Fix: undeliveredFix(nd.Decision), Exit: ExitUndelivered, Err: err}
+		return &Error{Kind: KindUndelivered, Msg: nd.Error(), Fix: undeliveredFix(nd.Channel, nd.Decision), Exit: ExitUndelivered, Err: err}
 	}
 	if errors.Is(err, ErrNoGatewayToken) {
 		return &Error{Kind: KindNoBundle, Msg: clean(err.Error()), Exit: ExitError, Err: err,
@@ -244,12 +244,18 @@ func Report(w io.Writer, e *Error, asJSON bool) {
 	fmt.Fprintln(w, "moltbot: "+e.Error())
 }
 
-func undeliveredFix(decision string) string {
+// undeliveredFix turns the policy's reason (gateway policy.Reason*) into
+// what the operator can do about it.
+func undeliveredFix(channel, decision string) string {
 	switch {
-	case strings.Contains(decision, "pair"):
-		return "approve the sender: moltbot pairing list, then moltbot pairing approve local <code>"
-	case strings.Contains(decision, "allowlist"), strings.Contains(decision, "group"):
-		return "add the sender or group to the channel's allowlist (moltbot config set channels.local...)"
+	case strings.Contains(decision, "pairing service"):
+		return "moltbot status --all (pairingd must be up)"
+	case strings.Contains(decision, "pairing"):
+		return fmt.Sprintf("approve the sender with the code in the reply: moltbot pairing approve %s <code>", channel)
+	case strings.Contains(decision, "allowFrom"):
+		return fmt.Sprintf("add the sender to channels.%s.dm.allowFrom (or the group to groups.allowFrom): moltbot config set", channel)
+	case strings.Contains(decision, "disabled"):
+		return fmt.Sprintf("enable it in channels.%s (moltbot config set)", channel)
 	}
 	return ""
 }

@@ -86,6 +86,29 @@ func (f *Factory) Addr() string {
 	return DefaultGatewayAddr
 }
 
+// RunningStack is the bundle and gateway address of the stack `make up`
+// started, found without --state-dir or $MOLTBOT_STATE_DIR (./.moltbot in
+// the checkout, else the pointer); empty when there is none.
+func (f *Factory) RunningStack() (bundle, addr string) {
+	cwd, _ := os.Getwd()
+	home, _ := os.UserHomeDir()
+	p, _ := ReadPointer(home)
+	bundle = findBundleUp(cwd, home)
+	if bundle == "" && isBundle(p.BundleDir) {
+		bundle = p.BundleDir
+	}
+	if bundle != "" && filepath.Clean(p.BundleDir) == bundle {
+		addr = p.Gateway
+	}
+	if f.GatewayAddr != "" {
+		addr = f.GatewayAddr
+	}
+	if addr == "" {
+		addr = DefaultGatewayAddr
+	}
+	return bundle, addr
+}
+
 // Explain is cmdutil.Explain with what this factory talked to.
 func (f *Factory) Explain(err error) *Error {
 	f.mu.Lock()
@@ -93,9 +116,8 @@ func (f *Factory) Explain(err error) *Error {
 	f.mu.Unlock()
 	// Name the running stack's bundle when it is not the one in use.
 	if l, lerr := f.Location(); lerr == nil {
-		home, _ := os.UserHomeDir()
-		if p, perr := ReadPointer(home); perr == nil && p.BundleDir != "" && filepath.Clean(p.BundleDir) != l.Dir {
-			w.Bundle = p.BundleDir
+		if b, _ := f.RunningStack(); b != "" && b != l.Dir {
+			w.Bundle = b
 		}
 	}
 	return Explain(err, w)

@@ -139,11 +139,8 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 	}
 	pki := filepath.Join(dir, "pki")
 	if makesNewCA(pki, o.Force) {
-		bundle := ""
-		if l, lerr := f.Location(); lerr == nil && l.Dir != dir && isBundle(l.Dir) {
-			bundle = l.Dir
-		}
-		if err := checkNoOtherStack(f.Addr(), pki, bundle); err != nil {
+		bundle, addr := f.RunningStack()
+		if err := checkNoOtherStack(addr, pki, bundle); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
@@ -69,5 +68,3 @@ func signedBy(chain []*x509.Certificate, caFile string) bool {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func isBundle(dir string) bool { return exists(tlsutil.FilesFor(filepath.Join(dir, "pki"), "").CA) }

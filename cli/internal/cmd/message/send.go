@@ -71,7 +71,7 @@ func sendRun(ctx context.Context, f *cmdutil.Factory, o *SendOptions) error {
 		if err := f.PrintJSON(r); err != nil {
 			return err
 		}
-		return undelivered(r)
+		return undelivered(o.Channel, r)
 	}
 	for _, rep := range r.GetReplies() {
 		fmt.Fprintln(f.Out, rep)
@@ -82,13 +82,13 @@ func sendRun(ctx context.Context, f *cmdutil.Factory, o *SendOptions) error {
 	if r.GetReachedAgent() {
 		fmt.Fprintf(f.Err, "delivered to the agent (session %s)\n", r.GetSessionKey())
 	}
-	return undelivered(r)
+	return undelivered(o.Channel, r)
 }
 
 // undelivered is exit 5 when the message did not reach the agent.
-func undelivered(r *gatewayv1.SendResponse) error {
+func undelivered(channel string, r *gatewayv1.SendResponse) error {
 	if r.GetReachedAgent() {
 		return nil
 	}
-	return &cmdutil.UndeliveredError{Decision: r.GetDecision()}
+	return &cmdutil.UndeliveredError{Channel: channel, Decision: r.GetDecision()}
 }

@@ -69,10 +69,6 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		),
 		newCmdCompletion(),
 	)
-	cmd.PersistentPreRun = func(*cobra.Command, []string) {
-		// Every command sees the resolved address (pointer or default).
-		f.GatewayAddr = f.Addr()
-	}
 	strictUsage(cmd)
 	return cmd
 }
