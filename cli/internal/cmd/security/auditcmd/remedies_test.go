@@ -24,7 +24,7 @@ const repoRoot = "../../../../.."
 // fix runner, this command's offline fixes, and the packages whose errors
 // and findings the audit and validate pass on (policy, config, migrate,
 // the token rule).
-var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd", "cli/internal/offline",
+var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd", "cli/internal/offline", "cli/internal/cmdutil",
 	"gateway/internal/policy", "services/config", "services/migrate", "services/auth"}
 
 var (
