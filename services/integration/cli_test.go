@@ -53,6 +53,9 @@ func runMoltbot(ctx context.Context, t *testing.T, bin string, env []string, arg
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("run moltbot: %v", err)
 	}
+	if err := testharness.CheckCLIOutput(out.String()); err != nil {
+		t.Errorf("moltbot %v: %v", args, err)
+	}
 	return cliResult{code: cmd.ProcessState.ExitCode(), out: out.String()}
 }
 

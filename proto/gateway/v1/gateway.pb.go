@@ -1832,6 +1832,103 @@ func (x *RotateKeyResponse) GetRewrapped() int32 {
 	return 0
 }
 
+type RetireKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kid           string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyRequest) Reset() {
+	*x = RetireKeyRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyRequest) ProtoMessage() {}
+
+func (x *RetireKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyRequest.ProtoReflect.Descriptor instead.
+func (*RetireKeyRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RetireKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+type RetireKeyResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RetiredKid string                 `protobuf:"bytes,1,opt,name=retired_kid,json=retiredKid,proto3" json:"retired_kid,omitempty"`
+	// checked is how many envelopes were looked at (none under kid).
+	Checked       int32 `protobuf:"varint,2,opt,name=checked,proto3" json:"checked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyResponse) Reset() {
+	*x = RetireKeyResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyResponse) ProtoMessage() {}
+
+func (x *RetireKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyResponse.ProtoReflect.Descriptor instead.
+func (*RetireKeyResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RetireKeyResponse) GetRetiredKid() string {
+	if x != nil {
+		return x.RetiredKid
+	}
+	return ""
+}
+
+func (x *RetireKeyResponse) GetChecked() int32 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
 type Session struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1846,7 +1943,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1955,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1968,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Session) GetKey() string {
@@ -1924,7 +2021,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2033,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2046,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 type ListSessionsResponse struct {
@@ -1961,7 +2058,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2070,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2083,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -2006,7 +2103,7 @@ type SecurityLogRequest struct {
 
 func (x *SecurityLogRequest) Reset() {
 	*x = SecurityLogRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2115,7 @@ func (x *SecurityLogRequest) String() string {
 func (*SecurityLogRequest) ProtoMessage() {}
 
 func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2128,7 @@ func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogRequest.ProtoReflect.Descriptor instead.
 func (*SecurityLogRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SecurityLogRequest) GetFollow() bool {
@@ -2060,7 +2157,7 @@ type SecurityLogResponse struct {
 
 func (x *SecurityLogResponse) Reset() {
 	*x = SecurityLogResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2169,7 @@ func (x *SecurityLogResponse) String() string {
 func (*SecurityLogResponse) ProtoMessage() {}
 
 func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2182,7 @@ func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogResponse.ProtoReflect.Descriptor instead.
 func (*SecurityLogResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SecurityLogResponse) GetLine() string {
@@ -2118,7 +2215,7 @@ type RotateCertsRequest struct {
 
 func (x *RotateCertsRequest) Reset() {
 	*x = RotateCertsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2227,7 @@ func (x *RotateCertsRequest) String() string {
 func (*RotateCertsRequest) ProtoMessage() {}
 
 func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2240,7 @@ func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsRequest.ProtoReflect.Descriptor instead.
 func (*RotateCertsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RotateCertsRequest) GetCa() bool {
@@ -2162,7 +2259,7 @@ type RotateCertsResponse struct {
 
 func (x *RotateCertsResponse) Reset() {
 	*x = RotateCertsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2271,7 @@ func (x *RotateCertsResponse) String() string {
 func (*RotateCertsResponse) ProtoMessage() {}
 
 func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2284,7 @@ func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsResponse.ProtoReflect.Descriptor instead.
 func (*RotateCertsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RotateCertsResponse) GetCerts() []*CertStatus {
@@ -2206,7 +2303,7 @@ type ExportKeyRequest struct {
 
 func (x *ExportKeyRequest) Reset() {
 	*x = ExportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2315,7 @@ func (x *ExportKeyRequest) String() string {
 func (*ExportKeyRequest) ProtoMessage() {}
 
 func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2328,7 @@ func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ExportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExportKeyRequest) GetPassphrase() []byte {
@@ -2253,7 +2350,7 @@ type ExportKeyResponse struct {
 
 func (x *ExportKeyResponse) Reset() {
 	*x = ExportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2362,7 @@ func (x *ExportKeyResponse) String() string {
 func (*ExportKeyResponse) ProtoMessage() {}
 
 func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2375,7 @@ func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ExportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportKeyResponse) GetSealed() []byte {
@@ -2312,7 +2409,7 @@ type ImportKeyRequest struct {
 
 func (x *ImportKeyRequest) Reset() {
 	*x = ImportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2421,7 @@ func (x *ImportKeyRequest) String() string {
 func (*ImportKeyRequest) ProtoMessage() {}
 
 func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2434,7 @@ func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportKeyRequest) GetSealed() []byte {
@@ -2367,7 +2464,7 @@ type ImportKeyResponse struct {
 
 func (x *ImportKeyResponse) Reset() {
 	*x = ImportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2476,7 @@ func (x *ImportKeyResponse) String() string {
 func (*ImportKeyResponse) ProtoMessage() {}
 
 func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2489,7 @@ func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ImportKeyResponse) GetKeys() []*KeyStatus {
@@ -2433,7 +2530,7 @@ type RevealConfigRequest struct {
 
 func (x *RevealConfigRequest) Reset() {
 	*x = RevealConfigRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2542,7 @@ func (x *RevealConfigRequest) String() string {
 func (*RevealConfigRequest) ProtoMessage() {}
 
 func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2555,7 @@ func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigRequest.ProtoReflect.Descriptor instead.
 func (*RevealConfigRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevealConfigRequest) GetPath() string {
@@ -2478,7 +2575,7 @@ type RevealConfigResponse struct {
 
 func (x *RevealConfigResponse) Reset() {
 	*x = RevealConfigResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2587,7 @@ func (x *RevealConfigResponse) String() string {
 func (*RevealConfigResponse) ProtoMessage() {}
 
 func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2600,7 @@ func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigResponse.ProtoReflect.Descriptor instead.
 func (*RevealConfigResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevealConfigResponse) GetValueJson() string {
@@ -2524,7 +2621,7 @@ type AuditFixRequest struct {
 
 func (x *AuditFixRequest) Reset() {
 	*x = AuditFixRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2633,7 @@ func (x *AuditFixRequest) String() string {
 func (*AuditFixRequest) ProtoMessage() {}
 
 func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2646,7 @@ func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
 func (*AuditFixRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AuditFixRequest) GetDeep() bool {
@@ -2578,7 +2675,7 @@ type PutSecretFileRequest struct {
 
 func (x *PutSecretFileRequest) Reset() {
 	*x = PutSecretFileRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2687,7 @@ func (x *PutSecretFileRequest) String() string {
 func (*PutSecretFileRequest) ProtoMessage() {}
 
 func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2700,7 @@ func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
 func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutSecretFileRequest) GetName() string {
@@ -2633,7 +2730,7 @@ type SecretFileInfo struct {
 
 func (x *SecretFileInfo) Reset() {
 	*x = SecretFileInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2742,7 @@ func (x *SecretFileInfo) String() string {
 func (*SecretFileInfo) ProtoMessage() {}
 
 func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2755,7 @@ func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
 func (*SecretFileInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SecretFileInfo) GetName() string {
@@ -2699,7 +2796,7 @@ type PutSecretFileResponse struct {
 
 func (x *PutSecretFileResponse) Reset() {
 	*x = PutSecretFileResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2711,7 +2808,7 @@ func (x *PutSecretFileResponse) String() string {
 func (*PutSecretFileResponse) ProtoMessage() {}
 
 func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2724,7 +2821,7 @@ func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
 func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
@@ -2749,7 +2846,7 @@ type ListSecretFilesRequest struct {
 
 func (x *ListSecretFilesRequest) Reset() {
 	*x = ListSecretFilesRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2858,7 @@ func (x *ListSecretFilesRequest) String() string {
 func (*ListSecretFilesRequest) ProtoMessage() {}
 
 func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2871,7 @@ func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 type ListSecretFilesResponse struct {
@@ -2786,7 +2883,7 @@ type ListSecretFilesResponse struct {
 
 func (x *ListSecretFilesResponse) Reset() {
 	*x = ListSecretFilesResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2895,7 @@ func (x *ListSecretFilesResponse) String() string {
 func (*ListSecretFilesResponse) ProtoMessage() {}
 
 func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2908,7 @@ func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
@@ -2832,7 +2929,7 @@ type AuditFixResponse struct {
 
 func (x *AuditFixResponse) Reset() {
 	*x = AuditFixResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2941,7 @@ func (x *AuditFixResponse) String() string {
 func (*AuditFixResponse) ProtoMessage() {}
 
 func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2954,7 @@ func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixResponse.ProtoReflect.Descriptor instead.
 func (*AuditFixResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditFixResponse) GetReport() *AuditResponse {
@@ -2875,7 +2972,7 @@ type ListBackupsRequest struct {
 
 func (x *ListBackupsRequest) Reset() {
 	*x = ListBackupsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +2984,7 @@ func (x *ListBackupsRequest) String() string {
 func (*ListBackupsRequest) ProtoMessage() {}
 
 func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +2997,7 @@ func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 type BackupInfo struct {
@@ -2919,7 +3016,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3028,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3041,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BackupInfo) GetName() string {
@@ -2991,7 +3088,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3100,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3113,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3044,7 +3141,7 @@ type MigrateFromRequest struct {
 
 func (x *MigrateFromRequest) Reset() {
 	*x = MigrateFromRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3153,7 @@ func (x *MigrateFromRequest) String() string {
 func (*MigrateFromRequest) ProtoMessage() {}
 
 func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3166,7 @@ func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromRequest.ProtoReflect.Descriptor instead.
 func (*MigrateFromRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MigrateFromRequest) GetSource() string {
@@ -3114,7 +3211,7 @@ type MigrateFromResponse struct {
 
 func (x *MigrateFromResponse) Reset() {
 	*x = MigrateFromResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3223,7 @@ func (x *MigrateFromResponse) String() string {
 func (*MigrateFromResponse) ProtoMessage() {}
 
 func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3236,7 @@ func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromResponse.ProtoReflect.Descriptor instead.
 func (*MigrateFromResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MigrateFromResponse) GetActions() []string {
@@ -3322,7 +3419,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06rewrap\x18\x01 \x01(\bR\x06rewrap\"J\n" +
 	"\x11RotateKeyResponse\x12\x17\n" +
 	"\anew_kid\x18\x01 \x01(\tR\x06newKid\x12\x1c\n" +
-	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"\xc4\x01\n" +
+	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"$\n" +
+	"\x10RetireKeyRequest\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\"N\n" +
+	"\x11RetireKeyResponse\x12\x1f\n" +
+	"\vretired_kid\x18\x01 \x01(\tR\n" +
+	"retiredKid\x12\x18\n" +
+	"\achecked\x18\x02 \x01(\x05R\achecked\"\xc4\x01\n" +
 	"\aSession\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x18\n" +
@@ -3411,7 +3514,7 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vbackup_path\x18\x03 \x01(\tR\n" +
 	"backupPath\x12\x18\n" +
 	"\achanged\x18\x04 \x01(\bR\achanged\x12\x1a\n" +
-	"\bimported\x18\x05 \x03(\tR\bimported2\x8d\x0f\n" +
+	"\bimported\x18\x05 \x03(\tR\bimported2\xe7\x0f\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -3422,7 +3525,8 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06Reload\x12!.moltbot.gateway.v1.ReloadRequest\x1a\".moltbot.gateway.v1.ReloadResponse\x12I\n" +
 	"\x04Send\x12\x1f.moltbot.gateway.v1.SendRequest\x1a .moltbot.gateway.v1.SendResponse\x12U\n" +
 	"\bRollback\x12#.moltbot.gateway.v1.RollbackRequest\x1a$.moltbot.gateway.v1.RollbackResponse\x12X\n" +
-	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12a\n" +
+	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12X\n" +
+	"\tRetireKey\x12$.moltbot.gateway.v1.RetireKeyRequest\x1a%.moltbot.gateway.v1.RetireKeyResponse\x12a\n" +
 	"\fListSessions\x12'.moltbot.gateway.v1.ListSessionsRequest\x1a(.moltbot.gateway.v1.ListSessionsResponse\x12`\n" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
 	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12X\n" +
@@ -3448,7 +3552,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
@@ -3478,39 +3582,41 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*RollbackResponse)(nil),        // 25: moltbot.gateway.v1.RollbackResponse
 	(*RotateKeyRequest)(nil),        // 26: moltbot.gateway.v1.RotateKeyRequest
 	(*RotateKeyResponse)(nil),       // 27: moltbot.gateway.v1.RotateKeyResponse
-	(*Session)(nil),                 // 28: moltbot.gateway.v1.Session
-	(*ListSessionsRequest)(nil),     // 29: moltbot.gateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),    // 30: moltbot.gateway.v1.ListSessionsResponse
-	(*SecurityLogRequest)(nil),      // 31: moltbot.gateway.v1.SecurityLogRequest
-	(*SecurityLogResponse)(nil),     // 32: moltbot.gateway.v1.SecurityLogResponse
-	(*RotateCertsRequest)(nil),      // 33: moltbot.gateway.v1.RotateCertsRequest
-	(*RotateCertsResponse)(nil),     // 34: moltbot.gateway.v1.RotateCertsResponse
-	(*ExportKeyRequest)(nil),        // 35: moltbot.gateway.v1.ExportKeyRequest
-	(*ExportKeyResponse)(nil),       // 36: moltbot.gateway.v1.ExportKeyResponse
-	(*ImportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ImportKeyResponse
-	(*RevealConfigRequest)(nil),     // 39: moltbot.gateway.v1.RevealConfigRequest
-	(*RevealConfigResponse)(nil),    // 40: moltbot.gateway.v1.RevealConfigResponse
-	(*AuditFixRequest)(nil),         // 41: moltbot.gateway.v1.AuditFixRequest
-	(*PutSecretFileRequest)(nil),    // 42: moltbot.gateway.v1.PutSecretFileRequest
-	(*SecretFileInfo)(nil),          // 43: moltbot.gateway.v1.SecretFileInfo
-	(*PutSecretFileResponse)(nil),   // 44: moltbot.gateway.v1.PutSecretFileResponse
-	(*ListSecretFilesRequest)(nil),  // 45: moltbot.gateway.v1.ListSecretFilesRequest
-	(*ListSecretFilesResponse)(nil), // 46: moltbot.gateway.v1.ListSecretFilesResponse
-	(*AuditFixResponse)(nil),        // 47: moltbot.gateway.v1.AuditFixResponse
-	(*ListBackupsRequest)(nil),      // 48: moltbot.gateway.v1.ListBackupsRequest
-	(*BackupInfo)(nil),              // 49: moltbot.gateway.v1.BackupInfo
-	(*ListBackupsResponse)(nil),     // 50: moltbot.gateway.v1.ListBackupsResponse
-	(*MigrateFromRequest)(nil),      // 51: moltbot.gateway.v1.MigrateFromRequest
-	(*MigrateFromResponse)(nil),     // 52: moltbot.gateway.v1.MigrateFromResponse
-	nil,                             // 53: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
+	(*RetireKeyRequest)(nil),        // 28: moltbot.gateway.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),       // 29: moltbot.gateway.v1.RetireKeyResponse
+	(*Session)(nil),                 // 30: moltbot.gateway.v1.Session
+	(*ListSessionsRequest)(nil),     // 31: moltbot.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 32: moltbot.gateway.v1.ListSessionsResponse
+	(*SecurityLogRequest)(nil),      // 33: moltbot.gateway.v1.SecurityLogRequest
+	(*SecurityLogResponse)(nil),     // 34: moltbot.gateway.v1.SecurityLogResponse
+	(*RotateCertsRequest)(nil),      // 35: moltbot.gateway.v1.RotateCertsRequest
+	(*RotateCertsResponse)(nil),     // 36: moltbot.gateway.v1.RotateCertsResponse
+	(*ExportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),        // 39: moltbot.gateway.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),       // 40: moltbot.gateway.v1.ImportKeyResponse
+	(*RevealConfigRequest)(nil),     // 41: moltbot.gateway.v1.RevealConfigRequest
+	(*RevealConfigResponse)(nil),    // 42: moltbot.gateway.v1.RevealConfigResponse
+	(*AuditFixRequest)(nil),         // 43: moltbot.gateway.v1.AuditFixRequest
+	(*PutSecretFileRequest)(nil),    // 44: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 45: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 46: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 47: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 48: moltbot.gateway.v1.ListSecretFilesResponse
+	(*AuditFixResponse)(nil),        // 49: moltbot.gateway.v1.AuditFixResponse
+	(*ListBackupsRequest)(nil),      // 50: moltbot.gateway.v1.ListBackupsRequest
+	(*BackupInfo)(nil),              // 51: moltbot.gateway.v1.BackupInfo
+	(*ListBackupsResponse)(nil),     // 52: moltbot.gateway.v1.ListBackupsResponse
+	(*MigrateFromRequest)(nil),      // 53: moltbot.gateway.v1.MigrateFromRequest
+	(*MigrateFromResponse)(nil),     // 54: moltbot.gateway.v1.MigrateFromResponse
+	nil,                             // 55: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 56: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	54, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	54, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	53, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	56, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	56, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	56, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	55, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
 	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -3522,17 +3628,17 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	54, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
+	56, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	30, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
 	2,  // 19: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	54, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	43, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
-	43, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	56, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	45, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	45, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
 	17, // 23: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
-	54, // 24: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
-	49, // 25: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
+	56, // 24: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
+	51, // 25: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
 	12, // 26: moltbot.gateway.v1.MigrateFromResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	6,  // 27: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
 	8,  // 28: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
@@ -3544,40 +3650,42 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	22, // 34: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
 	24, // 35: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
 	26, // 36: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 37: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 38: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 39: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 40: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 41: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 42: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	41, // 43: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	42, // 44: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
-	45, // 45: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
-	48, // 46: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
-	51, // 47: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
-	7,  // 48: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 49: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 50: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 51: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 52: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 53: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 54: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 55: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 56: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 57: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 58: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 59: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 60: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 61: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 62: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	40, // 63: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
-	47, // 64: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
-	44, // 65: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
-	46, // 66: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
-	50, // 67: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
-	52, // 68: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
-	48, // [48:69] is the sub-list for method output_type
-	27, // [27:48] is the sub-list for method input_type
+	28, // 37: moltbot.gateway.v1.Gateway.RetireKey:input_type -> moltbot.gateway.v1.RetireKeyRequest
+	31, // 38: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	33, // 39: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	35, // 40: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	37, // 41: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	39, // 42: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	41, // 43: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	43, // 44: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	44, // 45: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	47, // 46: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	50, // 47: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
+	53, // 48: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
+	7,  // 49: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 50: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 51: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 52: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 53: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 54: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 55: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 56: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 57: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 58: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	29, // 59: moltbot.gateway.v1.Gateway.RetireKey:output_type -> moltbot.gateway.v1.RetireKeyResponse
+	32, // 60: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	34, // 61: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	36, // 62: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	38, // 63: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	40, // 64: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	42, // 65: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
+	49, // 66: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
+	46, // 67: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	48, // 68: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	52, // 69: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
+	54, // 70: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
+	49, // [49:71] is the sub-list for method output_type
+	27, // [27:49] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -3594,7 +3702,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
