@@ -86,7 +86,16 @@ func (s *stack) Send(_ context.Context, r *gatewayv1.SendRequest) (*gatewayv1.Se
 	}, nil
 }
 
+// RetireKey refuses as the gateway does while k1 still seals something.
+func (s *stack) RetireKey(_ context.Context, r *gatewayv1.RetireKeyRequest) (*gatewayv1.RetireKeyResponse, error) {
+	if r.GetKid() == "k1" {
+		return nil, status.Error(codes.FailedPrecondition, "key k1 still seals 2 value(s) (moltbot.json: channels.telegram.botToken; moltbot.json.backup): run `moltbot security rotate-key --rewrap` first, then retire it")
+	}
+	return &gatewayv1.RetireKeyResponse{RetiredKid: r.GetKid(), Checked: 3}, nil
+}
+
 var table = auth.Table{
+	gatewayv1.Gateway_RetireKey_FullMethodName:    {auth.RoleOwner},
 	gatewayv1.Gateway_Status_FullMethodName:       {auth.RoleOwner, auth.RoleClient},
 	gatewayv1.Gateway_GetConfig_FullMethodName:    {auth.RoleOwner, auth.RoleClient},
 	gatewayv1.Gateway_RevealConfig_FullMethodName: {auth.RoleOwner},
@@ -173,8 +182,11 @@ func TestExitCodes(t *testing.T) {
 		{"completion bash", nil, []string{"completion", "bash"}, 0, []string{"moltbot"}, nil},
 		{"completion zsh", nil, []string{"completion", "zsh"}, 0, []string{"#compdef moltbot"}, nil},
 		{"completion fish", nil, []string{"completion", "fish"}, 0, []string{"complete -c moltbot"}, nil},
+		{"retire an unused key", on(healthy, owner), []string{"security", "rotate-key", "--retire", "k2"}, 0, []string{"retired key k2"}, nil},
 		// 1 error
 		{"not found", on(healthy, client), []string{"config", "get", "nosuch"}, 1, []string{"nosuch is not set"}, nil},
+		{"retire a key still in use", on(healthy, owner), []string{"security", "rotate-key", "--retire", "k1"}, 1,
+			[]string{"key k1 still seals 2 value(s)", "rotate-key --rewrap"}, nil},
 		// 2 usage
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}, nil},
 		{"unknown subcommand", nil, []string{"config", "nosuch"}, 2, []string{`unknown command "nosuch" for "moltbot config"`}, nil},
@@ -195,6 +207,8 @@ func TestExitCodes(t *testing.T) {
 			[]string{"REFUSED"}, []string{"DOWN", wrongToken}},
 		{"owner only", on(healthy, client), []string{"config", "get", "x", "--reveal"}, 4,
 			[]string{"refused: owner only: RevealConfig", "cli.pem, cli-key.pem, cli.token"}, nil},
+		{"retire is owner only", on(healthy, client), []string{"security", "rotate-key", "--retire", "k2"}, 4,
+			[]string{"refused: owner only: RetireKey"}, nil},
 		// 5 not delivered
 		{"message not delivered", on(healthy, client), []string{"message", "send", "--from", "mallory", "hi"}, 5,
 			[]string{"not delivered to the agent: dm pairing: code sent", "moltbot pairing approve local <code>"}, nil},
