@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
 // Exit codes: the one table scripts rely on (README "Exit codes").
@@ -98,10 +99,6 @@ type Where struct {
 	Bundle      string // the stack's bundle dir when one is known, for "use this one"
 }
 
-// rpcWrapper is gRPC's own text around a status message. It must never
-// reach a person; Explain strips it wherever it survives wrapping.
-var rpcWrapper = regexp.MustCompile(`rpc error: code = [A-Za-z]+ desc = `)
-
 var retryAfter = regexp.MustCompile(`retry after (\d+) ?s`)
 
 // Explain maps err to the sentence, fix, kind and exit code the CLI shows.
@@ -153,7 +150,7 @@ func Explain(err error, w Where) *Error {
 			if w.Bundle != "" {
 				e.Fix = "use the running stack's bundle: --state-dir " + w.Bundle
 			}
-		case transportLevel(desc):
+		case errs.IsConnectFailure(desc):
 			e.Kind, e.Exit = KindDown, ExitDegraded
 			e.Msg = fmt.Sprintf("the stack is not running (nothing answers at %s)", w.Addr)
 			e.Fix = "make up"
@@ -271,18 +268,7 @@ func statusOf(err error) (*status.Status, bool) {
 }
 
 // clean strips gRPC's wrapper text wherever wrapping left it.
-func clean(s string) string { return rpcWrapper.ReplaceAllString(s, "") }
-
-// transportLevel: grpc-go's own text when no connection could be made
-// (refused, no route, name not found), as opposed to a server's sentence.
-func transportLevel(desc string) bool {
-	for _, s := range []string{"connection error", "transport:", "Error while dialing", "connection refused", "no such host", "server preface"} {
-		if strings.Contains(desc, s) {
-			return true
-		}
-	}
-	return false
-}
+func clean(s string) string { return errs.StripRPC(s) }
 
 func tlsMismatch(desc string) bool {
 	return strings.Contains(desc, "authentication handshake failed") &&
