@@ -261,6 +261,19 @@ func TestLockedOut(t *testing.T) {
 	r = run(t, "", env, "status")
 	require.Equal(t, 4, r.code, r.String())
 	require.Contains(t, r.out, "LOCKED OUT", r.String())
+
+	// status --json: one document on stdout naming the state, nothing more.
+	r = run(t, "", env, "--json", "status")
+	require.Equal(t, 4, r.code, r.String())
+	var st struct {
+		Services []struct {
+			Name, State, Error, Fix string
+			Up                      bool
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.out+r.errOut), &st), r.String())
+	require.Equal(t, "locked_out", st.Services[0].State)
+	require.Contains(t, st.Services[0].Fix, "wait")
 }
 
 // TestJSONErrors: with --json every failure is one JSON object on stderr

@@ -78,7 +78,7 @@ type Error struct {
 	// RetryAfter is the lockout's remaining seconds (KindLockedOut).
 	RetryAfter int
 	// Printed: the command already showed the result on stdout (status,
-	// audit): the text form adds nothing, --json still writes the object.
+	// audit), so Report adds nothing.
 	Printed bool
 	Err     error
 }
@@ -217,9 +217,11 @@ func ExitCode(err error) int {
 }
 
 // Report writes e for a person (text) or a script (--json: one JSON
-// object on w). Text form is skipped when the command already printed it.
+// object on w). Nothing is written when the command already printed the
+// result (status, audit): its own output says it, in JSON with --json, and
+// a second object would break a script reading both streams.
 func Report(w io.Writer, e *Error, asJSON bool) {
-	if e == nil {
+	if e == nil || e.Printed {
 		return
 	}
 	if asJSON {
@@ -233,9 +235,6 @@ func Report(w io.Writer, e *Error, asJSON bool) {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(obj)
-		return
-	}
-	if e.Printed {
 		return
 	}
 	fmt.Fprintln(w, "moltbot: "+e.Error())
