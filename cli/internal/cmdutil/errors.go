@@ -166,9 +166,14 @@ func Explain(err error, w Where) *Error {
 			src = "the bundle"
 		}
 		e.Msg = fmt.Sprintf("the gateway rejected the token from %s: %s", src, desc)
-		e.Fix = "use the running stack's token: unset " + EnvGatewayToken + " to use the bundle's, or --state-dir the stack's bundle"
+		use := "--state-dir the running stack's bundle (make up writes ./.moltbot and names it in " + PointerPath + ")"
 		if w.Bundle != "" {
-			e.Fix = "use the running stack's bundle: --state-dir " + w.Bundle + " (and unset " + EnvGatewayToken + ")"
+			use = "--state-dir " + w.Bundle + " (the running stack's bundle)"
+		}
+		if strings.HasPrefix(src, "$") {
+			e.Fix = "set " + EnvGatewayToken + " to the stack's gateway token, or unset it to use the bundle's; or " + use
+		} else {
+			e.Fix = "this bundle's token is not the running stack's: " + use
 		}
 	case codes.ResourceExhausted:
 		e.Kind, e.Exit = KindLockedOut, ExitRefused

@@ -38,7 +38,7 @@ func TestExplain(t *testing.T) {
 		{"a service behind the gateway", status.Error(codes.Unavailable, "secretsd is unreachable"), cmdutil.KindUnavailable, 3,
 			[]string{"a service is down: secretsd is unreachable"}, "status --all"},
 		{"token rejected", status.Error(codes.Unauthenticated, "invalid token"), cmdutil.KindUnauthenticated, 4,
-			[]string{"rejected the token from $CLAWDBOT_GATEWAY_TOKEN: invalid token"}, "unset CLAWDBOT_GATEWAY_TOKEN"},
+			[]string{"rejected the token from $CLAWDBOT_GATEWAY_TOKEN: invalid token"}, "or unset it to use the bundle's"},
 		{"locked out", status.Error(codes.ResourceExhausted, "too many failed authentication attempts from this address: retry after 42 s"),
 			cmdutil.KindLockedOut, 4, []string{"locked out", "retry after 42 s"}, "wait 42 s"},
 		{"owner only", errs.FromStatus(status.Error(codes.PermissionDenied, "owner only: RevealConfig needs the owner's certificate")),
@@ -64,6 +64,12 @@ func TestExplain(t *testing.T) {
 		})
 	}
 	require.Equal(t, cmdutil.ExitOK, cmdutil.ExitCode(nil))
+
+	// A token from the bundle's file: the fix is the right bundle.
+	e := cmdutil.Explain(status.Error(codes.Unauthenticated, "invalid token"),
+		cmdutil.Where{TokenSource: "/home/u/.moltbot/pki/gateway-auth.token", Bundle: "/src/moltbot/.moltbot"})
+	require.Equal(t, "the gateway rejected the token from /home/u/.moltbot/pki/gateway-auth.token: invalid token", e.Msg)
+	require.Equal(t, "this bundle's token is not the running stack's: --state-dir /src/moltbot/.moltbot (the running stack's bundle)", e.Fix)
 }
 
 func TestReport(t *testing.T) {
