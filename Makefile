@@ -52,11 +52,15 @@ MOLTBOT_BUNDLE_DIR ?= ./.moltbot
 MOLTBOT_PORT       ?= 18789
 MOLTBOT_INSTANCE   ?= compose
 export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_INSTANCE
+# The pointer the CLI reads to find the stack (empty: not written).
+MOLTBOT_POINTER    ?= $(HOME)/.moltbot/stack.json
+export MOLTBOT_POINTER
 
 up: images sandbox-image
 	@mkdir -p $(MOLTBOT_BUNDLE_DIR) && chmod 700 $(MOLTBOT_BUNDLE_DIR)
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
+	@deploy/stack-pointer.sh "$(MOLTBOT_POINTER)" $(MOLTBOT_BUNDLE_DIR) 127.0.0.1:$(MOLTBOT_PORT)
 	@echo
 	@echo "The stack is up. Use the CLI from the host:"
 	@echo "  export MOLTBOT_STATE_DIR=$$(cd $(MOLTBOT_BUNDLE_DIR) && pwd)"
@@ -109,7 +113,7 @@ images-testonly: binaries
 # The operator's journey on a real compose stack of its own (see E2E_ENV):
 # make up, the CLI as an operator types it, make down/up, purge. The stack is
 # purged afterwards whatever the result.
-E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
+E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e MOLTBOT_POINTER=
 test-e2e:
 	@export $(E2E_ENV); rc=0; \
 	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \

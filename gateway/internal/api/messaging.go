@@ -74,7 +74,7 @@ func (m MessagingDeps) PairingStatus(ctx context.Context) *gatewayv1.PairingStat
 	defer cancel()
 	r, err := m.Pairing.List(ctx, &pairingv1.ListRequest{})
 	if err != nil {
-		return &gatewayv1.PairingStatus{Error: err.Error()}
+		return &gatewayv1.PairingStatus{Error: errs.Text(err)}
 	}
 	st := &gatewayv1.PairingStatus{Pending: map[string]int32{}, FullChannels: r.GetFullChannels()}
 	if p := m.current(); p != nil {

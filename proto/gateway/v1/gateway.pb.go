@@ -1850,6 +1850,103 @@ func (x *RotateKeyResponse) GetRewrapped() int32 {
 	return 0
 }
 
+type RetireKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kid           string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyRequest) Reset() {
+	*x = RetireKeyRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyRequest) ProtoMessage() {}
+
+func (x *RetireKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyRequest.ProtoReflect.Descriptor instead.
+func (*RetireKeyRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RetireKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+type RetireKeyResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RetiredKid string                 `protobuf:"bytes,1,opt,name=retired_kid,json=retiredKid,proto3" json:"retired_kid,omitempty"`
+	// checked is how many envelopes were looked at (none under kid).
+	Checked       int32 `protobuf:"varint,2,opt,name=checked,proto3" json:"checked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyResponse) Reset() {
+	*x = RetireKeyResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyResponse) ProtoMessage() {}
+
+func (x *RetireKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyResponse.ProtoReflect.Descriptor instead.
+func (*RetireKeyResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RetireKeyResponse) GetRetiredKid() string {
+	if x != nil {
+		return x.RetiredKid
+	}
+	return ""
+}
+
+func (x *RetireKeyResponse) GetChecked() int32 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
 type Session struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1864,7 +1961,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1973,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1986,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Session) GetKey() string {
@@ -1942,7 +2039,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2051,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2064,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 type ListSessionsResponse struct {
@@ -1979,7 +2076,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2088,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2101,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -2024,7 +2121,7 @@ type SecurityLogRequest struct {
 
 func (x *SecurityLogRequest) Reset() {
 	*x = SecurityLogRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2133,7 @@ func (x *SecurityLogRequest) String() string {
 func (*SecurityLogRequest) ProtoMessage() {}
 
 func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2146,7 @@ func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogRequest.ProtoReflect.Descriptor instead.
 func (*SecurityLogRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SecurityLogRequest) GetFollow() bool {
@@ -2078,7 +2175,7 @@ type SecurityLogResponse struct {
 
 func (x *SecurityLogResponse) Reset() {
 	*x = SecurityLogResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2187,7 @@ func (x *SecurityLogResponse) String() string {
 func (*SecurityLogResponse) ProtoMessage() {}
 
 func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2200,7 @@ func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogResponse.ProtoReflect.Descriptor instead.
 func (*SecurityLogResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SecurityLogResponse) GetLine() string {
@@ -2136,7 +2233,7 @@ type RotateCertsRequest struct {
 
 func (x *RotateCertsRequest) Reset() {
 	*x = RotateCertsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2245,7 @@ func (x *RotateCertsRequest) String() string {
 func (*RotateCertsRequest) ProtoMessage() {}
 
 func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2258,7 @@ func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsRequest.ProtoReflect.Descriptor instead.
 func (*RotateCertsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RotateCertsRequest) GetCa() bool {
@@ -2180,7 +2277,7 @@ type RotateCertsResponse struct {
 
 func (x *RotateCertsResponse) Reset() {
 	*x = RotateCertsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2289,7 @@ func (x *RotateCertsResponse) String() string {
 func (*RotateCertsResponse) ProtoMessage() {}
 
 func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2302,7 @@ func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsResponse.ProtoReflect.Descriptor instead.
 func (*RotateCertsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RotateCertsResponse) GetCerts() []*CertStatus {
@@ -2224,7 +2321,7 @@ type ExportKeyRequest struct {
 
 func (x *ExportKeyRequest) Reset() {
 	*x = ExportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2333,7 @@ func (x *ExportKeyRequest) String() string {
 func (*ExportKeyRequest) ProtoMessage() {}
 
 func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2346,7 @@ func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ExportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExportKeyRequest) GetPassphrase() []byte {
@@ -2271,7 +2368,7 @@ type ExportKeyResponse struct {
 
 func (x *ExportKeyResponse) Reset() {
 	*x = ExportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2380,7 @@ func (x *ExportKeyResponse) String() string {
 func (*ExportKeyResponse) ProtoMessage() {}
 
 func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2393,7 @@ func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ExportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportKeyResponse) GetSealed() []byte {
@@ -2330,7 +2427,7 @@ type ImportKeyRequest struct {
 
 func (x *ImportKeyRequest) Reset() {
 	*x = ImportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2342,7 +2439,7 @@ func (x *ImportKeyRequest) String() string {
 func (*ImportKeyRequest) ProtoMessage() {}
 
 func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2355,7 +2452,7 @@ func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportKeyRequest) GetSealed() []byte {
@@ -2385,7 +2482,7 @@ type ImportKeyResponse struct {
 
 func (x *ImportKeyResponse) Reset() {
 	*x = ImportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2494,7 @@ func (x *ImportKeyResponse) String() string {
 func (*ImportKeyResponse) ProtoMessage() {}
 
 func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2507,7 @@ func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ImportKeyResponse) GetKeys() []*KeyStatus {
@@ -2451,7 +2548,7 @@ type RevealConfigRequest struct {
 
 func (x *RevealConfigRequest) Reset() {
 	*x = RevealConfigRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2560,7 @@ func (x *RevealConfigRequest) String() string {
 func (*RevealConfigRequest) ProtoMessage() {}
 
 func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2573,7 @@ func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigRequest.ProtoReflect.Descriptor instead.
 func (*RevealConfigRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevealConfigRequest) GetPath() string {
@@ -2496,7 +2593,7 @@ type RevealConfigResponse struct {
 
 func (x *RevealConfigResponse) Reset() {
 	*x = RevealConfigResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2605,7 @@ func (x *RevealConfigResponse) String() string {
 func (*RevealConfigResponse) ProtoMessage() {}
 
 func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2618,7 @@ func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigResponse.ProtoReflect.Descriptor instead.
 func (*RevealConfigResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevealConfigResponse) GetValueJson() string {
@@ -2542,7 +2639,7 @@ type AuditFixRequest struct {
 
 func (x *AuditFixRequest) Reset() {
 	*x = AuditFixRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2651,7 @@ func (x *AuditFixRequest) String() string {
 func (*AuditFixRequest) ProtoMessage() {}
 
 func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2664,7 @@ func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
 func (*AuditFixRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AuditFixRequest) GetDeep() bool {
@@ -2596,7 +2693,7 @@ type PutSecretFileRequest struct {
 
 func (x *PutSecretFileRequest) Reset() {
 	*x = PutSecretFileRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2705,7 @@ func (x *PutSecretFileRequest) String() string {
 func (*PutSecretFileRequest) ProtoMessage() {}
 
 func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2718,7 @@ func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
 func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutSecretFileRequest) GetName() string {
@@ -2651,7 +2748,7 @@ type SecretFileInfo struct {
 
 func (x *SecretFileInfo) Reset() {
 	*x = SecretFileInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2760,7 @@ func (x *SecretFileInfo) String() string {
 func (*SecretFileInfo) ProtoMessage() {}
 
 func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2773,7 @@ func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
 func (*SecretFileInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SecretFileInfo) GetName() string {
@@ -2717,7 +2814,7 @@ type PutSecretFileResponse struct {
 
 func (x *PutSecretFileResponse) Reset() {
 	*x = PutSecretFileResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2826,7 @@ func (x *PutSecretFileResponse) String() string {
 func (*PutSecretFileResponse) ProtoMessage() {}
 
 func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2839,7 @@ func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
 func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
@@ -2767,7 +2864,7 @@ type ListSecretFilesRequest struct {
 
 func (x *ListSecretFilesRequest) Reset() {
 	*x = ListSecretFilesRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2876,7 @@ func (x *ListSecretFilesRequest) String() string {
 func (*ListSecretFilesRequest) ProtoMessage() {}
 
 func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2889,7 @@ func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 type ListSecretFilesResponse struct {
@@ -2804,7 +2901,7 @@ type ListSecretFilesResponse struct {
 
 func (x *ListSecretFilesResponse) Reset() {
 	*x = ListSecretFilesResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2913,7 @@ func (x *ListSecretFilesResponse) String() string {
 func (*ListSecretFilesResponse) ProtoMessage() {}
 
 func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2926,7 @@ func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
@@ -2850,7 +2947,7 @@ type AuditFixResponse struct {
 
 func (x *AuditFixResponse) Reset() {
 	*x = AuditFixResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +2959,7 @@ func (x *AuditFixResponse) String() string {
 func (*AuditFixResponse) ProtoMessage() {}
 
 func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +2972,7 @@ func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixResponse.ProtoReflect.Descriptor instead.
 func (*AuditFixResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditFixResponse) GetReport() *AuditResponse {
@@ -2893,7 +2990,7 @@ type ListBackupsRequest struct {
 
 func (x *ListBackupsRequest) Reset() {
 	*x = ListBackupsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2905,7 +3002,7 @@ func (x *ListBackupsRequest) String() string {
 func (*ListBackupsRequest) ProtoMessage() {}
 
 func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2918,7 +3015,7 @@ func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 type BackupInfo struct {
@@ -2937,7 +3034,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3046,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3059,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BackupInfo) GetName() string {
@@ -3009,7 +3106,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3118,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3131,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3062,7 +3159,7 @@ type MigrateFromRequest struct {
 
 func (x *MigrateFromRequest) Reset() {
 	*x = MigrateFromRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3171,7 @@ func (x *MigrateFromRequest) String() string {
 func (*MigrateFromRequest) ProtoMessage() {}
 
 func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3184,7 @@ func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromRequest.ProtoReflect.Descriptor instead.
 func (*MigrateFromRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MigrateFromRequest) GetSource() string {
@@ -3132,7 +3229,7 @@ type MigrateFromResponse struct {
 
 func (x *MigrateFromResponse) Reset() {
 	*x = MigrateFromResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3241,7 @@ func (x *MigrateFromResponse) String() string {
 func (*MigrateFromResponse) ProtoMessage() {}
 
 func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3254,7 @@ func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromResponse.ProtoReflect.Descriptor instead.
 func (*MigrateFromResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MigrateFromResponse) GetActions() []string {
@@ -3343,7 +3440,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06rewrap\x18\x01 \x01(\bR\x06rewrap\"J\n" +
 	"\x11RotateKeyResponse\x12\x17\n" +
 	"\anew_kid\x18\x01 \x01(\tR\x06newKid\x12\x1c\n" +
-	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"\xc4\x01\n" +
+	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"$\n" +
+	"\x10RetireKeyRequest\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\"N\n" +
+	"\x11RetireKeyResponse\x12\x1f\n" +
+	"\vretired_kid\x18\x01 \x01(\tR\n" +
+	"retiredKid\x12\x18\n" +
+	"\achecked\x18\x02 \x01(\x05R\achecked\"\xc4\x01\n" +
 	"\aSession\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x18\n" +
@@ -3432,7 +3535,7 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vbackup_path\x18\x03 \x01(\tR\n" +
 	"backupPath\x12\x18\n" +
 	"\achanged\x18\x04 \x01(\bR\achanged\x12\x1a\n" +
-	"\bimported\x18\x05 \x03(\tR\bimported2\x8d\x0f\n" +
+	"\bimported\x18\x05 \x03(\tR\bimported2\xe7\x0f\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -3443,7 +3546,8 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06Reload\x12!.moltbot.gateway.v1.ReloadRequest\x1a\".moltbot.gateway.v1.ReloadResponse\x12I\n" +
 	"\x04Send\x12\x1f.moltbot.gateway.v1.SendRequest\x1a .moltbot.gateway.v1.SendResponse\x12U\n" +
 	"\bRollback\x12#.moltbot.gateway.v1.RollbackRequest\x1a$.moltbot.gateway.v1.RollbackResponse\x12X\n" +
-	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12a\n" +
+	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12X\n" +
+	"\tRetireKey\x12$.moltbot.gateway.v1.RetireKeyRequest\x1a%.moltbot.gateway.v1.RetireKeyResponse\x12a\n" +
 	"\fListSessions\x12'.moltbot.gateway.v1.ListSessionsRequest\x1a(.moltbot.gateway.v1.ListSessionsResponse\x12`\n" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
 	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12X\n" +
@@ -3469,7 +3573,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
@@ -3499,41 +3603,43 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*RollbackResponse)(nil),        // 25: moltbot.gateway.v1.RollbackResponse
 	(*RotateKeyRequest)(nil),        // 26: moltbot.gateway.v1.RotateKeyRequest
 	(*RotateKeyResponse)(nil),       // 27: moltbot.gateway.v1.RotateKeyResponse
-	(*Session)(nil),                 // 28: moltbot.gateway.v1.Session
-	(*ListSessionsRequest)(nil),     // 29: moltbot.gateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),    // 30: moltbot.gateway.v1.ListSessionsResponse
-	(*SecurityLogRequest)(nil),      // 31: moltbot.gateway.v1.SecurityLogRequest
-	(*SecurityLogResponse)(nil),     // 32: moltbot.gateway.v1.SecurityLogResponse
-	(*RotateCertsRequest)(nil),      // 33: moltbot.gateway.v1.RotateCertsRequest
-	(*RotateCertsResponse)(nil),     // 34: moltbot.gateway.v1.RotateCertsResponse
-	(*ExportKeyRequest)(nil),        // 35: moltbot.gateway.v1.ExportKeyRequest
-	(*ExportKeyResponse)(nil),       // 36: moltbot.gateway.v1.ExportKeyResponse
-	(*ImportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ImportKeyResponse
-	(*RevealConfigRequest)(nil),     // 39: moltbot.gateway.v1.RevealConfigRequest
-	(*RevealConfigResponse)(nil),    // 40: moltbot.gateway.v1.RevealConfigResponse
-	(*AuditFixRequest)(nil),         // 41: moltbot.gateway.v1.AuditFixRequest
-	(*PutSecretFileRequest)(nil),    // 42: moltbot.gateway.v1.PutSecretFileRequest
-	(*SecretFileInfo)(nil),          // 43: moltbot.gateway.v1.SecretFileInfo
-	(*PutSecretFileResponse)(nil),   // 44: moltbot.gateway.v1.PutSecretFileResponse
-	(*ListSecretFilesRequest)(nil),  // 45: moltbot.gateway.v1.ListSecretFilesRequest
-	(*ListSecretFilesResponse)(nil), // 46: moltbot.gateway.v1.ListSecretFilesResponse
-	(*AuditFixResponse)(nil),        // 47: moltbot.gateway.v1.AuditFixResponse
-	(*ListBackupsRequest)(nil),      // 48: moltbot.gateway.v1.ListBackupsRequest
-	(*BackupInfo)(nil),              // 49: moltbot.gateway.v1.BackupInfo
-	(*ListBackupsResponse)(nil),     // 50: moltbot.gateway.v1.ListBackupsResponse
-	(*MigrateFromRequest)(nil),      // 51: moltbot.gateway.v1.MigrateFromRequest
-	(*MigrateFromResponse)(nil),     // 52: moltbot.gateway.v1.MigrateFromResponse
-	nil,                             // 53: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
+	(*RetireKeyRequest)(nil),        // 28: moltbot.gateway.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),       // 29: moltbot.gateway.v1.RetireKeyResponse
+	(*Session)(nil),                 // 30: moltbot.gateway.v1.Session
+	(*ListSessionsRequest)(nil),     // 31: moltbot.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 32: moltbot.gateway.v1.ListSessionsResponse
+	(*SecurityLogRequest)(nil),      // 33: moltbot.gateway.v1.SecurityLogRequest
+	(*SecurityLogResponse)(nil),     // 34: moltbot.gateway.v1.SecurityLogResponse
+	(*RotateCertsRequest)(nil),      // 35: moltbot.gateway.v1.RotateCertsRequest
+	(*RotateCertsResponse)(nil),     // 36: moltbot.gateway.v1.RotateCertsResponse
+	(*ExportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),        // 39: moltbot.gateway.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),       // 40: moltbot.gateway.v1.ImportKeyResponse
+	(*RevealConfigRequest)(nil),     // 41: moltbot.gateway.v1.RevealConfigRequest
+	(*RevealConfigResponse)(nil),    // 42: moltbot.gateway.v1.RevealConfigResponse
+	(*AuditFixRequest)(nil),         // 43: moltbot.gateway.v1.AuditFixRequest
+	(*PutSecretFileRequest)(nil),    // 44: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 45: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 46: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 47: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 48: moltbot.gateway.v1.ListSecretFilesResponse
+	(*AuditFixResponse)(nil),        // 49: moltbot.gateway.v1.AuditFixResponse
+	(*ListBackupsRequest)(nil),      // 50: moltbot.gateway.v1.ListBackupsRequest
+	(*BackupInfo)(nil),              // 51: moltbot.gateway.v1.BackupInfo
+	(*ListBackupsResponse)(nil),     // 52: moltbot.gateway.v1.ListBackupsResponse
+	(*MigrateFromRequest)(nil),      // 53: moltbot.gateway.v1.MigrateFromRequest
+	(*MigrateFromResponse)(nil),     // 54: moltbot.gateway.v1.MigrateFromResponse
+	nil,                             // 55: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 56: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	54, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	54, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	53, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
-	54, // 4: moltbot.gateway.v1.ChannelStatus.last_ok_at:type_name -> google.protobuf.Timestamp
-	54, // 5: moltbot.gateway.v1.ChannelStatus.next_retry_at:type_name -> google.protobuf.Timestamp
+	56, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	56, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	56, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	55, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	56, // 4: moltbot.gateway.v1.ChannelStatus.last_ok_at:type_name -> google.protobuf.Timestamp
+	56, // 5: moltbot.gateway.v1.ChannelStatus.next_retry_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
 	1,  // 7: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 8: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
@@ -3545,17 +3651,17 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	15, // 14: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
 	12, // 15: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	12, // 16: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	54, // 17: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	28, // 18: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
+	56, // 17: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	30, // 18: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
 	1,  // 19: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
 	2,  // 20: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
 	2,  // 21: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	54, // 22: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	43, // 23: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
-	43, // 24: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	56, // 22: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	45, // 23: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	45, // 24: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
 	17, // 25: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
-	54, // 26: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
-	49, // 27: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
+	56, // 26: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
+	51, // 27: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
 	12, // 28: moltbot.gateway.v1.MigrateFromResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
 	6,  // 29: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
 	8,  // 30: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
@@ -3567,40 +3673,42 @@ var file_gateway_v1_gateway_proto_depIdxs = []int32{
 	22, // 36: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
 	24, // 37: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
 	26, // 38: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 39: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 40: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 41: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 42: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 43: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 44: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	41, // 45: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	42, // 46: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
-	45, // 47: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
-	48, // 48: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
-	51, // 49: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
-	7,  // 50: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 51: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 52: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 53: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 54: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 55: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 56: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 57: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 58: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 59: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 60: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 61: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 62: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 63: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 64: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	40, // 65: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
-	47, // 66: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
-	44, // 67: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
-	46, // 68: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
-	50, // 69: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
-	52, // 70: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
-	50, // [50:71] is the sub-list for method output_type
-	29, // [29:50] is the sub-list for method input_type
+	28, // 39: moltbot.gateway.v1.Gateway.RetireKey:input_type -> moltbot.gateway.v1.RetireKeyRequest
+	31, // 40: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	33, // 41: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	35, // 42: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	37, // 43: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	39, // 44: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	41, // 45: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	43, // 46: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	44, // 47: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	47, // 48: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	50, // 49: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
+	53, // 50: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
+	7,  // 51: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 52: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 53: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 54: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 55: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 56: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 57: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 58: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 59: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 60: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	29, // 61: moltbot.gateway.v1.Gateway.RetireKey:output_type -> moltbot.gateway.v1.RetireKeyResponse
+	32, // 62: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	34, // 63: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	36, // 64: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	38, // 65: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	40, // 66: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	42, // 67: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
+	49, // 68: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
+	46, // 69: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	48, // 70: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	52, // 71: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
+	54, // 72: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
+	51, // [51:73] is the sub-list for method output_type
+	29, // [29:51] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -3617,7 +3725,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -3,6 +3,7 @@ package certs
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,10 +30,12 @@ func newCmdRotate(f *cmdutil.Factory) *cobra.Command {
 			"within a second; open connections keep working. In compose: docker-compose run --rm init certs rotate --state-dir=/init",
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			pki, err := f.PKIDir()
+			// Where the CA key lives: told, never a bundle found by walking.
+			dir, err := statedir.Resolve(f.StateDirFlag)
 			if err != nil {
 				return err
 			}
+			pki := filepath.Join(dir, "pki")
 			res, err := pkiinit.Rotate(pki, ca, time.Now())
 			if err != nil {
 				return err
@@ -128,14 +131,22 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 		}
 		exportOwner = &ow
 	}
-	dir, err := f.StateDir()
+	// certs init makes a PKI where it is told (flag, env, else ~/.moltbot),
+	// never in a bundle found by walking: a bundle holds no CA key.
+	dir, err := statedir.Resolve(f.StateDirFlag)
 	if err != nil {
 		return err
+	}
+	pki := filepath.Join(dir, "pki")
+	if makesNewCA(pki, o.Force) {
+		bundle, addr := f.RunningStack()
+		if err := checkNoOtherStack(addr, pki, bundle); err != nil {
+			return err
+		}
 	}
 	if err := statedir.Ensure(dir); err != nil {
 		return err
 	}
-	pki, _ := f.PKIDir()
 	res, err := pkiinit.Init(pkiinit.Options{PKIDir: pki, Force: o.Force, Owners: owners, ExtraDNS: o.ExtraDNS})
 	if err != nil {
 		return err

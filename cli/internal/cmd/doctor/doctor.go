@@ -247,7 +247,7 @@ func servicesCheck(f *cmdutil.Factory) Check {
 	defer cancel()
 	resp, err := gatewayv1.NewGatewayClient(cc).Status(ctx, &gatewayv1.StatusRequest{})
 	if err != nil {
-		return Check{Name: "services", Status: "fail", Detail: "gateway at " + f.GatewayAddr + ": " + err.Error(), Fix: "make up (or start the gateway)"}
+		return Check{Name: "services", Status: "fail", Detail: "gateway at " + f.Addr() + ": " + err.Error(), Fix: "make up (or start the gateway)"}
 	}
 	var down []string
 	for _, s := range resp.GetServices() {
