@@ -102,6 +102,11 @@ func (w *Wiring) setToken(tok, src string) {
 
 // Run loads everything, serves until ctx ends and stops gracefully.
 func Run(ctx context.Context, o Options) error {
+	// Before anything is loaded or dialled: a weak token from the
+	// environment is known to be fatal now.
+	if err := CheckEnvToken(); err != nil {
+		return err
+	}
 	ld, err := o.Base.Load()
 	if err != nil {
 		return err
