@@ -23,7 +23,7 @@ BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly prereqs up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -53,21 +53,16 @@ MOLTBOT_PORT       ?= 18789
 MOLTBOT_INSTANCE   ?= compose
 export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_INSTANCE
 
-up: images sandbox-image
+# What a fresh machine lacks (a compose, debootstrap): installed with apt-get
+# as root, else make stops at once with the one command to run.
+prereqs:
+	@bash deploy/prereqs.sh up
+
+up: prereqs images sandbox-image
 	@mkdir -p $(MOLTBOT_BUNDLE_DIR) && chmod 700 $(MOLTBOT_BUNDLE_DIR)
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
-	@echo
-	@echo "The stack is up. Use the CLI from the host:"
-	@echo "  export MOLTBOT_STATE_DIR=$$(cd $(MOLTBOT_BUNDLE_DIR) && pwd)"
-	@[ "$(MOLTBOT_PORT)" = 18789 ] || echo "  export MOLTBOT_GATEWAY=127.0.0.1:$(MOLTBOT_PORT)"
-	@echo "  ./bin/moltbot status --all"
-	@echo "or inside the stack's network:"
-	@echo "  $(COMPOSE) run --rm cli status"
-	@echo
-	@echo "Name yourself the owner (only the owner's own ids reach the main session):"
-	@echo "  Telegram: DM the bot, then: moltbot pairing approve telegram <code> --owner"
-	@echo "  local channel: moltbot config set channels.local.owner '[\"<your name>\"]'"
+	@bash deploy/next-steps.sh "$(MOLTBOT_BUNDLE_DIR)" "$(MOLTBOT_PORT)" "$(COMPOSE)"
 
 # Sandbox containers and volumes are created by sandboxd, not compose, so
 # compose does not know them: they are found by label.
