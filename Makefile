@@ -71,7 +71,7 @@ SANDBOX_LABEL := moltbot.sandbox.instance=$(MOLTBOT_INSTANCE)
 # down stops the stack and KEEPS every volume (config, approvals, the
 # encryption key); only the throwaway sandbox containers go.
 down:
-	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) --profile demo down --remove-orphans
 	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 
 # purge deletes everything the stack keeps. It says what first.
@@ -82,7 +82,7 @@ purge:
 	@echo "  - the config (moltbot.json and its sealed backups), pairing approvals and allowlists,"
 	@echo "    sessions, sandbox workspaces and the security log"
 	@echo "  - the internal CA, certificates and service tokens (a new set is made by the next make up)"
-	$(COMPOSE) down -v --remove-orphans
+	$(COMPOSE) --profile demo down -v --remove-orphans
 	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 	@vols=$$(docker volume ls -q --filter label=$(SANDBOX_LABEL)); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@echo "purged"
@@ -104,7 +104,7 @@ images-testonly: binaries
 # The operator's journey on a real compose stack of its own (see E2E_ENV):
 # make up, the CLI as an operator types it, make down/up, purge. The stack is
 # purged afterwards whatever the result.
-E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
+E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e MOLTBOT_DEMO_PORT=18798
 test-e2e:
 	@export $(E2E_ENV); rc=0; \
 	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -67,7 +68,7 @@ func stackChecks(s *stackState, now time.Time) []Check {
 	}
 
 	// The config the gateway reads.
-	cfg := st.GetConfigPath()
+	cfg := cmp.Or(st.GetConfigPath(), "the gateway's config")
 	switch {
 	case s.ValidateErr != nil:
 		add(Check{Name: "stack config", Status: "warn", Detail: "not checked: " + s.ValidateErr.Error(), Fix: "moltbot config validate"})
