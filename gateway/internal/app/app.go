@@ -161,7 +161,7 @@ func Run(ctx context.Context, o Options) error {
 		Name:         auth.IDGateway,
 		Addr:         ld.Base.Addr,
 		TLS:          ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: seclog.AuthRecorder(w.SecLog)},
+		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), Self: auth.IDGateway, OnEvent: seclog.AuthRecorder(w.SecLog)},
 		Authz:        api.Authz(),
 		Logger:       ld.Logger,
 		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},
