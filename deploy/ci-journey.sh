@@ -53,6 +53,8 @@ for i in $(seq 1 "$AUDITS"); do
   if grep -q 'fix:' <<<"$out"; then printf '%s\n' "$out" >&2; fail "audit run $i prints a fix for a passed check"; fi
 done
 kill "$load_pid"; wait "$load_pid" 2>/dev/null || true; load_pid=""
+probes=$(docker ps -aq --filter "label=moltbot.sandbox.instance=$MOLTBOT_INSTANCE" --filter "label=moltbot.sandbox.session=agent:audit:probe:deep" | grep -c . || true)
+[ "$probes" -eq 0 ] || fail "$probes audit probe container(s) left running after --deep"
 calls=$(wc -l <"$work/load"); bad=$(grep -c '^fail' "$work/load" || true)
 echo "$AUDITS audits scored 100; load loop: $calls status calls, $bad failed"
 [ "$calls" -gt 0 ] || fail "the load loop made no call"

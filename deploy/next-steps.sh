@@ -10,9 +10,9 @@ cat <<TEXT
 
 The stack is up. Use the CLI from the host:
   export MOLTBOT_STATE_DIR=$bundle
-$gw  ./bin/moltbot status --all                          # every service, token, keys, sandbox, channels
-  ./bin/moltbot security audit --deep --min-score 100  # the score (a fresh stack scores 100)
-  ./bin/moltbot doctor                                 # the stack's state, with a fix for anything wrong
+$gw  ./bin/moltbot status --all                           # every service, token, keys, sandbox, channels
+  ./bin/moltbot security audit --deep --min-score 100   # the score (a fresh stack scores 100)
+  ./bin/moltbot doctor                                  # the stack's state, a fix for anything wrong
 or inside the stack's network:
   $compose run --rm cli status
 
@@ -21,7 +21,7 @@ Name yourself the owner (only the owner's own ids reach the main session):
   local channel: ./bin/moltbot config set channels.local.owner '["<your name>"]'
 
 Connect Telegram (README, "Connect Telegram"):
-  ./bin/moltbot config set channels.telegram.botToken -   # paste the token from @BotFather; stored encrypted
+  ./bin/moltbot config set channels.telegram.botToken -  # paste the token from @BotFather, Ctrl-D; stored encrypted
   ./bin/moltbot gateway restart
 Try it offline first with the fake Bot API: $compose --profile demo up -d faketelegram (README)
 TEXT

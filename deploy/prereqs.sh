@@ -6,8 +6,11 @@
 # Root installs with apt-get; anyone else gets the apt-get line to run.
 # Usage: prereqs.sh up|test ...
 set -euo pipefail
-if ! docker version >/dev/null 2>&1; then
-  echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
+if ! out=$(docker version 2>&1 >/dev/null); then
+  case $out in
+    *"permission denied"*) echo "error: no permission to use Docker: add yourself to the docker group (sudo usermod -aG docker \$USER, then log in again)" >&2 ;;
+    *) echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry (${out%%$'\n'*})" >&2 ;;
+  esac
   exit 1
 fi
 need=()
