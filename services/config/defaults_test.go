@@ -1,7 +1,11 @@
 package config
 
 import (
+	"io/fs"
+	"path/filepath"
 	"testing"
+
+	"github.com/moltbot/moltbot-secure/services/errs"
 
 	"github.com/stretchr/testify/require"
 )
@@ -29,4 +33,13 @@ func TestDefaultFile(t *testing.T) {
 	v.Version, empty.Version = 0, 0
 	empty.Channels["local"] = v.Channels["local"] // the default file names the local channel's policies
 	require.Equal(t, empty, v, "the file states the defaults; it changes nothing")
+}
+
+// A missing file is errs.ErrNotFound and fs.ErrNotExist alike: callers
+// test for either, and each means "no file: the defaults".
+func TestLoadMissingIsNotExist(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), FileName))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.ErrorIs(t, err, errs.ErrNotFound)
+	require.ErrorContains(t, err, "does not exist")
 }
