@@ -14,14 +14,7 @@ if [[ "${FORCE:-0}" != 1 && "$have" == "$recipe" ]]; then
   exit 0
 fi
 [[ -z "$have" ]] || echo "$IMAGE was built from another recipe ($have); rebuilding as $recipe" >&2
-if ! docker version >/dev/null 2>&1; then
-  echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
-  exit 1
-fi
-if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
-  echo "installing busybox-static with apt-get" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
-fi
+bash "$here/../prereqs.sh" test
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT

@@ -172,7 +172,7 @@ func (c *Config) View() View {
 			},
 		},
 		Models:  map[string]Provider{},
-		Logging: Logging{RedactSensitive: "tools"},
+		Logging: Logging{RedactSensitive: defaultRedact},
 	}
 	d := []string{"agents", "defaults", "sandbox", "docker"}
 	at := func(k ...string) []string { return append(append([]string{}, d...), k...) }
