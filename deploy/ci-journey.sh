@@ -12,6 +12,8 @@ export COMPOSE_PROJECT_NAME=${JOURNEY_PROJECT:-moltbot-journey}
 export MOLTBOT_PORT=${JOURNEY_PORT:-18797}
 export MOLTBOT_BUNDLE_DIR=./.${COMPOSE_PROJECT_NAME}
 export MOLTBOT_INSTANCE=${COMPOSE_PROJECT_NAME#moltbot-}
+# never the operator's pointer (~/.moltbot/stack.json) or the demo port of their stack
+export MOLTBOT_POINTER= MOLTBOT_DEMO_PORT=${JOURNEY_DEMO_PORT:-18794}
 AUDITS=${AUDITS:-50}
 unset CLAWDBOT_GATEWAY_TOKEN MOLTBOT_GATEWAY MOLTBOT_STATE_DIR
 if [ "$MOLTBOT_PORT" = 18789 ] || [ "$MOLTBOT_INSTANCE" = compose ]; then
