@@ -44,10 +44,13 @@ type Spec struct {
 	Nofile      int64
 	// Nproc is RLIMIT_NPROC, which counts every task of the uid on the host,
 	// across all sandboxes; the per-container bound is PidsLimit.
-	Nproc   int64
+	Nproc int64
+	// Fsize is RLIMIT_FSIZE in bytes (0: unlimited): no single file the
+	// sandbox writes grows past it (the workspace quota).
+	Fsize   int64
 	Network string   // "none" unless the policy says otherwise
 	Binds   []string // "src:dst:ro|rw", validated by the caller
-	// Volumes are named volumes mounted rw, created (labelled) when missing.
+	// Volumes are named volumes, created (labelled) when missing.
 	Volumes    []Volume
 	WorkingDir string
 }
@@ -55,9 +58,10 @@ type Spec struct {
 // Volume is a named volume for a Spec. An existing volume without
 // sandboxd's marker label is refused, never adopted.
 type Volume struct {
-	Name   string
-	Target string
-	Labels map[string]string
+	Name     string
+	Target   string
+	ReadOnly bool
+	Labels   map[string]string
 }
 
 // Container is what the backend knows about one sandbox container.
