@@ -26,4 +26,3 @@ func TestAuthzCoversEveryMethod(t *testing.T) {
 		require.Contains(t, table[m], auth.IDCLI)
 	}
 }
-
