@@ -196,7 +196,7 @@ func (d *Docker) ensureVolumes(ctx context.Context, vs []Volume) error {
 		vi, err := d.c.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{})
 		switch {
 		case cerrdefs.IsNotFound(err):
-			if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: volumeLabels(v, d.instance)}); err != nil {
+			if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: VolumeLabels(v, d.instance)}); err != nil {
 				return d.wrap("create volume "+v.Name, err)
 			}
 		case err != nil:
@@ -562,4 +562,77 @@ func (o *oomWatch) wait(id string, since time.Time, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// DiskUsage implements Backend: du runs inside the container as its
+// non-root user, so sandboxd never opens a path of the volume itself and
+// a planted symlink cannot point it anywhere; -x keeps du on the volume.
+func (d *Docker) DiskUsage(ctx context.Context, id, path string) (int64, error) {
+	r, err := d.Exec(ctx, id, ExecSpec{Argv: []string{"du", "-s", "-k", "-x", path}, Timeout: 30 * time.Second, OutputCap: 4096})
+	if err != nil {
+		return 0, err
+	}
+	return ParseDu(r)
+}
+
+// ParseDu reads `du -sk` output. A non-zero exit (an unreadable directory,
+// a timeout) is an error: a workspace that cannot be measured is not
+// assumed small.
+func ParseDu(r ExecResult) (int64, error) {
+	if r.ExitCode != 0 || r.Cause != CauseNone {
+		msg := strings.TrimSpace(string(r.Stderr))
+		if i := strings.IndexByte(msg, '\n'); i > 0 {
+			msg = msg[:i]
+		}
+		return 0, fmt.Errorf("workspace could not be measured (du exit %d, %s: %q): %w", r.ExitCode, r.Cause, msg, errs.ErrFailedPrecondition)
+	}
+	f := strings.Fields(string(r.Stdout))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("workspace could not be measured: du printed %q: %w", r.Stdout, errs.ErrFailedPrecondition)
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || kb < 0 {
+		return 0, fmt.Errorf("workspace could not be measured: du printed %q: %w", r.Stdout, errs.ErrFailedPrecondition)
+	}
+	return kb * 1024, nil
+}
+
+// ListVolumes implements Backend.
+func (d *Docker) ListVolumes(ctx context.Context) ([]VolumeInfo, error) {
+	f := client.Filters{}.Add("label", LabelMarker+"=1")
+	if d.instance != "" {
+		f.Add("label", LabelInstance+"="+d.instance)
+	}
+	vl, err := d.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, d.wrap("list sandbox volumes", err)
+	}
+	out := make([]VolumeInfo, 0, len(vl.Items))
+	for _, v := range vl.Items {
+		out = append(out, VolumeInfo{Name: v.Name, Labels: v.Labels})
+	}
+	return out, nil
+}
+
+// RemoveVolume implements Backend. The engine deletes the volume's
+// directory without following symlinks in it.
+func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+	vi, err := d.c.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return d.wrap("inspect volume "+name, err)
+	}
+	if vi.Volume.Labels[LabelMarker] != "1" || (d.instance != "" && vi.Volume.Labels[LabelInstance] != d.instance) {
+		return fmt.Errorf("volume %s is not this sandboxd's (labels); not removed: %w", name, errs.ErrPermissionDenied)
+	}
+	_, err = d.c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		return fmt.Errorf("volume %s is still in use by a container: %v: %w", name, err, errs.ErrFailedPrecondition)
+	}
+	return d.wrap("remove volume "+name, err)
 }

@@ -116,8 +116,8 @@ func Build(s Spec, agent bool, instance string) (*container.Config, *container.H
 	return cfg, hc, nil
 }
 
-// volumeLabels are the labels of a volume sandboxd creates.
-func volumeLabels(v Volume, instance string) map[string]string {
+// VolumeLabels are the labels of a volume sandboxd creates.
+func VolumeLabels(v Volume, instance string) map[string]string {
 	labels := maps.Clone(v.Labels)
 	if labels == nil {
 		labels = map[string]string{}

@@ -131,6 +131,6 @@ func TestBuildRefuses(t *testing.T) {
 }
 
 func TestVolumeLabels(t *testing.T) {
-	l := volumeLabels(Volume{Labels: map[string]string{LabelVolume: "workspace", LabelMarker: "0"}}, "inst")
+	l := VolumeLabels(Volume{Labels: map[string]string{LabelVolume: "workspace", LabelMarker: "0"}}, "inst")
 	require.Equal(t, map[string]string{LabelVolume: "workspace", LabelMarker: "1", LabelInstance: "inst"}, l)
 }

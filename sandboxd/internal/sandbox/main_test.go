@@ -82,6 +82,12 @@ func newTestService(tb testing.TB, mod func(*Config)) (*Service, *backend.Docker
 		for _, c := range cs {
 			_ = be.Remove(context.Background(), c.ID)
 		}
+		vs, _ := be.ListVolumes(context.Background())
+		for _, v := range vs {
+			if err := be.RemoveVolume(context.Background(), v.Name); err != nil {
+				tb.Errorf("remove test volume %s: %v", v.Name, err)
+			}
+		}
 		_ = be.Close()
 	})
 	return svc, be

@@ -23,6 +23,8 @@ type Backend struct {
 	seq        int
 	containers map[string]*entry
 	images     map[string]bool
+	volumes    map[string]map[string]string // name -> labels
+	usage      map[string]int64             // volume -> bytes
 	down       error
 
 	// ExecFunc answers Exec; it may change the container (e.g. Kill).
@@ -41,7 +43,7 @@ var _ backend.Backend = (*Backend)(nil)
 
 // New returns a backend whose engine has the given images.
 func New(images ...string) *Backend {
-	b := &Backend{containers: map[string]*entry{}, images: map[string]bool{}}
+	b := &Backend{containers: map[string]*entry{}, images: map[string]bool{}, volumes: map[string]map[string]string{}, usage: map[string]int64{}}
 	for _, im := range images {
 		b.images[im] = true
 	}
@@ -131,6 +133,13 @@ func (b *Backend) Create(_ context.Context, s backend.Spec) (backend.Container, 
 	for _, e := range b.containers {
 		if e.c.Name == s.Name {
 			return backend.Container{}, fmt.Errorf("container name %q in use: %w", s.Name, errs.ErrAlreadyExists)
+		}
+	}
+	for _, v := range s.Volumes {
+		if l, ok := b.volumes[v.Name]; ok && l[backend.LabelMarker] != "1" {
+			return backend.Container{}, fmt.Errorf("volume %s exists but was not created by sandboxd: %w", v.Name, errs.ErrFailedPrecondition)
+		} else if !ok {
+			b.volumes[v.Name] = backend.VolumeLabels(v, "")
 		}
 	}
 	b.seq++
@@ -227,3 +236,91 @@ func (b *Backend) Remove(_ context.Context, id string) error {
 
 // Close implements backend.Backend.
 func (b *Backend) Close() error { return nil }
+
+// SetUsage sets what DiskUsage reports for a volume; negative makes the
+// measurement fail (an unreadable directory).
+func (b *Backend) SetUsage(volume string, bytes int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.usage[volume] = bytes
+}
+
+// AddVolume puts a volume created by someone else (labels as given).
+func (b *Backend) AddVolume(name string, labels map[string]string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.volumes[name] = maps.Clone(labels)
+}
+
+// HasVolume reports whether a volume exists.
+func (b *Backend) HasVolume(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.volumes[name]
+	return ok
+}
+
+// DiskUsage implements backend.Backend: the usage set for the volume
+// mounted at path.
+func (b *Backend) DiskUsage(_ context.Context, id, path string) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.check(); err != nil {
+		return 0, err
+	}
+	e := b.containers[id]
+	if e == nil || !e.c.Running {
+		return 0, fmt.Errorf("container %.12s: %w (%w)", id, backend.ErrContainerGone, backend.ErrNotSent)
+	}
+	for _, v := range e.spec.Volumes {
+		if v.Target == path {
+			if u := b.usage[v.Name]; u < 0 {
+				return 0, fmt.Errorf("workspace could not be measured (du: permission denied): %w", errs.ErrFailedPrecondition)
+			}
+			return b.usage[v.Name], nil
+		}
+	}
+	return 0, fmt.Errorf("nothing mounted at %s: %w", path, errs.ErrNotFound)
+}
+
+// ListVolumes implements backend.Backend.
+func (b *Backend) ListVolumes(context.Context) ([]backend.VolumeInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	var out []backend.VolumeInfo
+	for _, name := range slices.Sorted(maps.Keys(b.volumes)) {
+		if b.volumes[name][backend.LabelMarker] == "1" {
+			out = append(out, backend.VolumeInfo{Name: name, Labels: maps.Clone(b.volumes[name])})
+		}
+	}
+	return out, nil
+}
+
+// RemoveVolume implements backend.Backend.
+func (b *Backend) RemoveVolume(_ context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.check(); err != nil {
+		return err
+	}
+	l, ok := b.volumes[name]
+	if !ok {
+		return nil
+	}
+	if l[backend.LabelMarker] != "1" {
+		return fmt.Errorf("volume %s is not this sandboxd's: %w", name, errs.ErrPermissionDenied)
+	}
+	for _, e := range b.containers {
+		for _, v := range e.spec.Volumes {
+			if v.Name == name {
+				return fmt.Errorf("volume %s is still in use by a container: %w", name, errs.ErrFailedPrecondition)
+			}
+		}
+	}
+	delete(b.volumes, name)
+	delete(b.usage, name)
+	return nil
+}
