@@ -86,7 +86,7 @@ type Sandbox struct {
 	WorkspaceAccess string // none (default) | ro | rw
 	// WorkspaceQuota is workspaceQuota as written ("" = the default, 512 MiB).
 	WorkspaceQuota string
-	Docker          Docker
+	Docker         Docker
 	// MainNetwork is agents.defaults.sandbox.main.network, the network of
 	// the "main" profile ("" = sandboxd's default, bridge).
 	MainNetwork string

@@ -38,7 +38,6 @@ func (p Profile) String() string {
 // which gives egress but no published ports.
 const DefaultMainNetwork = "bridge"
 
-
 // Path segments that name a service's state, keys or PKI. A main-profile
 // bind whose source or destination has one is refused: the owner's shell
 // must not reach what the services guard (defence in depth; the config
