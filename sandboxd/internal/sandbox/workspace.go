@@ -240,9 +240,9 @@ func (s *Service) saveIndex() {
 	}
 }
 
-// human prints a byte count in MiB with one decimal.
+// human prints a byte count in MiB with one decimal, and exactly.
 func human(n int64) string {
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	return fmt.Sprintf("%.1f MiB (%d bytes)", float64(n)/(1<<20), n)
 }
 
 // quotaError is the refusal of a command past the quota.

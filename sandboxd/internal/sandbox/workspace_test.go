@@ -227,7 +227,7 @@ func TestWorkspaceQuotaRefusesNextCommand(t *testing.T) {
 	// ...and the next one is refused, naming the quota and the fix.
 	_, err = svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Policy: &p, Shell: "echo x"})
 	require.ErrorIs(t, err, errs.ErrResourceExhausted)
-	require.ErrorContains(t, err, "quota of 8.0 MiB")
+	require.ErrorContains(t, err, "quota of 8.0 MiB (8388608 bytes)")
 	require.ErrorContains(t, err, "agents.defaults.sandbox.workspaceQuota")
 	require.ErrorContains(t, err, "moltbot sandbox prune --workspaces")
 	require.ErrorContains(t, err, "moltbot sandbox recreate --reset-workspace "+unitGroup)
