@@ -216,13 +216,3 @@ func NormalizeBind(b string) (string, error) {
 	}
 	return path.Clean(src) + ":" + d + ":" + mode, nil
 }
-
-// CheckWorkspaceDir checks the directory mounted into the sandbox when
-// workspaceAccess is ro or rw: absolute, not /, and not a path that exposes
-// the host.
-func CheckWorkspaceDir(dir, access string) error {
-	if !path.IsAbs(dir) || path.Clean(dir) == "/" {
-		return fmt.Errorf("%q must be an absolute directory other than / when workspaceAccess is %s", dir, access)
-	}
-	return CheckBindSource(dir)
-}
