@@ -69,7 +69,7 @@ func newTestService(tb testing.TB, mod func(*Config)) (*Service, *backend.Docker
 	inst := fmt.Sprintf("sandbox-test-%d-%d", os.Getpid(), instanceSeq)
 	be, err := backend.NewDocker(backend.DockerConfig{Instance: inst})
 	require.NoError(tb, err)
-	cfg := Config{Backend: be, Defaults: testPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "mbtest-" + inst}
+	cfg := Config{Backend: be, Defaults: testPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "mbtest-" + inst, PoolRefillDelay: -1}
 	if mod != nil {
 		mod(&cfg)
 	}

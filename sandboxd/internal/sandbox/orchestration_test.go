@@ -43,7 +43,7 @@ func unitPolicy() Policy {
 func newUnitService(t *testing.T, mod func(*Config)) (*Service, *fake.Backend) {
 	t.Helper()
 	be := fake.New(unitImage)
-	cfg := Config{Backend: be, Defaults: unitPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "unit"}
+	cfg := Config{Backend: be, Defaults: unitPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "unit", PoolRefillDelay: -1}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	// runs (0: 1s; negative: only after each command). A command whose
 	// workspace passes its quota is stopped.
 	WatchEvery time.Duration
+	// PoolRefillDelay is how long after a session takes a warm container
+	// the pool starts replacing it (0: 1s; negative: at once).
+	PoolRefillDelay time.Duration
 	// Exec limits: default and maximum timeout, default and maximum output cap.
 	DefaultTimeout, MaxTimeout     time.Duration
 	DefaultOutputCap, MaxOutputCap int
@@ -120,6 +123,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.WatchEvery == 0 {
 		cfg.WatchEvery = time.Second
+	}
+	if cfg.PoolRefillDelay == 0 {
+		cfg.PoolRefillDelay = time.Second
 	}
 	if cfg.DefaultTimeout <= 0 {
 		cfg.DefaultTimeout = 30 * time.Second
@@ -508,7 +514,6 @@ func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p P
 		}
 		s.mu.Unlock()
 		if ok {
-			s.kickPool()
 			r := &record{c: c, scopeKey: key, sessionKey: req.SessionKey, agentID: req.AgentID, scope: p.Scope,
 				hash: hash, createdAt: parseTime(c.Labels[backend.LabelCreatedAt]), fromPool: true,
 				wsVolume: c.Labels[LabelWorkspace], quota: p.WorkspaceQuota}
@@ -519,13 +524,16 @@ func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p P
 			s.register(l, req.SessionKey, req.AgentID, p.Scope, true)
 			s.touch(c.ID)
 			// Labels cannot change after create; the name carries the scope
-			// hash so a restarted sandboxd finds it. Off the hot path.
+			// hash so a restarted sandboxd finds it. Both the rename and the
+			// refill wait a little: creating a container costs the engine
+			// far more than the command this session is about to run.
 			name := fmt.Sprintf("%s-%s-%s", s.cfg.NamePrefix, nameHash(key), s.randSuffix())
-			go func() {
+			time.AfterFunc(s.cfg.PoolRefillDelay, func() {
 				if err := s.be.Rename(context.Background(), c.ID, name); err != nil {
 					s.log.Warn("sandbox: rename adopted pool container", "container", c.ID[:12], "error", err)
 				}
-			}()
+				s.kickPool()
+			})
 			return r, true, nil
 		}
 	}
@@ -623,6 +631,13 @@ func (s *Service) poolLoop(ctx context.Context) {
 				continue
 			}
 			backoff = time.Second
+			// Warm it: the first process a container starts pays for cold
+			// caches (tens of ms); a session's first command should not.
+			// The shell and du are what every command starts with.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, _ = s.be.Exec(wctx, c.ID, backend.ExecSpec{Argv: []string{"/bin/sh", "-c", "true"}, Timeout: 10 * time.Second, OutputCap: 4096})
+			_, _ = s.be.DiskUsage(wctx, c.ID, WorkspaceTarget)
+			cancel()
 			s.mu.Lock()
 			s.pool = append(s.pool, c)
 			s.mu.Unlock()

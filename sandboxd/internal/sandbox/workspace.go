@@ -152,7 +152,10 @@ func (s *Service) register(l layout, sessionKey, agentID string, sc Scope, fresh
 	}
 	s.ws[l.wsKey] = e
 	s.mu.Unlock()
-	s.saveIndex()
+	// Off the command's path; a crash before it lands loses only the link
+	// to a workspace this command just started (it is found by label).
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.saveIndex() }()
 }
 
 func (s *Service) entryByVolume(vol string) *wsEntry {

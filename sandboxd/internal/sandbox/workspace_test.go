@@ -331,7 +331,7 @@ func TestWorkspaceIndexSurvivesRestartWithPool(t *testing.T) {
 	index := filepath.Join(dir, "workspaces.json")
 	be := fake.New(unitImage)
 	start := func(pool int) *Service {
-		svc, err := New(Config{Backend: be, Defaults: unitPolicy(), PoolSize: pool, PruneEvery: -1, NamePrefix: "unit", WorkspaceIndex: index, WatchEvery: -1})
+		svc, err := New(Config{Backend: be, Defaults: unitPolicy(), PoolSize: pool, PruneEvery: -1, NamePrefix: "unit", WorkspaceIndex: index, WatchEvery: -1, PoolRefillDelay: -1})
 		require.NoError(t, err)
 		svc.Start(context.Background())
 		return svc
