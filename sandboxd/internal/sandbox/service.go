@@ -616,6 +616,7 @@ func (s *Service) poolLoop(ctx context.Context) {
 			cancel()
 			if err == nil && ctx.Err() != nil {
 				_ = s.be.Remove(context.WithoutCancel(ctx), c.ID)
+				_ = s.be.RemoveVolume(context.WithoutCancel(ctx), l.ws.Name)
 				return
 			}
 			if err != nil {
@@ -903,7 +904,7 @@ func (s *Service) Recreate(ctx context.Context, sessionKey string, all bool) (in
 		if !all && ci.SessionKey != sessionKey {
 			continue
 		}
-		if err := s.remove(ctx, ci.ID); err != nil {
+		if err := s.removeInfo(ctx, ci); err != nil {
 			return n, err
 		}
 		n++
@@ -924,6 +925,27 @@ func (s *Service) RecreateReset(ctx context.Context, sessionKey string, all bool
 	}
 	vols, err := s.resetWorkspaces(ctx, sessionKey, all)
 	return n, vols, err
+}
+
+// removeInfo removes a listed container; a warm-pool container takes its
+// never-used workspace volume with it.
+func (s *Service) removeInfo(ctx context.Context, ci ContainerInfo) error {
+	if err := s.remove(ctx, ci.ID); err != nil {
+		return err
+	}
+	vol := ci.Labels[LabelWorkspace]
+	if !ci.Pool || vol == "" {
+		return nil
+	}
+	s.mu.Lock()
+	used := s.entryByVolume(vol) != nil
+	s.mu.Unlock()
+	if !used {
+		if err := s.be.RemoveVolume(ctx, vol); err != nil {
+			s.log.Warn("sandbox: remove unused pool workspace", "volume", vol, "error", err)
+		}
+	}
+	return nil
 }
 
 func (s *Service) remove(ctx context.Context, id string) error {
@@ -975,7 +997,7 @@ func (s *Service) Prune(ctx context.Context, idle, maxAge time.Duration) ([]stri
 		if now.Sub(ci.LastUsedAt) <= idle && now.Sub(ci.CreatedAt) <= maxAge {
 			continue
 		}
-		if err := s.remove(ctx, ci.ID); err != nil {
+		if err := s.removeInfo(ctx, ci); err != nil {
 			return removed, err
 		}
 		removed = append(removed, ci.ID)

@@ -375,3 +375,27 @@ func TestWorkspaceIndexSurvivesRestartWithPool(t *testing.T) {
 	err = s2.loadIndex(ctx)
 	require.ErrorContains(t, err, index+".bak")
 }
+
+func TestPoolWorkspaceRemovedWithUnusedPoolContainer(t *testing.T) {
+	svc, be := newUnitService(t, func(c *Config) { c.PoolSize = 1 })
+	require.Eventually(t, func() bool { return svc.PoolReady() == 1 }, 5*time.Second, time.Millisecond)
+	ctx := context.Background()
+	r, err := svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Shell: "true"})
+	require.NoError(t, err)
+	taken, _ := wsOf(t, be, r.ContainerID)
+	require.Eventually(t, func() bool { return svc.PoolReady() == 1 }, 5*time.Second, time.Millisecond)
+	list, err := svc.List(ctx)
+	require.NoError(t, err)
+	var pooled string
+	for _, ci := range list {
+		if ci.Pool {
+			pooled = ci.Labels[LabelWorkspace]
+		}
+	}
+	require.NotEmpty(t, pooled)
+	svc.Close() // no refill behind our back
+	_, err = svc.Recreate(ctx, "", true)
+	require.NoError(t, err)
+	require.False(t, be.HasVolume(pooled), "a pool workspace nobody used goes with its container")
+	require.True(t, be.HasVolume(taken.Name), "a session's workspace stays")
+}
