@@ -163,6 +163,18 @@ func TestSandboxRouting(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, list.GetContainers(), 1)
 		require.Equal(t, groupKey, list.GetContainers()[0].GetSessionKey())
+
+		// Issue 17: the group's workspace is writable, the working dir,
+		// and kept for the next command.
+		reply, _ = send(t, gw, "someone", group, "/exec echo x > /workspace/a.txt && pwd")
+		require.Contains(t, reply, "\n/workspace\n", reply)
+		reply, _ = send(t, gw, "someone", group, "/exec cat a.txt")
+		require.Contains(t, reply, "\nx\n", reply)
+		list, err = sb.List(ctx, &sandboxv1.ListRequest{})
+		require.NoError(t, err)
+		require.Len(t, list.GetWorkspaces(), 1)
+		require.Equal(t, groupKey, list.GetWorkspaces()[0].GetSessionKey())
+		require.True(t, list.GetWorkspaces()[0].GetMeasured())
 	})
 
 	t.Run("main session exec runs in a main-profile sandbox", func(t *testing.T) {
@@ -190,6 +202,8 @@ func TestSandboxRouting(t *testing.T) {
 		require.NotEqual(t, firstID, cs[0].ID, "new container id")
 		require.NotEqual(t, firstHash, cs[0].Labels[testharness.LabelSandboxConfigHash], "new hash label")
 		require.Equal(t, groupKey, cs[0].Labels[testharness.LabelSandboxSession])
+		reply, _ = send(t, gw, "someone", group, "/exec cat a.txt")
+		require.Contains(t, reply, "\nx\n", "the workspace survives the config change: %s", reply)
 	})
 
 	t.Run("mode off gives every session the main profile", func(t *testing.T) {
