@@ -48,6 +48,12 @@ func TestOverGRPC(t *testing.T) {
 	t.Cleanup(func() {
 		svc.Close()
 		_, _ = svc.Recreate(context.Background(), "", true)
+		vs, _ := be.ListVolumes(context.Background())
+		for _, v := range vs {
+			if err := be.RemoveVolume(context.Background(), v.Name); err != nil {
+				t.Errorf("remove test volume %s: %v", v.Name, err)
+			}
+		}
 		_ = be.Close()
 	})
 
