@@ -200,6 +200,9 @@ func (s *Service) Start(ctx context.Context) {
 				case <-bg.Done():
 					return
 				case <-t.C:
+					// Last use of each workspace, so a crash loses at most
+					// one interval of it (prune --workspaces reads it).
+					s.saveIndex()
 					if removed, err := s.Prune(bg, 0, 0); err != nil {
 						s.log.Warn("sandbox: prune", "error", err)
 					} else if len(removed) > 0 {
