@@ -354,7 +354,6 @@ func TestWorkspaceIndexSurvivesRestartWithPool(t *testing.T) {
 	// After a restart and the container's removal, the session gets the
 	// same (pool-made) workspace back, not a fresh one.
 	svc = start(-1)
-	defer svc.Close()
 	_, err = svc.Recreate(ctx, unitGroup, false)
 	require.NoError(t, err)
 	again, err := svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Shell: "true"})
@@ -367,6 +366,8 @@ func TestWorkspaceIndexSurvivesRestartWithPool(t *testing.T) {
 	require.NoError(t, err)
 	v3, _ := wsOf(t, be, other.ContainerID)
 	require.NotEqual(t, vol.Name, v3.Name)
+
+	svc.Close() // its index writes are done
 
 	// A corrupt index is reported with the fix, and volumes are still found by label.
 	require.NoError(t, os.WriteFile(index, []byte("{"), 0o600))
