@@ -75,7 +75,9 @@ type Service struct {
 	pool     []backend.Container
 	locks    map[string]*sync.Mutex
 	ws       map[string]*wsEntry // workspace key -> workspace
-	saveMu   sync.Mutex
+	// indexFrozen: the index file was unreadable; it is left as found.
+	indexFrozen bool
+	saveMu      sync.Mutex
 
 	poolKick chan struct{}
 	cancel   context.CancelFunc

@@ -171,16 +171,22 @@ func (s *Service) entryByVolume(vol string) *wsEntry {
 // an entry whose volume is gone is dropped, a labelled volume the index
 // lacks is added (unmeasured).
 func (s *Service) loadIndex(ctx context.Context) error {
+	var fileErr error
 	if s.cfg.WorkspaceIndex != "" {
 		b, err := os.ReadFile(s.cfg.WorkspaceIndex)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
-			return fmt.Errorf("read workspace index %s: %w", s.cfg.WorkspaceIndex, err)
+			fileErr = fmt.Errorf("read workspace index %s: %w", s.cfg.WorkspaceIndex, err)
 		default:
 			var f wsFile
 			if err := json.Unmarshal(b, &f); err != nil {
-				return fmt.Errorf("workspace index %s is not valid JSON (%v); restore it from %s.bak or delete it (workspaces are then found by their labels): %w",
+				// Never overwritten (nor its backup): the operator restores
+				// one of them; until then nothing is written.
+				s.mu.Lock()
+				s.indexFrozen = true
+				s.mu.Unlock()
+				return fmt.Errorf("workspace index %s is not valid JSON (%v); restore it from %s.bak or delete it (workspaces are then found by their labels; warm-pool ones lose their session): %w",
 					s.cfg.WorkspaceIndex, err, s.cfg.WorkspaceIndex, errs.ErrFailedPrecondition)
 			}
 			s.mu.Lock()
@@ -215,8 +221,10 @@ func (s *Service) loadIndex(ctx context.Context) error {
 			Agent: v.Labels[backend.LabelAgentID], Scope: v.Labels[backend.LabelScope], Created: parseTime(v.Labels[backend.LabelCreatedAt])}
 	}
 	s.mu.Unlock()
-	s.saveIndex()
-	return nil
+	if fileErr == nil {
+		s.saveIndex()
+	}
+	return fileErr
 }
 
 // saveIndex writes the index atomically (keeping a backup). A failed
@@ -228,6 +236,10 @@ func (s *Service) saveIndex() {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
+	if s.indexFrozen {
+		s.mu.Unlock()
+		return
+	}
 	f := wsFile{Version: 1}
 	for _, k := range slices.Sorted(maps.Keys(s.ws)) {
 		e := *s.ws[k]

@@ -375,6 +375,22 @@ func TestWorkspaceIndexSurvivesRestartWithPool(t *testing.T) {
 	require.NoError(t, err)
 	err = s2.loadIndex(ctx)
 	require.ErrorContains(t, err, index+".bak")
+	// The session keeps its own (label-named) workspace, and the broken
+	// index and its backup are left for the operator.
+	bak, err := os.ReadFile(index + ".bak")
+	require.NoError(t, err)
+	s2.Start(ctx)
+	r3, err := s2.Exec(ctx, ExecRequest{SessionKey: "agent:a1:x:other", Shell: "true"})
+	require.NoError(t, err)
+	v4, _ := wsOf(t, be, r3.ContainerID)
+	require.Equal(t, v3.Name, v4.Name)
+	s2.Close()
+	b, err = os.ReadFile(index)
+	require.NoError(t, err)
+	require.Equal(t, "{", string(b))
+	b, err = os.ReadFile(index + ".bak")
+	require.NoError(t, err)
+	require.Equal(t, bak, b)
 }
 
 func TestPoolWorkspaceRemovedWithUnusedPoolContainer(t *testing.T) {
