@@ -116,6 +116,7 @@ test-e2e:
 
 test-integration: images images-testonly sandbox-testimage
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...
+	cd sandboxd && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./internal/...
 
 lint: proto-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -55,10 +55,11 @@ fi
 echo "debootstrap done; importing $IMAGE" >&2
 chroot "$root" /usr/sbin/groupadd -g 10001 sandbox
 chroot "$root" /usr/sbin/useradd -u 10001 -g 10001 -d /tmp -s /bin/bash -M sandbox
-mkdir -p "$root/workspace" "$root/usr/local/bin"
+mkdir -p "$root/workspace" "$root/agent" "$root/usr/local/bin"
 # Docker copies the mount point's owner onto a new empty named volume: the
-# owner's workspace volume must be writable by the sandbox user.
-chown 10001:10001 "$root/workspace"
+# workspace volumes (a session's at /workspace, the agent's at /workspace
+# or /agent) must be writable by the sandbox user.
+chown 10001:10001 "$root/workspace" "$root/agent"
 # Docker copies the mount point's mode onto the tmpfs mounted there.
 chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
 bash "$here/build-agent.sh" "$root$AGENT_PATH"

@@ -232,6 +232,7 @@ func schema() *node {
 					"mode":            str(SandboxModes...),
 					"scope":           str(SandboxScopes...),
 					"workspaceAccess": str(WorkspaceAccesses...),
+					"workspaceQuota":  of(kStringOrNum),
 					"docker":          docker,
 					"prune":           of(kAny),
 					// The "main" profile the owner's main session runs under.

@@ -94,7 +94,9 @@ type Sandbox struct {
 	Mode            string // non-main (default) | off | all
 	Scope           string // session (default) | agent | shared
 	WorkspaceAccess string // none (default) | ro | rw
-	Docker          Docker
+	// WorkspaceQuota is workspaceQuota as written ("" = the default, 512 MiB).
+	WorkspaceQuota string
+	Docker         Docker
 	// MainNetwork is agents.defaults.sandbox.main.network, the network of
 	// the "main" profile ("" = sandboxd's default, bridge).
 	MainNetwork string
@@ -169,6 +171,7 @@ func (c *Config) View() View {
 				MainNetwork:     r.str("", "agents", "defaults", "sandbox", "main", "network"),
 				Scope:           r.str(SandboxScopes[0], "agents", "defaults", "sandbox", "scope"),
 				WorkspaceAccess: r.str(WorkspaceAccesses[0], "agents", "defaults", "sandbox", "workspaceAccess"),
+				WorkspaceQuota:  r.scalar("", "agents", "defaults", "sandbox", "workspaceQuota"),
 			},
 		},
 		Models:  map[string]Provider{},
