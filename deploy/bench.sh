@@ -7,7 +7,7 @@ export GOTOOLCHAIN=local TESTCONTAINERS_RYUK_DISABLED=true
 compose=$(if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 # Its own compose project, port, bundle and sandbox instance: `down -v`
 # below must never touch the operator's stack (make up's defaults).
-export COMPOSE_PROJECT_NAME=moltbot-bench MOLTBOT_PORT=18798 MOLTBOT_UI_PORT=18796 MOLTBOT_BUNDLE_DIR=./.moltbot-bench MOLTBOT_INSTANCE=bench
+export COMPOSE_PROJECT_NAME=moltbot-bench MOLTBOT_PORT=18798 MOLTBOT_UI_PORT=18784 MOLTBOT_BUNDLE_DIR=./.moltbot-bench MOLTBOT_INSTANCE=bench
 
 make -s images sandbox-testimage >/dev/null 2>&1
 # Full stack to healthy, images built, fresh volumes.

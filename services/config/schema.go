@@ -216,6 +216,12 @@ func schema() *node {
 				"allowedOrigins":               listOf(of(kString)),
 			}),
 			"tailscale": of(kAny),
+			// This gateway's own: message concurrency (README "Concurrent chats").
+			"inbound": obj(map[string]*node{
+				"workers":         of(kInt),
+				"queuePerSession": of(kInt),
+				"maxSessions":     of(kInt),
+			}),
 		}), upstreamGatewayKeys),
 		"channels": obj(channels),
 		"agents": obj(map[string]*node{
@@ -227,6 +233,7 @@ func schema() *node {
 					"mode":            str(SandboxModes...),
 					"scope":           str(SandboxScopes...),
 					"workspaceAccess": str(WorkspaceAccesses...),
+					"workspaceQuota":  of(kStringOrNum),
 					"docker":          docker,
 					"prune":           of(kAny),
 					// The "main" profile the owner's main session runs under.

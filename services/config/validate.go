@@ -411,12 +411,15 @@ func (v *validator) mainProfile() {
 
 func (v *validator) sandbox() {
 	v.mainProfile()
-	// The workspace sandboxd mounts under ro/rw access: its rule.
-	if acc, _ := v.resolved("agents", "defaults", "sandbox", "workspaceAccess"); acc == "ro" || acc == "rw" {
-		ws, _ := v.resolved("agents", "defaults", "workspace")
-		dir, _ := ws.(string)
-		if err := CheckWorkspaceDir(dir, acc.(string)); err != nil {
-			v.add(SevError, "agents.defaults.workspace", err.Error(), "moltbot config set agents.defaults.workspace /absolute/dir (or workspaceAccess none)")
+	// Workspaces are named volumes sandboxd keeps (no host directory), so
+	// ro and rw need no path; the quota has sandboxd's bounds.
+	if q, ok := v.resolved("agents", "defaults", "sandbox", "workspaceQuota"); ok {
+		switch q.(type) {
+		case string, float64: // other types are reported by walk
+			if _, err := WorkspaceQuotaValue(q); err != nil {
+				p := "agents.defaults.sandbox.workspaceQuota"
+				v.add(SevError, p, err.Error()+"; want "+SizeFormat+" (1 MiB..1 TiB)"+v.from(p), "moltbot config set "+p+" 512m")
+			}
 		}
 	}
 	const base = "agents.defaults.sandbox.docker"

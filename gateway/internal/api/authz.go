@@ -46,6 +46,7 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_ListBackups_FullMethodName:     {ownerOnly, "the owner's backup history: times, writers, sizes (never contents)"},
 	gatewayv1.Gateway_MigrateFrom_FullMethodName:     {ownerOnly, "state change: imports an upstream state dir and encrypts its secrets"},
 	gatewayv1.Gateway_RotateKey_FullMethodName:       {ownerOnly, "state change: secrets key rotation and rewrap"},
+	gatewayv1.Gateway_RetireKey_FullMethodName:       {ownerOnly, "state change: drops a secrets key (refused while anything is sealed under it)"},
 	gatewayv1.Gateway_RotateCerts_FullMethodName:     {ownerOnly, "state change: reissues certificates"},
 	gatewayv1.Gateway_ExportKey_FullMethodName:       {ownerOnly, "the keyring, sealed under the owner's passphrase"},
 	gatewayv1.Gateway_ImportKey_FullMethodName:       {ownerOnly, "state change: replaces the keyring of an unused stack"},

@@ -14,6 +14,7 @@ import (
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
 // Dependency is one internal service the gateway talks to.
@@ -97,7 +98,7 @@ func probe(ctx context.Context, d Dependency) *gatewayv1.ServiceStatus {
 	}
 	switch {
 	case err != nil:
-		st.Error = err.Error()
+		st.Error = errs.Text(err)
 	case r.GetStatus() != healthpb.HealthCheckResponse_SERVING:
 		st.Error = r.GetStatus().String()
 	default:

@@ -106,6 +106,11 @@ func (w *Wiring) setToken(tok, src string) {
 
 // Run loads everything, serves until ctx ends and stops gracefully.
 func Run(ctx context.Context, o Options) error {
+	// Before anything is loaded or dialled: a weak token from the
+	// environment is known to be fatal now.
+	if err := CheckEnvToken(); err != nil {
+		return err
+	}
 	ld, err := o.Base.Load()
 	if err != nil {
 		return err
@@ -160,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 		Name:         auth.IDGateway,
 		Addr:         ld.Base.Addr,
 		TLS:          ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: seclog.AuthRecorder(w.SecLog)},
+		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), Self: auth.IDGateway, OnEvent: seclog.AuthRecorder(w.SecLog)},
 		Authz:        api.Authz(),
 		Logger:       ld.Logger,
 		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},

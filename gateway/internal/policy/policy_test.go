@@ -216,7 +216,8 @@ func TestPairingReplyAndResend(t *testing.T) {
 // pipeline is the gateway's per-message path in miniature: decide, then
 // either hand to the agent (here: echo) or send the policy's reply.
 func pipeline(e *Engine, ch *local.Channel, cfg Config) channels.DeliverFunc {
-	return func(ctx context.Context, in channels.Inbound) {
+	return func(ctx context.Context, in channels.Inbound, ack channels.Ack) {
+		defer ack(true)
 		d, err := e.Decide(ctx, cfg, in)
 		if err != nil {
 			return

@@ -29,6 +29,7 @@ const (
 	Gateway_Send_FullMethodName            = "/moltbot.gateway.v1.Gateway/Send"
 	Gateway_Rollback_FullMethodName        = "/moltbot.gateway.v1.Gateway/Rollback"
 	Gateway_RotateKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/RotateKey"
+	Gateway_RetireKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/RetireKey"
 	Gateway_ListSessions_FullMethodName    = "/moltbot.gateway.v1.Gateway/ListSessions"
 	Gateway_SecurityLog_FullMethodName     = "/moltbot.gateway.v1.Gateway/SecurityLog"
 	Gateway_RotateCerts_FullMethodName     = "/moltbot.gateway.v1.Gateway/RotateCerts"
@@ -75,6 +76,9 @@ type GatewayClient interface {
 	Rollback(ctx context.Context, in *RollbackRequest, opts ...grpc.CallOption) (*RollbackResponse, error)
 	// RotateKey rotates the secrets key and optionally rewraps every envelope.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// RetireKey drops a non-primary key from secretsd's ring, refused while any
+	// envelope or sealed backup the gateway keeps is still sealed under it.
+	RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error)
 	// ListSessions lists the known sessions.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// SecurityLog returns (and with follow, streams) the security event log.
@@ -209,6 +213,16 @@ func (c *gatewayClient) RotateKey(ctx context.Context, in *RotateKeyRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateKeyResponse)
 	err := c.cc.Invoke(ctx, Gateway_RotateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireKeyResponse)
+	err := c.cc.Invoke(ctx, Gateway_RetireKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +420,9 @@ type GatewayServer interface {
 	Rollback(context.Context, *RollbackRequest) (*RollbackResponse, error)
 	// RotateKey rotates the secrets key and optionally rewraps every envelope.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// RetireKey drops a non-primary key from secretsd's ring, refused while any
+	// envelope or sealed backup the gateway keeps is still sealed under it.
+	RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error)
 	// ListSessions lists the known sessions.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// SecurityLog returns (and with follow, streams) the security event log.
@@ -475,6 +492,9 @@ func (UnimplementedGatewayServer) Rollback(context.Context, *RollbackRequest) (*
 }
 func (UnimplementedGatewayServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedGatewayServer) RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireKey not implemented")
 }
 func (UnimplementedGatewayServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
@@ -718,6 +738,24 @@ func _Gateway_RotateKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(GatewayServer).RotateKey(ctx, req.(*RotateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_RetireKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RetireKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RetireKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RetireKey(ctx, req.(*RetireKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1020,6 +1058,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKey",
 			Handler:    _Gateway_RotateKey_Handler,
+		},
+		{
+			MethodName: "RetireKey",
+			Handler:    _Gateway_RetireKey_Handler,
 		},
 		{
 			MethodName: "ListSessions",

@@ -1,3 +1,5 @@
+//go:build integration
+
 package sandbox
 
 import (
@@ -151,5 +153,43 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 		run(b, svc, func(i, j int) string { return fmt.Sprintf("agent:a1:cold:%d:%d", i, j) })
 		b.StopTimer()
 		_, _ = svc.Recreate(ctx, "", true)
+	})
+}
+
+// BenchmarkWorkspaceFirstCommand is issue 17's row: a new session's first
+// command, which writes into its fresh workspace (a volume + container
+// pair from the warm pool), against the same command in a session that is
+// already warm. Target: first/warm <= 1.5.
+func BenchmarkWorkspaceFirstCommand(b *testing.B) {
+	ctx := context.Background()
+	const line = "echo x > f && cat f"
+	b.Run("path=new-session-fresh-workspace", func(b *testing.B) {
+		svc, _ := newTestService(b, func(c *Config) { c.PoolSize = 2; c.PoolRefillDelay = 0 })
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			deadline := time.Now().Add(30 * time.Second)
+			for svc.PoolReady() < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			key := fmt.Sprintf("agent:a1:ws:%d", i)
+			b.StartTimer()
+			r, err := svc.Exec(ctx, ExecRequest{SessionKey: key, Shell: line})
+			if err != nil || r.ExitCode != 0 || string(r.Stdout) != "x\n" {
+				b.Fatalf("exec: %v %+v", err, r)
+			}
+		}
+	})
+	b.Run("path=warm-session", func(b *testing.B) {
+		svc, _ := newTestService(b, nil)
+		if _, err := svc.Exec(ctx, ExecRequest{SessionKey: groupKey, Shell: line}); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r, err := svc.Exec(ctx, ExecRequest{SessionKey: groupKey, Shell: line})
+			if err != nil || r.ExitCode != 0 {
+				b.Fatalf("exec: %v %+v", err, r)
+			}
+		}
 	})
 }
