@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,12 +223,11 @@ func TestControlUIInChromium(t *testing.T) {
 	shot(t, other, "06-device-auth-disabled-audit")
 	// --deep shows the effect live: a fresh device key got a session.
 	deep := func() string {
-		r := cli("security", "audit", "--deep", "--json")
-		var a auditJSON
-		require.NoError(t, json.Unmarshal([]byte(r.out[strings.Index(r.out, "{"):]), &a), r.out)
-		for _, f := range a.Findings {
-			if f.ID == "deep.control_ui.device_approval" {
-				return f.Severity
+		a, err := gw.Audit(ctx, &gatewayv1.AuditRequest{Deep: true})
+		require.NoError(t, err)
+		for _, f := range a.GetFindings() {
+			if f.GetId() == "deep.control_ui.device_approval" {
+				return f.GetSeverity()
 			}
 		}
 		return "absent"
@@ -399,7 +397,10 @@ new MutationObserver(() => { for (const b of document.querySelectorAll('button.a
 				t.Fatal("pairing watch printed nothing")
 			}
 		}
-		require.NoError(t, chromedp.Do(ctxWithin(b, 10*time.Second), chromedp.WaitVisible(chromedp.CSS(`button.approve[data-code="`+code+`"]`))))
+		if err := chromedp.Do(ctxWithin(b, 10*time.Second), chromedp.WaitVisible(chromedp.CSS(`button.approve[data-code="`+code+`"]`))); err != nil {
+			dbg, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById('view').innerText + ' | ' + document.getElementById('msg').textContent`))
+			t.Fatalf("request %s not shown: %v; the page shows: %s", code, err, dbg)
+		}
 		seen, err := chromedp.Run(b, chromedp.Evaluate[float64](`window.__seen["`+code+`"]`))
 		require.NoError(t, err)
 		page = append(page, time.Duration(seen*float64(time.Millisecond))-time.Duration(t0.UnixNano()))
