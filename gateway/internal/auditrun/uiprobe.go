@@ -131,7 +131,7 @@ func (u *UIProbe) deviceProbe(ctx context.Context, self string) audit.ProbeResul
 		return r
 	}
 	code, _, body, err := u.request(ctx, "POST", "/auth/register", "", self,
-		map[string]string{"token": u.Token(), "publicKey": base64.StdEncoding.EncodeToString(pub), "name": "moltbot audit --deep probe"}, nil)
+		map[string]string{"token": u.Token(), "publicKey": base64.StdEncoding.EncodeToString(pub), "name": "security audit --deep probe"}, nil)
 	if err != nil || code != http.StatusOK {
 		return inconclusive(fmt.Sprintf("registering a probe device got %d %s %v", code, strings.TrimSpace(string(body)), err))
 	}
