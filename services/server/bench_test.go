@@ -80,11 +80,15 @@ func BenchmarkChain(b *testing.B) {
 		b.Cleanup(cancel)
 		return lis.Addr().String()
 	}
+	ranChain := false
 	for _, tc := range []struct {
 		name string
 		addr func() string
 	}{{"bare", bare}, {"chain", chain}} {
 		b.Run(tc.name, func(b *testing.B) {
+			if tc.name == "chain" {
+				ranChain = true
+			}
 			// The timer includes the dial and the first call: the
 			// connection's one security-log write is part of the cost.
 			cc, err := client.Dial(tc.addr(), cliSrc.ClientConfig(auth.IDSecretsd), tok)
@@ -106,6 +110,9 @@ func BenchmarkChain(b *testing.B) {
 				}
 			})
 		})
+	}
+	if !ranChain {
+		return
 	}
 	// The chain side must have written its successes to the log.
 	if err := slog.Flush(context.Background()); err != nil {

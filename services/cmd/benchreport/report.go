@@ -131,4 +131,3 @@ func prevCell(p RowResult) string {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
-
