@@ -27,7 +27,7 @@ func main() {
 	upSeconds := flag.String("make-up", "", "measured `make up` to-healthy seconds, reported as a single-run row")
 	flag.Parse()
 	cfg := runConfig{
-		root: *root, rounds: *rounds, out: filepath.Join(*root, *out), history: filepath.Join(*root, *hist),
+		root: *root, rounds: *rounds, out: underRoot(*root, *out), history: underRoot(*root, *hist),
 		quick: *quick, up: *upSeconds, log: os.Stdout,
 	}
 	var err error
@@ -45,4 +45,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
+}
+
+// underRoot resolves a relative path against the repo root; an absolute one
+// stays as given.
+func underRoot(root, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
 }
