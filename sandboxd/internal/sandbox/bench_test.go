@@ -41,6 +41,15 @@ func BenchmarkWarmExec(b *testing.B) {
 			}
 		}
 	})
+	// The physical limit: fork+exec of the same command on the host, no
+	// container, no agent, no IPC.
+	b.Run("path=host-fork-exec", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if out, err := exec.Command("true").CombinedOutput(); err != nil {
+				b.Fatalf("true: %v %s", err, out)
+			}
+		}
+	})
 	b.Run("path=docker-exec-cli", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if out, err := exec.Command("docker", "exec", id, "true").CombinedOutput(); err != nil {
@@ -62,13 +71,19 @@ func hardenedRunArgs() []string {
 
 func BenchmarkCold(b *testing.B) {
 	ctx := context.Background()
-	b.Run("path=ensure", func(b *testing.B) {
+	// A new session's container created cold (no pool) and its first
+	// command run to completion, as `docker run --rm ... true` does.
+	b.Run("path=ensure-first-command", func(b *testing.B) {
 		svc, _ := newTestService(b, nil)
 		for i := 0; i < b.N; i++ {
 			key := fmt.Sprintf("agent:a1:cold:%d", i)
 			r, err := svc.Ensure(ctx, EnsureRequest{SessionKey: key})
 			if err != nil || !r.Created || r.FromPool {
 				b.Fatalf("ensure: %v %+v", err, r)
+			}
+			x, err := svc.Exec(ctx, ExecRequest{SessionKey: key, Argv: []string{"true"}})
+			if err != nil || x.ExitCode != 0 {
+				b.Fatalf("first command: %v %+v", err, x)
 			}
 			b.StopTimer()
 			_, _ = svc.Recreate(ctx, key, false)
