@@ -62,6 +62,10 @@ func TestAuditDeepFreshStack(t *testing.T) {
 	for _, c := range list.GetContainers() {
 		require.NotEqual(t, "agent:audit:probe:deep", c.GetSessionKey(), "audit --deep left its probe container %s", c.GetName())
 	}
+	// And its workspace volume.
+	for _, w := range list.GetWorkspaces() {
+		require.NotEqual(t, "agent:audit:probe:deep", w.GetSessionKey(), "audit --deep left its probe workspace %s", w.GetVolume())
+	}
 }
 
 // The same stack with the gateway's auth switched off by a test-only build:

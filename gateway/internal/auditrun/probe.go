@@ -137,13 +137,13 @@ func (p *Prober) sandboxProbes(ctx context.Context, add func(audit.ProbeResult))
 	}
 	cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	// The probe's container goes when the probe is done (also after a
-	// failed exec, which may have created it): each --deep would otherwise
-	// leave one running.
+	// The probe's container and its workspace go when the probe is done
+	// (also after a failed exec, which may have created them): each --deep
+	// would otherwise leave them behind.
 	defer func() {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer rcancel()
-		_, _ = p.Sandbox.Recreate(rctx, &sandboxv1.RecreateRequest{SessionKey: ProbeSession})
+		_, _ = p.Sandbox.Recreate(rctx, &sandboxv1.RecreateRequest{SessionKey: ProbeSession, ResetWorkspace: true})
 	}()
 	res, err := p.Sandbox.Exec(cctx, &sandboxv1.ExecRequest{
 		SessionKey: ProbeSession, AgentId: "audit", Policy: pol,
