@@ -52,6 +52,10 @@ copy_tree() {
       (cd "$mdir" && go mod edit -replace "$old=$(cd "$mdir/$new" && pwd)")
     done < <(awk '/^replace /{ if ($4 ~ /^\.\.?\//) print $2, $4 }' "$gomod")
   done
+  # Without the workspace each module needs its own complete requirements.
+  for gomod in "$dst"/*/go.mod; do
+    (cd "$(dirname "$gomod")" && go mod tidy >/dev/null 2>"$work/tidy.err") || { cat "$work/tidy.err"; echo "go mod tidy failed in the copy of $(dirname "${gomod#"$dst"/}")"; return 1; }
+  done
 }
 
 # ---------------------------------------------------------------- patches

@@ -168,3 +168,35 @@ func TestClientPortRoles(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, RoleOwner, id)
 }
+
+// An attacker spraying thousands of source addresses must not clear its own
+// lockout: eviction drops only unlocked entries, whatever the mix.
+func TestLimiterSprayNeverFreesLockedAddresses(t *testing.T) {
+	now := time.Unix(2_000_000, 0)
+	l := &Limiter{Max: 3, Window: time.Minute, Lockout: time.Hour, MaxEntries: 64, Now: func() time.Time { return now }}
+	var locked []string
+	for i := range 40 {
+		a := fmt.Sprintf("198.51.100.%d", i)
+		for range 3 {
+			l.Fail(a)
+		}
+		_, isLocked := l.Blocked(a)
+		require.True(t, isLocked, a)
+		locked = append(locked, a)
+	}
+	for i := range 10_000 {
+		if i%100 == 0 {
+			now = now.Add(time.Second)
+		}
+		l.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		require.LessOrEqual(t, len(l.entries), l.MaxEntries+1, "memory stays bounded")
+	}
+	for _, a := range locked {
+		_, blocked := l.Blocked(a)
+		require.True(t, blocked, "%s freed by eviction under a spray of 10,000 addresses", a)
+	}
+	// The lockout still ends when its time is up.
+	now = now.Add(time.Hour)
+	_, blocked := l.Blocked(locked[0])
+	require.False(t, blocked)
+}
