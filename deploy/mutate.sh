@@ -20,7 +20,11 @@ export GOTOOLCHAIN=local GOWORK=off
 export MOLTBOT_CRASH_TRIALS=${MOLTBOT_CRASH_TRIALS:-3}
 GREMLINS=${GREMLINS:-$(go env GOPATH)/bin/gremlins}
 WORKERS=${MUTATE_WORKERS:-2}
-TIMEOUT_COEF=${MUTATE_TIMEOUT_COEFFICIENT:-4}
+# A mutant's test run may take this many times the unmutated run (each
+# mutant is compiled afresh, so a loaded machine needs headroom).
+TIMEOUT_COEF=${MUTATE_TIMEOUT_COEFFICIENT:-10}
+# Gremlins' full output per package is kept here (ignored by git).
+LOGDIR=${MUTATE_LOG_DIR:-$root/.cache/mutate}
 MIN_EFFICACY=${MUTATE_MIN_EFFICACY:-90}
 MIN_COVERAGE=${MUTATE_MIN_COVERAGE:-80}
 
@@ -119,11 +123,13 @@ run_gremlins() {
         [[ $f =~ $only ]] || excl+=(-E "${pkg#./}/${f//./\\.}\$")
       done
     fi
-    local log=$work/$name.log rc=0
+    mkdir -p "$LOGDIR"
+    local log=$LOGDIR/$name.log rc=0
     (cd "$copy/$mod" && nice "$GREMLINS" unleash --workers "$WORKERS" --test-cpu 1 \
       --timeout-coefficient "$TIMEOUT_COEF" "${excl[@]}" \
       --threshold-efficacy "$MIN_EFFICACY" --threshold-mcover "$MIN_COVERAGE" "$pkg") >"$log" 2>&1 || rc=$?
     grep -E '^ *(LIVED|NOT COVERED|TIMED OUT)' "$log" | sort -k2 || true
+    grep -E '^(Mutation testing completed|Killed:|Timed out:|Test efficacy|Mutator coverage)' "$log" || true
     local k l nc eff cov verdict=ok
     k=$(sed -nE 's/^Killed: ([0-9]+), Lived: ([0-9]+), Not covered: ([0-9]+).*/\1/p' "$log")
     l=$(sed -nE 's/^Killed: ([0-9]+), Lived: ([0-9]+), Not covered: ([0-9]+).*/\2/p' "$log")
