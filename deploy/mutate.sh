@@ -104,7 +104,7 @@ run_gremlins() {
   [ -x "$GREMLINS" ] || { echo "gremlins not installed: run \`make tools-mutate\`"; return 1; }
   copy_tree "$copy"
   local want=("$@")
-  printf '\n%-14s %-28s %7s %6s %8s %9s %9s  %s\n' package path killed lived "not cov" efficacy coverage verdict > "$work/table"
+  printf '\n%-14s %-40s %7s %6s %8s %9s %9s  %s\n' package path killed lived "not cov" efficacy coverage verdict > "$work/table"
   for t in "${TARGETS[@]}"; do
     IFS='|' read -r name mod pkg only <<<"$t"
     if [ ${#want[@]} -gt 0 ] && [[ " ${want[*]} " != *" $name "* ]]; then continue; fi
@@ -114,19 +114,19 @@ run_gremlins() {
       echo "the unmutated copy's tests fail: the set-up is broken, so no figure would mean anything"
       return 1
     fi
-    local excl=()
-    if [ -n "$only" ]; then
-      local f
-      for f in "$copy/$mod/${pkg#./}"/*.go; do
-        f=$(basename "$f")
-        [[ $f == *_test.go ]] && continue
-        [[ $f =~ $only ]] || excl+=(-E "${pkg#./}/${f//./\\.}\$")
-      done
-    fi
+    # Gremlins walks the package directory and its subdirectories, with
+    # file paths relative to it; one regexp (it reads only one) keeps it to
+    # the package's own files ("/" = a subpackage), minus those not in $only.
+    local skip="/" f
+    for f in "$copy/$mod/${pkg#./}"/*.go; do
+      f=$(basename "$f")
+      [[ $f == *_test.go ]] && continue
+      if [ -n "$only" ] && ! [[ $f =~ $only ]]; then skip+="|^${f//./\\.}\$"; fi
+    done
     mkdir -p "$LOGDIR"
     local log=$LOGDIR/$name.log rc=0
     (cd "$copy/$mod" && nice "$GREMLINS" unleash --workers "$WORKERS" --test-cpu 1 \
-      --timeout-coefficient "$TIMEOUT_COEF" "${excl[@]}" \
+      --timeout-coefficient "$TIMEOUT_COEF" -E "$skip" \
       --threshold-efficacy "$MIN_EFFICACY" --threshold-mcover "$MIN_COVERAGE" "$pkg") >"$log" 2>&1 || rc=$?
     grep -E '^ *(LIVED|NOT COVERED|TIMED OUT)' "$log" | sort -k2 || true
     grep -E '^(Mutation testing completed|Killed:|Timed out:|Test efficacy|Mutator coverage)' "$log" || true
@@ -142,7 +142,7 @@ run_gremlins() {
       verdict="BELOW BAR (efficacy >= $MIN_EFFICACY%, coverage >= $MIN_COVERAGE%)"
     fi
     [ "$verdict" = ok ] || fail=$((fail+1))
-    printf '%-14s %-28s %7s %6s %8s %9s %9s  %s\n' "$name" "$mod/${pkg#./}${only:+ ($only)}" "${k:--}" "${l:--}" "${nc:--}" "${eff:--}" "${cov:--}" "$verdict" >> "$work/table"
+    printf '%-14s %-40s %7s %6s %8s %9s %9s  %s\n' "$name" "$mod/${pkg#./}${only:+ ($only)}" "${k:--}" "${l:--}" "${nc:--}" "${eff:--}" "${cov:--}" "$verdict" >> "$work/table"
   done
   cat "$work/table"
   [ "$fail" -eq 0 ]
