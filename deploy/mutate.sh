@@ -84,7 +84,7 @@ run_patches() {
     if out=$(cd "$copy/$mod" && go test -short -count=1 -timeout 10m "$pkg" 2>&1); then
       echo "SURVIVED"; echo "$out" | tail -5 | sed 's/^/    /'; fail=$((fail+1))
     elif grep -qE '^(FAIL|--- FAIL)' <<<"$out" && ! grep -qE '\[(build|setup) failed\]' <<<"$out"; then
-      local by; by=$(grep -oE -- '--- FAIL: [A-Za-z0-9_/]+' <<<"$out" | head -3 | sed 's/--- FAIL: //' | paste -sd, -)
+      local by; by=$(grep -oE -- '--- FAIL: [A-Za-z0-9_]+( |$)' <<<"$out" | sed 's/ *$//' | sort -u | head -3 | sed 's/--- FAIL: //' | paste -sd, -)
       echo "killed by ${by:-?}"
       if [ -n "$caught" ] && ! grep -q -- "--- FAIL: ${caught%% *}" <<<"$out"; then
         echo "    note: header says Caught-by: $caught"
