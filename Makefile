@@ -25,7 +25,7 @@ PROTOC_GEN_GRPC_VERSION := v1.6.2
 GREMLINS_VERSION        := v0.6.0
 
 .PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
-        bench fuzz soak sandbox-image sandbox-testimage clean mutate mutate-patches tools-mutate
+        bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
 
@@ -152,6 +152,7 @@ fuzz:
 # Mutation testing (TESTING.md): the patch mutants in deploy/mutants, then
 # gremlins on the security packages with their bars. MUTATE_TARGETS limits
 # gremlins to some packages (names as in deploy/mutate.sh).
+.PHONY: mutate mutate-patches tools-mutate
 mutate: tools-mutate
 	bash deploy/mutate.sh all $(MUTATE_TARGETS)
 
