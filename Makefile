@@ -24,7 +24,7 @@ PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 GREMLINS_VERSION        := v0.6.0
 
-.PHONY: all build binaries images images-testonly up down purge test test-unit test-integration test-e2e lint proto proto-check tools \
+.PHONY: all build binaries images images-testonly prereqs up down purge test test-unit test-integration test-e2e lint proto proto-check tools chromium \
         bench fuzz soak sandbox-image sandbox-testimage clean
 
 all: build
@@ -51,24 +51,24 @@ images: binaries
 # instance), so tests never touch the stack you run.
 MOLTBOT_BUNDLE_DIR ?= ./.moltbot
 MOLTBOT_PORT       ?= 18789
+MOLTBOT_UI_PORT    ?= 18793
 MOLTBOT_INSTANCE   ?= compose
-export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_INSTANCE
+export MOLTBOT_BUNDLE_DIR MOLTBOT_PORT MOLTBOT_UI_PORT MOLTBOT_INSTANCE
+# The pointer the CLI reads to find the stack (empty: not written).
+MOLTBOT_POINTER    ?= $(HOME)/.moltbot/stack.json
+export MOLTBOT_POINTER
 
-up: images sandbox-image
+# What a fresh machine lacks (a compose, debootstrap): installed with apt-get
+# as root, else make stops at once with the one command to run.
+prereqs:
+	@bash deploy/prereqs.sh up
+
+up: prereqs images sandbox-image
 	@mkdir -p $(MOLTBOT_BUNDLE_DIR) && chmod 700 $(MOLTBOT_BUNDLE_DIR)
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
-	@echo
-	@echo "The stack is up. Use the CLI from the host:"
-	@echo "  export MOLTBOT_STATE_DIR=$$(cd $(MOLTBOT_BUNDLE_DIR) && pwd)"
-	@[ "$(MOLTBOT_PORT)" = 18789 ] || echo "  export MOLTBOT_GATEWAY=127.0.0.1:$(MOLTBOT_PORT)"
-	@echo "  ./bin/moltbot status --all"
-	@echo "or inside the stack's network:"
-	@echo "  $(COMPOSE) run --rm cli status"
-	@echo
-	@echo "Name yourself the owner (only the owner's own ids reach the main session):"
-	@echo "  Telegram: DM the bot, then: moltbot pairing approve telegram <code> --owner"
-	@echo "  local channel: moltbot config set channels.local.owner '[\"<your name>\"]'"
+	@deploy/stack-pointer.sh "$(MOLTBOT_POINTER)" $(MOLTBOT_BUNDLE_DIR) 127.0.0.1:$(MOLTBOT_PORT)
+	@bash deploy/next-steps.sh "$(MOLTBOT_BUNDLE_DIR)" "$(MOLTBOT_PORT)" "$(COMPOSE)"
 
 # Sandbox containers and volumes are created by sandboxd, not compose, so
 # compose does not know them: they are found by label.
@@ -77,7 +77,7 @@ SANDBOX_LABEL := moltbot.sandbox.instance=$(MOLTBOT_INSTANCE)
 # down stops the stack and KEEPS every volume (config, approvals, the
 # encryption key); only the throwaway sandbox containers go.
 down:
-	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) --profile demo down --remove-orphans
 	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 
 # purge deletes everything the stack keeps. It says what first.
@@ -88,7 +88,7 @@ purge:
 	@echo "  - the config (moltbot.json and its sealed backups), pairing approvals and allowlists,"
 	@echo "    sessions, sandbox workspaces and the security log"
 	@echo "  - the internal CA, certificates and service tokens (a new set is made by the next make up)"
-	$(COMPOSE) down -v --remove-orphans
+	$(COMPOSE) --profile demo down -v --remove-orphans
 	@ids=$$(docker ps -aq --filter label=$(SANDBOX_LABEL)); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 	@vols=$$(docker volume ls -q --filter label=$(SANDBOX_LABEL)); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@echo "purged"
@@ -110,14 +110,20 @@ images-testonly: binaries
 # The operator's journey on a real compose stack of its own (see E2E_ENV):
 # make up, the CLI as an operator types it, make down/up, purge. The stack is
 # purged afterwards whatever the result.
-E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e
+E2E_ENV := COMPOSE_PROJECT_NAME=moltbot-e2e MOLTBOT_PORT=18799 MOLTBOT_UI_PORT=18783 MOLTBOT_BUNDLE_DIR=./.moltbot-e2e MOLTBOT_INSTANCE=e2e MOLTBOT_POINTER= MOLTBOT_DEMO_PORT=18795
 test-e2e:
 	@export $(E2E_ENV); rc=0; \
 	  (cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags e2e ./e2e/...) || rc=$$?; \
 	  $(MAKE) -s purge >/dev/null 2>&1 || true; rm -rf ./.moltbot-e2e; exit $$rc
 
-test-integration: images images-testonly sandbox-testimage
+test-integration: images images-testonly sandbox-testimage chromium
 	cd services && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./integration/...
+	cd sandboxd && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./internal/...
+
+# The Control UI's browser tests drive Debian's Chromium (chromedp).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium with apt-get" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: proto-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # make bench: measure `make up` to healthy, then every benchmark row against
-# its baseline (services/cmd/benchreport), writing BENCHMARKS.md.
+# its baseline (services/cmd/benchreport): >= 10 ABBA rounds a row, a 95 %
+# bootstrap interval, the raw rounds appended to bench/history.jsonl and
+# BENCHMARKS.md generated from that run. Not in CI (about 15 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export GOTOOLCHAIN=local TESTCONTAINERS_RYUK_DISABLED=true
 compose=$(if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 # Its own compose project, port, bundle and sandbox instance: `down -v`
 # below must never touch the operator's stack (make up's defaults).
-export COMPOSE_PROJECT_NAME=moltbot-bench MOLTBOT_PORT=18798 MOLTBOT_BUNDLE_DIR=./.moltbot-bench MOLTBOT_INSTANCE=bench
+export COMPOSE_PROJECT_NAME=moltbot-bench MOLTBOT_PORT=18798 MOLTBOT_UI_PORT=18784 MOLTBOT_BUNDLE_DIR=./.moltbot-bench MOLTBOT_INSTANCE=bench
 
-make -s images sandbox-testimage >/dev/null 2>&1
+# Images of this tree under its own tag (IMAGE_TAG=<tag> make bench).
+tag=${MOLTBOT_IMAGE_TAG:-latest}
+make -s images sandbox-testimage IMAGE_TAG="$tag" >/dev/null 2>&1
 # Full stack to healthy, images built, fresh volumes.
 $compose down -v --remove-orphans >/dev/null 2>&1 || true
 mkdir -p "$MOLTBOT_BUNDLE_DIR" && chmod 700 "$MOLTBOT_BUNDLE_DIR"

@@ -2,7 +2,15 @@ module github.com/moltbot/moltbot-secure/services
 
 go 1.26.0
 
-require github.com/moltbot/moltbot-secure/proto v0.0.0
+require (
+	github.com/chromedp/chromedp v0.23.0
+	github.com/moltbot/moltbot-secure/proto v0.0.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect
@@ -69,7 +77,7 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/grpc v1.85.0
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12
 )
 
 replace github.com/moltbot/moltbot-secure/proto => ../proto

@@ -16,13 +16,10 @@ if [[ "${FORCE:-0}" != 1 && "$have" == "$recipe" ]]; then
   exit 0
 fi
 [[ -z "$have" ]] || echo "$IMAGE was built from another recipe ($have); rebuilding as $recipe" >&2
-if ! docker version >/dev/null 2>&1; then
-  echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
+bash "$here/../prereqs.sh" up
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: debootstrap needs root to build $IMAGE; run: sudo make sandbox-image" >&2
   exit 1
-fi
-if ! command -v debootstrap >/dev/null 2>&1; then
-  echo "installing debootstrap with apt-get" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
 fi
 
 # The Debian mirror this host already uses (one-line or deb822 sources).
@@ -41,17 +38,28 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 echo "debootstrap --variant=minbase $SUITE from $mirror" >&2
-debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
-  tail -n 30 "$work/debootstrap.log" >&2
-  echo "error: debootstrap failed (log above)" >&2
-  exit 1
-}
+# On a terminal every package is shown as it comes (a few minutes the first
+# time); otherwise only the tail of the log on failure.
+if [ -t 1 ]; then
+  debootstrap --variant=minbase "$SUITE" "$root" "$mirror" 2>&1 | tee "$work/debootstrap.log" || {
+    echo "error: debootstrap failed (log above)" >&2
+    exit 1
+  }
+else
+  debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    tail -n 30 "$work/debootstrap.log" >&2
+    echo "error: debootstrap failed (log above)" >&2
+    exit 1
+  }
+fi
+echo "debootstrap done; importing $IMAGE" >&2
 chroot "$root" /usr/sbin/groupadd -g 10001 sandbox
 chroot "$root" /usr/sbin/useradd -u 10001 -g 10001 -d /tmp -s /bin/bash -M sandbox
-mkdir -p "$root/workspace" "$root/usr/local/bin"
+mkdir -p "$root/workspace" "$root/agent" "$root/usr/local/bin"
 # Docker copies the mount point's owner onto a new empty named volume: the
-# owner's workspace volume must be writable by the sandbox user.
-chown 10001:10001 "$root/workspace"
+# workspace volumes (a session's at /workspace, the agent's at /workspace
+# or /agent) must be writable by the sandbox user.
+chown 10001:10001 "$root/workspace" "$root/agent"
 # Docker copies the mount point's mode onto the tmpfs mounted there.
 chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
 bash "$here/build-agent.sh" "$root$AGENT_PATH"

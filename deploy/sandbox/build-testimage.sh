@@ -14,19 +14,12 @@ if [[ "${FORCE:-0}" != 1 && "$have" == "$recipe" ]]; then
   exit 0
 fi
 [[ -z "$have" ]] || echo "$IMAGE was built from another recipe ($have); rebuilding as $recipe" >&2
-if ! docker version >/dev/null 2>&1; then
-  echo "error: Docker is not reachable; start the Docker engine (dockerd) and retry" >&2
-  exit 1
-fi
-if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
-  echo "installing busybox-static with apt-get" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
-fi
+bash "$here/../prereqs.sh" test
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root=$ctx/rootfs
-mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,usr/local/bin} "$ctx/workspace"
+mkdir -p "$root"/{bin,etc,tmp,var/tmp,run,usr/local/bin} "$ctx/workspace" "$ctx/agent"
 # Docker copies the image's mount point mode onto the tmpfs, so these decide
 # whether the non-root user can write /tmp.
 chmod 1777 "$root/tmp" "$root/var/tmp" "$root/run"
@@ -43,8 +36,9 @@ cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY rootfs/ /
 # Docker copies the mount point's owner onto a new empty named volume: the
-# owner's workspace volume must be writable by the sandbox user.
+# workspace volumes (/workspace, /agent) must be writable by the sandbox user.
 COPY --chown=10001:10001 workspace /workspace
+COPY --chown=10001:10001 agent /agent
 ENV PATH=/usr/local/bin:/bin HOME=/tmp
 LABEL moltbot.sandbox.agent=$AGENT_PATH moltbot.sandbox.recipe=$recipe
 USER 10001:10001

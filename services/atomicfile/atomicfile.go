@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/renameio/v2"
 )
@@ -38,6 +39,22 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// IsTemp reports whether base has the form of the temp file WriteFile makes
+// while it writes a sibling NAME: "." + NAME + random digits (renameio's
+// name). They exist for an instant and are renamed away or removed; a
+// directory scan (the audit's snapshot) uses this to tell them apart.
+func IsTemp(base string) bool {
+	if !strings.HasPrefix(base, ".") {
+		return false
+	}
+	rest := base[1:]
+	i := len(rest)
+	for i > 0 && rest[i-1] >= '0' && rest[i-1] <= '9' {
+		i--
+	}
+	return i > 0 && i < len(rest)
 }
 
 // WriteWithBackup first copies the current content of path (if it exists) to

@@ -61,3 +61,57 @@ func TestDiskFullKeepsOldFile(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	require.Len(t, ents, 1, "temp file removed after the failure")
 }
+
+func TestIsTemp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{".security.head4242", true},
+		{".moltbot.json-12", true},
+		{".x1", true},
+		{"security.head", false},
+		{".security.head", false},
+		{".123", false},
+		{"moltbot.json123", false},
+		{".", false},
+		{"", false},
+	} {
+		if got := IsTemp(tc.name); got != tc.want {
+			t.Errorf("IsTemp(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The name WriteFile's temp file really has is one IsTemp recognises.
+func TestIsTempMatchesWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "security.head")
+	seen := ""
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = WriteFile(target, []byte("x"), 0o600)
+		}
+	}()
+	defer close(stop)
+	for i := 0; i < 100000 && seen == ""; i++ {
+		es, _ := os.ReadDir(dir)
+		for _, e := range es {
+			if e.Name() != "security.head" {
+				seen = e.Name()
+			}
+		}
+	}
+	if seen == "" {
+		t.Skip("never caught a temp file mid-write")
+	}
+	if !IsTemp(seen) {
+		t.Fatalf("IsTemp(%q) = false for WriteFile's own temp file", seen)
+	}
+}

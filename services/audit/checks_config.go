@@ -704,6 +704,16 @@ func (a *auditor) checkSandboxBlock(path string, sb map[string]any) {
 			Remedy: "moltbot config set " + path + ".mode non-main   (needs Docker and the sandbox image; see `moltbot doctor`)",
 		})
 	}
+	if mode != "off" && a.str(sb, "workspaceAccess", path+".workspaceAccess") == "rw" {
+		// Under mode off every session runs the main profile, which mounts
+		// the agent's workspace for the owner's session only.
+		a.add(Finding{
+			ID: "sandbox.workspace_rw", Severity: Warn,
+			Title:  "Non-main sessions get the agent's workspace read-write",
+			Detail: path + ".workspaceAccess is \"rw\": every group and non-owner sandbox mounts the agent's workspace at /workspace and can change or delete the owner's files",
+			Remedy: "moltbot config set " + path + ".workspaceAccess ro   (the agent's workspace read-only at /agent; or none: each session its own)",
+		})
+	}
 	d := a.obj(sb, "docker", path+".docker")
 	if d == nil {
 		return

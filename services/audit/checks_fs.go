@@ -503,9 +503,15 @@ func (a *auditor) summary() {
 	if a.noAuth {
 		auth = "none"
 	}
-	cui := "disabled"
-	if c, ok := gw["controlUi"].(map[string]any); ok && c["enabled"] == true {
-		cui = "enabled"
+	// The gateway serves the Control UI unless gateway.controlUi.enabled is false.
+	cui := "enabled (loopback, device approval)"
+	if c, ok := gw["controlUi"].(map[string]any); ok {
+		switch {
+		case c["enabled"] == false:
+			cui = "disabled"
+		case c["dangerouslyDisableDeviceAuth"] == true:
+			cui = "enabled WITHOUT device approval"
+		}
 	}
 	sb := "agents.defaults.sandbox=non-main"
 	if len(a.sandboxModes) > 0 {

@@ -3,12 +3,15 @@ package audit
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/moltbot/moltbot-secure/services/atomicfile"
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/stretchr/testify/require"
 )
@@ -285,4 +288,49 @@ func TestSnapshotDirErrors(t *testing.T) {
 		require.False(t, e.Escapes, e.Rel)
 	}
 	require.Contains(t, names, "moltbot.json")
+}
+
+// TestSnapshotSkipsWriterTemps: the temp files atomicfile makes while the
+// security log rewrites its head are never findings, caught mid-write or
+// gone before they are read (issue 14: fs.unreadable logs/.security.head<n>).
+func TestSnapshotSkipsWriterTemps(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state")
+	mkdir(t, root, "logs", 0o700)
+	// Left behind (a crash mid-write): private, so skipped; a hidden file of
+	// that form with a wide mode is still judged.
+	writeFile(t, root, "logs/.security.head4242", []byte("{}"), 0o600)
+	writeFile(t, root, "logs/.notes77", []byte("x"), 0o644)
+	snap, err := SnapshotDir(root)
+	require.NoError(t, err)
+	var rels []string
+	for _, e := range snap.Entries {
+		rels = append(rels, e.Rel)
+	}
+	require.NotContains(t, rels, "logs/.security.head4242")
+	require.Contains(t, rels, "logs/.notes77")
+	require.NoError(t, os.Remove(filepath.Join(root, "logs/.notes77")))
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = atomicfile.WriteFile(filepath.Join(root, "logs", "security.head"), []byte(fmt.Sprintf(`{"seq":%d}`, i)), 0o600)
+			_ = atomicfile.WriteFile(filepath.Join(root, "moltbot.json"), []byte(fmt.Sprintf(`{"version":%d}`, i)), 0o600)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for range 300 {
+		snap, err := SnapshotDir(root)
+		require.NoError(t, err)
+		for _, e := range snap.Entries {
+			require.Empty(t, e.Err, "%s", e.Rel)
+			require.False(t, atomicfile.IsTemp(path.Base(e.Rel)), "temp file reported: %s", e.Rel)
+		}
+	}
 }

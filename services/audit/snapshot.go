@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/moltbot/moltbot-secure/services/atomicfile"
 )
 
 // Snapshot limits: enough for a real state dir, bounded for a huge one.
@@ -77,8 +79,16 @@ func SnapshotDir(dir string) (Snapshot, error) {
 			return nil
 		}
 		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed or renamed since the dir was listed (a temp file, a
+			// rotated log): nothing left to judge.
+			return nil
+		}
 		if err != nil {
 			snap.Entries = append(snap.Entries, Entry{Rel: rel, Err: cleanErr(err)})
+			return nil
+		}
+		if isWriterTemp(fi) {
 			return nil
 		}
 		e := Entry{Rel: rel}
@@ -89,6 +99,9 @@ func SnapshotDir(dir string) (Snapshot, error) {
 			e.Escapes = escapes(realRoot, p)
 		case fi.Mode().IsRegular() && fi.Size() <= MaxContentSize && worthReading(rel):
 			b, err := readNoFollow(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // renamed away between the Lstat and the open
+			}
 			if err != nil {
 				e.Err = "read: " + cleanErr(err)
 			}
@@ -101,6 +114,14 @@ func SnapshotDir(dir string) (Snapshot, error) {
 		return snap, fmt.Errorf("walk %s: %w", root, err)
 	}
 	return snap, nil
+}
+
+// isWriterTemp: an atomicfile temp file (the config's, the security log
+// head's) caught mid-write. Only a private regular file is skipped, as
+// atomicfile makes them; a hidden file of that name with a wider mode is
+// still judged.
+func isWriterTemp(fi fs.FileInfo) bool {
+	return fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 && atomicfile.IsTemp(fi.Name())
 }
 
 func fillEntry(e *Entry, fi fs.FileInfo) {

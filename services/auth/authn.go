@@ -191,6 +191,14 @@ func (c ClientPort) Verify(certID, token string) (string, uint64, bool) {
 type Authenticator struct {
 	Verifier Verifier
 	Limiter  *Limiter
+	// Self is the server's own identity. A caller with a verified
+	// certificate for it holds this server's own key: it is the server
+	// probing itself (`security audit --deep` checks that a call without a
+	// token is refused). Its failures are refused like any other but never
+	// counted toward a lockout, so deep audits run back to back do not lock
+	// out their own probe, nor anyone sharing its address; whoever holds
+	// that key has nothing to guess.
+	Self string
 	// OnEvent, when set, is told about failures and lockouts on every call
 	// and about a success once per connection and identity (the server's
 	// stats handler marks connections; see ConnStats). It must not block.
@@ -227,15 +235,20 @@ func (a *Authenticator) AuthFunc(ctx context.Context) (context.Context, error) {
 		}
 	}
 	a.event(ctx, Event{Kind: "auth.failure", Addr: addr, CertID: certID, Method: method})
-	if wait, locked := a.Limiter.Fail(key); locked {
-		a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
-		return nil, lockedOut(ctx, wait)
+	if !a.isSelf(certID) {
+		if wait, locked := a.Limiter.Fail(key); locked {
+			a.event(ctx, Event{Kind: "auth.lockout", Addr: addr, CertID: certID, Method: method})
+			return nil, lockedOut(ctx, wait)
+		}
 	}
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "missing bearer token: set CLAWDBOT_GATEWAY_TOKEN or run `moltbot certs init`")
 	}
 	return nil, status.Error(codes.Unauthenticated, "invalid token")
 }
+
+// isSelf: the caller proved it holds this server's own certificate key.
+func (a *Authenticator) isSelf(certID string) bool { return a.Self != "" && certID == a.Self }
 
 func (a *Authenticator) event(ctx context.Context, ev Event) {
 	if a.OnEvent != nil {

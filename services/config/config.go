@@ -62,12 +62,24 @@ func (e *ParseError) Error() string {
 // Unwrap makes a ParseError an errs.ErrInvalidArgument.
 func (e *ParseError) Unwrap() error { return errs.ErrInvalidArgument }
 
+// notExistError is a missing config file. It is both errs.ErrNotFound
+// (the gateway's code mapping) and fs.ErrNotExist (what the audit, doctor
+// and the offline paths test for: no file means the documented defaults),
+// so no caller can take a missing file for an unreadable one.
+type notExistError struct{ path string }
+
+func (e *notExistError) Error() string {
+	return fmt.Sprintf("config %s does not exist: %v", e.path, errs.ErrNotFound)
+}
+
+func (e *notExistError) Unwrap() []error { return []error{errs.ErrNotFound, os.ErrNotExist} }
+
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("config %s does not exist: %w", path, errs.ErrNotFound)
+			return nil, &notExistError{path: path}
 		}
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}

@@ -95,7 +95,8 @@ func TestValidateUpstream(t *testing.T) {
 	}{
 		{"channels.telegram.dm.policy", `"open" was removed`, "moltbot security migrate", SevError, 11},
 		{"gateway.auth.token", "weak token: the rule is at least 32 characters with at least 20 distinct", "moltbot token generate", SevError, 5},
-		{"gateway.controlUi.allowInsecureAuth", "is removed", "moltbot security migrate", SevError, 6},
+		// Deprecated, not removed (the seed): it works, with a warning.
+		{"gateway.controlUi.allowInsecureAuth", "is deprecated and dangerous", "moltbot security migrate", SevWarning, 6},
 		{"agents.defaults.sandbox.docker.network", `network "host"`, "none", SevError, 16},
 		{"agents.defaults.sandbox.docker.binds.0", "Docker socket", "remove", SevError, 16},
 		{"agents.defaults.sandbox.docker.binds.1", "host root", "bind only", SevError, 16},
@@ -112,7 +113,7 @@ func TestValidateUpstream(t *testing.T) {
 	}
 	require.Nil(t, problemAt(ps, "agents.defaults.sandbox.docker.binds.2"))
 	require.NotContains(t, ps[0].String(), "short-token", "problems never show the token")
-	require.Len(t, Errors(ps), 7, "6 security errors and a misspelt key")
+	require.Len(t, Errors(ps), 6, "5 security errors and a misspelt key")
 }
 
 func TestValidateTypesAndEnums(t *testing.T) {

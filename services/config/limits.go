@@ -18,6 +18,10 @@ const (
 	MaxCPUs        float64 = 64
 	MinPidsLimit   int64   = 16
 	MaxPidsLimit   int64   = 4096
+	// Workspace quota (agents.defaults.sandbox.workspaceQuota).
+	DefaultWorkspaceQuota int64 = 512 << 20
+	MinWorkspaceQuota     int64 = 1 << 20
+	MaxWorkspaceQuota     int64 = 1 << 40
 )
 
 // SizeFormat names the accepted memory formats, for error messages.
@@ -69,6 +73,37 @@ func CheckPidsLimit(n int64) error {
 		return fmt.Errorf("%d outside %d..%d", n, MinPidsLimit, MaxPidsLimit)
 	}
 	return nil
+}
+
+// CheckWorkspaceQuota bounds a sandbox workspace's quota.
+func CheckWorkspaceQuota(n int64) error {
+	if n < MinWorkspaceQuota || n > MaxWorkspaceQuota {
+		return fmt.Errorf("%d bytes outside 1 MiB..1 TiB", n)
+	}
+	return nil
+}
+
+// WorkspaceQuotaValue converts the config's workspaceQuota (a size string
+// or a number of bytes) and checks its bounds.
+func WorkspaceQuotaValue(v any) (int64, error) {
+	n, err := sizeValue(v)
+	if err != nil {
+		return 0, err
+	}
+	return n, CheckWorkspaceQuota(n)
+}
+
+func sizeValue(v any) (int64, error) {
+	switch t := v.(type) {
+	case string:
+		return ParseBytes(t)
+	case float64:
+		if t != math.Trunc(t) || t <= 0 || t > 1<<50 {
+			return 0, fmt.Errorf("%g is not a positive whole number of bytes", t)
+		}
+		return int64(t), nil
+	}
+	return 0, fmt.Errorf("is %s, want a size", typeName(v))
 }
 
 // memoryValue converts the config's docker.memory (a size string or a
@@ -180,14 +215,4 @@ func NormalizeBind(b string) (string, error) {
 		}
 	}
 	return path.Clean(src) + ":" + d + ":" + mode, nil
-}
-
-// CheckWorkspaceDir checks the directory mounted into the sandbox when
-// workspaceAccess is ro or rw: absolute, not /, and not a path that exposes
-// the host.
-func CheckWorkspaceDir(dir, access string) error {
-	if !path.IsAbs(dir) || path.Clean(dir) == "/" {
-		return fmt.Errorf("%q must be an absolute directory other than / when workspaceAccess is %s", dir, access)
-	}
-	return CheckBindSource(dir)
 }

@@ -213,8 +213,15 @@ func schema() *node {
 				"basePath":                     of(kString),
 				"allowInsecureAuth":            of(kBool),
 				"dangerouslyDisableDeviceAuth": of(kBool),
+				"allowedOrigins":               listOf(of(kString)),
 			}),
 			"tailscale": of(kAny),
+			// This gateway's own: message concurrency (README "Concurrent chats").
+			"inbound": obj(map[string]*node{
+				"workers":         of(kInt),
+				"queuePerSession": of(kInt),
+				"maxSessions":     of(kInt),
+			}),
 		}), upstreamGatewayKeys),
 		"channels": obj(channels),
 		"agents": obj(map[string]*node{
@@ -226,6 +233,7 @@ func schema() *node {
 					"mode":            str(SandboxModes...),
 					"scope":           str(SandboxScopes...),
 					"workspaceAccess": str(WorkspaceAccesses...),
+					"workspaceQuota":  of(kStringOrNum),
 					"docker":          docker,
 					"prune":           of(kAny),
 					// The "main" profile the owner's main session runs under.

@@ -277,6 +277,9 @@ func beneathAny(p string, roots []string) bool {
 }
 
 func (v *validator) gateway() {
+	// The deprecated Control UI switches work as the seed says (with a
+	// warning at every start and a CRITICAL audit finding), so validation
+	// warns but never refuses them.
 	for _, f := range []string{"allowInsecureAuth", "dangerouslyDisableDeviceAuth"} {
 		p := "gateway.controlUi." + f
 		val, ok := v.raw("gateway", "controlUi", f)
@@ -284,9 +287,18 @@ func (v *validator) gateway() {
 			continue
 		}
 		if b, _ := val.(bool); b {
-			v.add(SevError, p, "is removed: it turns off authentication of the control UI", "delete it (`"+MigrateFix+"` does); use token auth, and Tailscale Serve for remote access")
+			v.add(SevWarning, p, "is deprecated and dangerous: it weakens the Control UI's device authentication (removed in phase 2)", "delete it (`"+MigrateFix+"` or `moltbot security audit --fix` does)")
 		} else {
 			v.add(SevWarning, p, "is deprecated and has no effect", "delete it (`"+MigrateFix+"` does)")
+		}
+	}
+	if list, ok := v.raw("gateway", "controlUi", "allowedOrigins"); ok {
+		items, _ := list.([]any)
+		for i, it := range items {
+			s, _ := it.(string)
+			if _, err := NormalizeOrigin(s); err != nil {
+				v.add(SevError, fmt.Sprintf("gateway.controlUi.allowedOrigins[%d]", i), err.Error(), "give the proxy's origin, e.g. https://host.tailnet.ts.net")
+			}
 		}
 	}
 	mode := "token"
@@ -399,12 +411,15 @@ func (v *validator) mainProfile() {
 
 func (v *validator) sandbox() {
 	v.mainProfile()
-	// The workspace sandboxd mounts under ro/rw access: its rule.
-	if acc, _ := v.resolved("agents", "defaults", "sandbox", "workspaceAccess"); acc == "ro" || acc == "rw" {
-		ws, _ := v.resolved("agents", "defaults", "workspace")
-		dir, _ := ws.(string)
-		if err := CheckWorkspaceDir(dir, acc.(string)); err != nil {
-			v.add(SevError, "agents.defaults.workspace", err.Error(), "moltbot config set agents.defaults.workspace /absolute/dir (or workspaceAccess none)")
+	// Workspaces are named volumes sandboxd keeps (no host directory), so
+	// ro and rw need no path; the quota has sandboxd's bounds.
+	if q, ok := v.resolved("agents", "defaults", "sandbox", "workspaceQuota"); ok {
+		switch q.(type) {
+		case string, float64: // other types are reported by walk
+			if _, err := WorkspaceQuotaValue(q); err != nil {
+				p := "agents.defaults.sandbox.workspaceQuota"
+				v.add(SevError, p, err.Error()+"; want "+SizeFormat+" (1 MiB..1 TiB)"+v.from(p), "moltbot config set "+p+" 512m")
+			}
 		}
 	}
 	const base = "agents.defaults.sandbox.docker"

@@ -41,6 +41,16 @@ type Gateway struct {
 	Auth      GatewayAuth
 	Remote    Secret
 	ControlUI ControlUI
+	Inbound   Inbound
+}
+
+// Inbound bounds the gateway's message processing (gateway.inbound.*);
+// 0 means the default (the gateway's dispatch package holds the defaults
+// and the allowed ranges).
+type Inbound struct {
+	Workers         int // messages processed at once, over all sessions
+	QueuePerSession int // messages waiting behind a session's running one
+	MaxSessions     int // sessions with queued messages
 }
 
 type GatewayAuth struct {
@@ -50,8 +60,14 @@ type GatewayAuth struct {
 }
 
 type ControlUI struct {
+	// Enabled: the gateway serves the UI (default true; upstream's key).
+	Enabled                      bool
 	AllowInsecureAuth            bool
 	DangerouslyDisableDeviceAuth bool
+	// AllowedOrigins are the HTTPS proxies (e.g. Tailscale Serve) the UI
+	// may be reached through, normalised (NormalizeOrigin); invalid entries
+	// are left out (Validate reports them).
+	AllowedOrigins []string
 }
 
 type Access struct {
@@ -84,7 +100,9 @@ type Sandbox struct {
 	Mode            string // non-main (default) | off | all
 	Scope           string // session (default) | agent | shared
 	WorkspaceAccess string // none (default) | ro | rw
-	Docker          Docker
+	// WorkspaceQuota is workspaceQuota as written ("" = the default, 512 MiB).
+	WorkspaceQuota string
+	Docker         Docker
 	// MainNetwork is agents.defaults.sandbox.main.network, the network of
 	// the "main" profile ("" = sandboxd's default, bridge).
 	MainNetwork string
@@ -141,9 +159,16 @@ func (c *Config) View() View {
 				Password: r.secret("gateway", "auth", "password"),
 			},
 			Remote: r.secret("gateway", "remote", "token"),
+			Inbound: Inbound{
+				Workers:         int(r.num(0, "gateway", "inbound", "workers")),
+				QueuePerSession: int(r.num(0, "gateway", "inbound", "queuePerSession")),
+				MaxSessions:     int(r.num(0, "gateway", "inbound", "maxSessions")),
+			},
 			ControlUI: ControlUI{
+				Enabled:                      r.boolean(true, "gateway", "controlUi", "enabled"),
 				AllowInsecureAuth:            r.boolean(false, "gateway", "controlUi", "allowInsecureAuth"),
 				DangerouslyDisableDeviceAuth: r.boolean(false, "gateway", "controlUi", "dangerouslyDisableDeviceAuth"),
+				AllowedOrigins:               normalizeOrigins(r.strList("gateway", "controlUi", "allowedOrigins")),
 			},
 		},
 		Channels: map[string]Channel{},
@@ -154,10 +179,11 @@ func (c *Config) View() View {
 				MainNetwork:     r.str("", "agents", "defaults", "sandbox", "main", "network"),
 				Scope:           r.str(SandboxScopes[0], "agents", "defaults", "sandbox", "scope"),
 				WorkspaceAccess: r.str(WorkspaceAccesses[0], "agents", "defaults", "sandbox", "workspaceAccess"),
+				WorkspaceQuota:  r.scalar("", "agents", "defaults", "sandbox", "workspaceQuota"),
 			},
 		},
 		Models:  map[string]Provider{},
-		Logging: Logging{RedactSensitive: "tools"},
+		Logging: Logging{RedactSensitive: defaultRedact},
 	}
 	d := []string{"agents", "defaults", "sandbox", "docker"}
 	at := func(k ...string) []string { return append(append([]string{}, d...), k...) }

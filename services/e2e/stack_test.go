@@ -16,9 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moltbot/moltbot-secure/services/testharness"
 )
 
 // repo is the repository root (this package is services/e2e).
@@ -80,7 +83,20 @@ func run(t testing.TB, timeout time.Duration, env []string, name string, args ..
 	} else if err != nil {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
+	if runsCLI(name, args) {
+		if err := testharness.CheckCLIOutput(r.Out + r.Err); err != nil {
+			t.Errorf("%s %v: %v", name, args, err)
+		}
+	}
 	return r
+}
+
+// runsCLI: the host moltbot, or `compose run ... cli ...`.
+func runsCLI(name string, args []string) bool {
+	if filepath.Base(name) == "moltbot" {
+		return true
+	}
+	return slices.Contains(args, "run") && slices.Contains(args, "cli")
 }
 
 func composeCmd() []string {

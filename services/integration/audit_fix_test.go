@@ -85,6 +85,7 @@ func TestAuditFixSeedBeforeConfig(t *testing.T) {
 		} else {
 			require.NoError(t, err)
 		}
+		require.NoError(t, testharness.CheckCLIOutput(out.String()))
 		return out.String(), code
 	}
 	score := func(out string) auditJSON {

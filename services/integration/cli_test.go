@@ -53,6 +53,9 @@ func runMoltbot(ctx context.Context, t *testing.T, bin string, env []string, arg
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("run moltbot: %v", err)
 	}
+	if err := testharness.CheckCLIOutput(out.String()); err != nil {
+		t.Errorf("moltbot %v: %v", args, err)
+	}
 	return cliResult{code: cmd.ProcessState.ExitCode(), out: out.String()}
 }
 
@@ -91,11 +94,15 @@ func TestCLIStatusFromTheHost(t *testing.T) {
 		})
 	}
 
-	t.Run("wrong token: a client CLI reports the gateway unreachable", func(t *testing.T) {
-		env := []string{"MOLTBOT_STATE_DIR=" + tokenOnly, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + newToken(t)}
+	t.Run("wrong token: a client CLI says the gateway refused it (exit 4), not down", func(t *testing.T) {
+		tok := newToken(t)
+		env := []string{"MOLTBOT_STATE_DIR=" + tokenOnly, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN=" + tok}
 		res := runMoltbot(ctx, t, bin, env, "status")
-		require.Equalf(t, 3, res.code, "output: %s", res.out)
-		require.Contains(t, res.out, "invalid token")
+		require.Equalf(t, 4, res.code, "output: %s", res.out)
+		require.Contains(t, res.out, "REFUSED")
+		require.Contains(t, res.out, "rejected the token from $CLAWDBOT_GATEWAY_TOKEN: invalid token")
+		require.NotContains(t, res.out, "DOWN")
+		require.NotContains(t, res.out, tok, "never the token")
 	})
 
 	t.Run("the owner never uses the gateway token, so a wrong one does not matter", func(t *testing.T) {
@@ -107,7 +114,7 @@ func TestCLIStatusFromTheHost(t *testing.T) {
 	t.Run("a client CLI is refused an owner method with the fix", func(t *testing.T) {
 		env := []string{"MOLTBOT_STATE_DIR=" + tokenOnly, "MOLTBOT_GATEWAY=" + addr, "CLAWDBOT_GATEWAY_TOKEN="}
 		res := runMoltbot(ctx, t, bin, env, "config", "get", "gateway.auth.token", "--reveal")
-		require.Equalf(t, 1, res.code, "output: %s", res.out)
+		require.Equalf(t, 4, res.code, "output: %s", res.out)
 		require.Contains(t, res.out, "owner only: RevealConfig")
 		require.Contains(t, res.out, "pki/cli.pem, cli-key.pem, cli.token")
 		require.NotContains(t, res.out, "rpc error")

@@ -218,9 +218,12 @@ func TestPairingEndToEnd(t *testing.T) {
 		require.Equal(t, 0, out.Code, out.Logs)
 		require.Contains(t, out.Logs, "agent:main:local:dm:alice")
 		// The CLI's message send, with its replies on stdout.
+		// dora is not paired: the reply carries her code, and the CLI exits
+		// 5 (not delivered) so a script can tell.
 		out, err = st.RunCLI(ctx, nil, "message", "send", "--channel", "local", "--from", "dora", "hi there")
 		require.NoError(t, err)
-		require.Equal(t, 0, out.Code, out.Logs)
+		require.Equal(t, 5, out.Code, out.Logs)
+		require.Contains(t, out.Logs, "not delivered to the agent: dm pairing")
 		require.Contains(t, out.Logs, "moltbot pairing approve local ")
 		rejectAll(t, ctx, pc, "local")
 	})

@@ -76,14 +76,25 @@ func sandboxStack(t *testing.T, cfg []byte, sandboxdEnv map[string]string) (*tes
 		if err := st.RemoveSandboxContainers(ctx, instance); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		// sandboxd's owner workspace volume for this instance (sandboxd/cmd/sandboxd names it).
-		_ = exec.Command("docker", "volume", "rm", "-f", ownerVolume(instance)).Run()
+		// sandboxd's workspace volumes for this instance, by label as make purge does.
+		if out, err := exec.Command("docker", "volume", "ls", "-q", "--filter", "label=moltbot.sandbox.instance="+instance).Output(); err == nil {
+			for _, v := range strings.Fields(string(out)) {
+				_ = exec.Command("docker", "volume", "rm", "-f", v).Run()
+			}
+		}
 	})
 	return st, instance
 }
 
-// ownerVolume is the owner's workspace volume of a test sandboxd instance.
-func ownerVolume(instance string) string { return "moltbot-sbx-" + instance + "-owner-workspace" }
+// agentVolumes are the agent workspace volumes (the owner's) of a test
+// sandboxd instance.
+func agentVolumes(t *testing.T, instance string) []string {
+	t.Helper()
+	out, err := exec.Command("docker", "volume", "ls", "-q", "--filter", "label=moltbot.sandbox.instance="+instance,
+		"--filter", "label=moltbot.sandbox.volume=agent-workspace").Output()
+	require.NoError(t, err)
+	return strings.Fields(string(out))
+}
 
 // sessionContainers are the instance's sandbox containers of one session.
 func sessionContainers(t *testing.T, st *testharness.Stack, instance, session string) []testharness.SandboxContainer {
@@ -152,6 +163,18 @@ func TestSandboxRouting(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, list.GetContainers(), 1)
 		require.Equal(t, groupKey, list.GetContainers()[0].GetSessionKey())
+
+		// Issue 17: the group's workspace is writable, the working dir,
+		// and kept for the next command.
+		reply, _ = send(t, gw, "someone", group, "/exec echo x > /workspace/a.txt && pwd")
+		require.Contains(t, reply, "\n/workspace\n", reply)
+		reply, _ = send(t, gw, "someone", group, "/exec cat a.txt")
+		require.Contains(t, reply, "\nx\n", reply)
+		list, err = sb.List(ctx, &sandboxv1.ListRequest{})
+		require.NoError(t, err)
+		require.Len(t, list.GetWorkspaces(), 1)
+		require.Equal(t, groupKey, list.GetWorkspaces()[0].GetSessionKey())
+		require.True(t, list.GetWorkspaces()[0].GetMeasured())
 	})
 
 	t.Run("main session exec runs in a main-profile sandbox", func(t *testing.T) {
@@ -179,6 +202,8 @@ func TestSandboxRouting(t *testing.T) {
 		require.NotEqual(t, firstID, cs[0].ID, "new container id")
 		require.NotEqual(t, firstHash, cs[0].Labels[testharness.LabelSandboxConfigHash], "new hash label")
 		require.Equal(t, groupKey, cs[0].Labels[testharness.LabelSandboxSession])
+		reply, _ = send(t, gw, "someone", group, "/exec cat a.txt")
+		require.Contains(t, reply, "\nx\n", "the workspace survives the config change: %s", reply)
 	})
 
 	t.Run("mode off gives every session the main profile", func(t *testing.T) {
@@ -195,7 +220,11 @@ func TestSandboxRouting(t *testing.T) {
 		out, err := exec.Command("docker", "inspect", "-f", "{{.HostConfig.NetworkMode}} {{json .Mounts}}", g[0].ID).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		require.True(t, strings.HasPrefix(string(out), "bridge "), "the main profile's network: %s", out)
-		require.NotContains(t, string(out), ownerVolume(instance), "never the owner's workspace")
+		agentVols := agentVolumes(t, instance)
+		require.NotEmpty(t, agentVols, "the owner's session made the agent's workspace")
+		for _, v := range agentVols {
+			require.NotContains(t, string(out), v, "never the owner's workspace")
+		}
 	})
 }
 

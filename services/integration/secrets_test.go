@@ -69,6 +69,9 @@ func runMoltbotStdin(ctx context.Context, t *testing.T, bin string, env []string
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("run moltbot: %v", err)
 	}
+	if err := testharness.CheckCLIOutput(out.String()); err != nil {
+		t.Errorf("moltbot %v: %v", args, err)
+	}
 	return cliResult{code: cmd.ProcessState.ExitCode(), out: out.String()}
 }
 
@@ -189,6 +192,15 @@ func TestSecretsSetGetRestartRotate(t *testing.T) {
 	r = e.cli("", "config", "get", "channels.telegram.botToken", "--reveal")
 	require.Equal(t, 0, r.code, r.out)
 	require.Equal(t, bot, strings.TrimSpace(r.out))
+	// k1 still seals the config and its backups: retiring it is refused,
+	// naming what and the fix, and changes nothing.
+	r = e.cli("", "security", "rotate-key", "--retire", "k1")
+	require.Equal(t, 1, r.code, r.out)
+	require.Contains(t, r.out, "key k1 still seals")
+	require.Contains(t, r.out, "channels.telegram.botToken")
+	require.Contains(t, r.out, "rotate-key --rewrap")
+	r = e.cli("", "config", "get", "channels.telegram.botToken", "--reveal")
+	require.Equal(t, 0, r.code, r.out)
 
 	// Rewrap: every envelope (config and sealed backups) carries the new kid.
 	r = e.cli("", "--json", "security", "rotate-key", "--rewrap")
@@ -209,12 +221,19 @@ func TestSecretsSetGetRestartRotate(t *testing.T) {
 		require.Equal(t, "k3", k)
 	}
 
-	// Retire k1 and k2: nothing breaks, a restart still decrypts everything.
-	sc := e.secretsAsCLI()
+	// Retire k1 and k2 with the CLI: nothing breaks, a restart still
+	// decrypts everything.
 	for _, k := range []string{"k1", "k2"} {
-		_, err := sc.Retire(ctxFor(t, 10*time.Second), &secretsv1.RetireRequest{Kid: k})
-		require.NoError(t, err)
+		r = e.cli("", "security", "rotate-key", "--retire", k)
+		require.Equal(t, 0, r.code, r.out)
+		require.Contains(t, r.out, "retired key "+k)
 	}
+	// The primary seals everything now: refused, and the fix is a new
+	// primary first.
+	r = e.cli("", "security", "rotate-key", "--retire", "k3")
+	require.Equal(t, 1, r.code, "the primary is never retired: %s", r.out)
+	require.Contains(t, r.out, "key k3 still seals")
+	require.Contains(t, r.out, "rotate-key --rewrap")
 	e.restartGateway()
 	r = e.cli("", "config", "get", "channels.telegram.botToken", "--reveal")
 	require.Equal(t, 0, r.code, r.out)

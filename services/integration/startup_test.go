@@ -52,6 +52,22 @@ func TestWeakGatewayTokenRefused(t *testing.T) {
 	}
 }
 
+// A weak $CLAWDBOT_GATEWAY_TOKEN is refused at once, naming the rule, even
+// with secretsd unreachable (issue 14: it used to wait 15 s for secretsd,
+// then say "secretsd is unreachable" instead of the token rule).
+func TestWeakEnvTokenRefusedBeforeSecretsd(t *testing.T) {
+	st := sharedStack(t)
+	ctx := ctxFor(t, time.Minute)
+	start := time.Now()
+	res, err := st.RunOnce(ctx, testharness.Gateway, testharness.ServiceOptions{
+		Env: map[string]string{"CLAWDBOT_GATEWAY_TOKEN": "correct-horse-battery", "MOLTBOT_SECRETSD_ADDR": "nowhere.invalid:18790"},
+	}, 30*time.Second)
+	require.NoError(t, err)
+	requireRefusedStart(t, res, false, "CLAWDBOT_GATEWAY_TOKEN", "at least 32 characters", "moltbot token generate")
+	require.NotContains(t, res.Logs, "secretsd is unreachable")
+	require.Less(t, time.Since(start), 10*time.Second, "refused before any wait for secretsd")
+}
+
 func TestMissingCertsRefused(t *testing.T) {
 	st := sharedStack(t)
 	empty := t.TempDir()

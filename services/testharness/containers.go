@@ -332,7 +332,11 @@ func (s *Stack) RunCLI(ctx context.Context, env map[string]string, args ...strin
 		}),
 		testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(30 * time.Second)),
 	}
-	return s.runToExit(ctx, Image(CLI, s.opts.ImageTag), opts)
+	res, err := s.runToExit(ctx, Image(CLI, s.opts.ImageTag), opts)
+	if err == nil {
+		err = CheckCLIOutput(res.Logs)
+	}
+	return res, err
 }
 
 func (s *Stack) runToExit(ctx context.Context, img string, opts []testcontainers.ContainerCustomizer) (Exit, error) {

@@ -107,6 +107,12 @@ func (f *FakeTelegramServer) Group(ctx context.Context, chatID, fromID int64, te
 	return f.post(ctx, "/_fake/group", map[string]any{"chat_id": chatID, "from_id": fromID, "text": text})
 }
 
+// Fail makes the fake's next call of method (e.g. "getUpdates") fail
+// with the Bot API error code and description.
+func (f *FakeTelegramServer) Fail(ctx context.Context, method string, code int, description string) error {
+	return f.post(ctx, "/_fake/fail", map[string]any{"method": method, "error_code": code, "description": description})
+}
+
 func (f *FakeTelegramServer) post(ctx context.Context, path string, body any) error {
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL+path, bytes.NewReader(b))

@@ -65,6 +65,7 @@ type LocalStack struct {
 type localProc struct {
 	svc   string
 	addr  string
+	ui    string // the gateway's Control UI listener
 	state string
 	log   string
 	cmd   *exec.Cmd
@@ -141,6 +142,11 @@ func NewLocal(ctx context.Context, opts LocalOptions) (l *LocalStack, err error)
 		if p.addr, err = freePort(); err != nil {
 			return l, err
 		}
+		if svc == Gateway {
+			if p.ui, err = freePort(); err != nil {
+				return l, err
+			}
+		}
 		l.procs[svc] = p
 	}
 	if opts.GatewayConfig != nil {
@@ -216,6 +222,8 @@ func (l *LocalStack) env(p *localProc) []string {
 			e["MOLTBOT_"+strings.ToUpper(dep)+"_ADDR"] = addr
 		}
 		e["CLAWDBOT_GATEWAY_TOKEN_FILE"] = filepath.Join(l.pkiDir, pkiinit.GatewayTokenFile)
+		// Each stack's own Control UI port: parallel stacks never collide.
+		e["MOLTBOT_UI_ADDR"] = p.ui
 	}
 	for k, v := range l.opts.Env[p.svc] {
 		e[k] = v
@@ -389,6 +397,16 @@ func (l *LocalStack) StateDir(svc string) string {
 
 // PKIDir holds the stack's CA, certs and tokens.
 func (l *LocalStack) PKIDir() string { return l.pkiDir }
+
+// UIURL is the gateway's Control UI, http://127.0.0.1:port (kept across restarts).
+func (l *LocalStack) UIURL() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.procs[Gateway]; p != nil {
+		return "http://" + p.ui
+	}
+	return ""
+}
 
 // ConfigPath is the gateway's moltbot.json.
 func (l *LocalStack) ConfigPath() string { return filepath.Join(l.StateDir(Gateway), "moltbot.json") }

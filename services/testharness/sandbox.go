@@ -16,14 +16,20 @@ const (
 )
 
 // SandboxdEnv is sandboxd's environment for a test: its containers carry
-// instance as a label (so the test finds and removes exactly its own), the
-// warm pool has poolSize containers (0: none) of the default image.
+// instance as a label (so the test finds and removes exactly its own; ""
+// keeps the stack's name, which Close removes), the warm pool has poolSize
+// containers (0: none) of the default image.
 func SandboxdEnv(instance, image string, poolSize int) map[string]string {
-	return map[string]string{
-		"MOLTBOT_SANDBOX_INSTANCE":  instance,
+	env := map[string]string{
 		"MOLTBOT_SANDBOX_IMAGE":     image,
 		"MOLTBOT_SANDBOX_POOL_SIZE": fmt.Sprint(poolSize),
 	}
+	// An empty instance would label nothing, and Close (which removes by
+	// the stack's name) would leave the containers behind.
+	if instance != "" {
+		env["MOLTBOT_SANDBOX_INSTANCE"] = instance
+	}
+	return env
 }
 
 // SandboxContainer is one sandbox container as Docker reports it.
@@ -49,7 +55,8 @@ func (s *Stack) SandboxContainers(ctx context.Context, instance string) ([]Sandb
 }
 
 // RemoveSandboxContainers removes the sandbox containers labelled with
-// instance (they are sandboxd's, so closing the stack leaves them).
+// instance (they are sandboxd's, so closing the stack leaves them), then
+// their workspace volumes with the same label.
 func (s *Stack) RemoveSandboxContainers(ctx context.Context, instance string) error {
 	cs, err := s.SandboxContainers(ctx, instance)
 	if err != nil {
@@ -58,6 +65,16 @@ func (s *Stack) RemoveSandboxContainers(ctx context.Context, instance string) er
 	for _, c := range cs {
 		if _, err := s.docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
 			return fmt.Errorf("remove sandbox container %.12s: %w", c.ID, err)
+		}
+	}
+	f := client.Filters{}.Add("label", LabelSandboxInstance+"="+instance)
+	vl, err := s.docker.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list sandbox volumes: %w", err)
+	}
+	for _, v := range vl.Items {
+		if _, err := s.docker.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+			return fmt.Errorf("remove sandbox volume %s: %w", v.Name, err)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmd/root"
@@ -15,20 +14,13 @@ var version = "dev"
 
 func main() {
 	f := cmdutil.New()
-	defer f.Close()
 	err := root.New(f, version).Execute()
+	code := cmdutil.ExitOK
 	if err != nil {
-		var d *cmdutil.DegradedError
-		if !asDegraded(err, &d) {
-			fmt.Fprintln(os.Stderr, "moltbot:", err)
-		}
+		e := f.Explain(err)
+		cmdutil.Report(f.Err, e, f.JSON)
+		code = e.Exit
 	}
 	f.Close()
-	os.Exit(cmdutil.ExitCode(err))
-}
-
-func asDegraded(err error, d **cmdutil.DegradedError) bool {
-	e, ok := err.(*cmdutil.DegradedError)
-	*d = e
-	return ok
+	os.Exit(code)
 }

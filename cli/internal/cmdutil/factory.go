@@ -23,7 +23,6 @@ import (
 	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/client"
 	"github.com/moltbot/moltbot-secure/services/errs"
-	"github.com/moltbot/moltbot-secure/services/statedir"
 	"github.com/moltbot/moltbot-secure/services/tlsutil"
 )
 
@@ -35,9 +34,10 @@ const (
 	GatewayTokenFile = "gateway-auth.token"
 )
 
-// ErrNoGatewayToken: the CLI has no token to call the gateway with; the
-// commands that can work offline (audit, migrate, rollback, validate) do.
-var ErrNoGatewayToken = errors.New("no gateway token")
+// ErrNoGatewayToken: the CLI has no bundle or token to call the gateway
+// with; the commands that can work offline (audit, migrate, rollback,
+// validate) do.
+var ErrNoGatewayToken = errors.New("cannot call the gateway")
 
 // Factory builds dependencies lazily so --help and flag errors never dial.
 type Factory struct {
@@ -47,21 +47,81 @@ type Factory struct {
 	Out          io.Writer
 	Err          io.Writer
 
-	mu   sync.Mutex
-	conn *grpc.ClientConn
+	mu          sync.Mutex
+	conn        *grpc.ClientConn
+	tokenSource string
 }
 
-// New returns a factory writing to stdout/stderr.
+// DefaultGatewayAddr is where `make up` publishes the gateway.
+const DefaultGatewayAddr = "127.0.0.1:18789"
+
+// New returns a factory writing to stdout/stderr. The gateway address is
+// $MOLTBOT_GATEWAY here; when unset, Addr takes it from the stack pointer.
 func New() *Factory {
-	addr := os.Getenv(EnvGatewayAddr)
-	if addr == "" {
-		addr = "127.0.0.1:18789"
-	}
-	return &Factory{GatewayAddr: addr, Out: os.Stdout, Err: os.Stderr}
+	return &Factory{GatewayAddr: os.Getenv(EnvGatewayAddr), Out: os.Stdout, Err: os.Stderr}
+}
+
+// Location finds the state dir (see Locate for the order).
+func (f *Factory) Location() (Location, error) {
+	cwd, _ := os.Getwd()
+	home, _ := os.UserHomeDir()
+	return Locate(f.StateDirFlag, cwd, home)
 }
 
 // StateDir resolves the state dir.
-func (f *Factory) StateDir() (string, error) { return statedir.Resolve(f.StateDirFlag) }
+func (f *Factory) StateDir() (string, error) {
+	l, err := f.Location()
+	return l.Dir, err
+}
+
+// Addr is the gateway address: --gateway, $MOLTBOT_GATEWAY, the address
+// the pointer gives for the state dir in use, else DefaultGatewayAddr.
+func (f *Factory) Addr() string {
+	if f.GatewayAddr != "" {
+		return f.GatewayAddr
+	}
+	if l, err := f.Location(); err == nil && l.Gateway != "" {
+		return l.Gateway
+	}
+	return DefaultGatewayAddr
+}
+
+// RunningStack is the bundle and gateway address of the stack `make up`
+// started, found without --state-dir or $MOLTBOT_STATE_DIR (./.moltbot in
+// the checkout, else the pointer); empty when there is none.
+func (f *Factory) RunningStack() (bundle, addr string) {
+	cwd, _ := os.Getwd()
+	home, _ := os.UserHomeDir()
+	p, _ := ReadPointer(home)
+	bundle = findBundleUp(cwd, home)
+	if bundle == "" && isBundle(p.BundleDir) {
+		bundle = p.BundleDir
+	}
+	if bundle != "" && filepath.Clean(p.BundleDir) == bundle {
+		addr = p.Gateway
+	}
+	if f.GatewayAddr != "" {
+		addr = f.GatewayAddr
+	}
+	if addr == "" {
+		addr = DefaultGatewayAddr
+	}
+	return bundle, addr
+}
+
+// Explain is cmdutil.Explain with what this factory talked to.
+func (f *Factory) Explain(err error) *Error {
+	f.mu.Lock()
+	w := Where{Addr: f.Addr(), TokenSource: f.tokenSource}
+	f.mu.Unlock()
+	// Name the running stack's bundle when it is not the one in use.
+	if l, lerr := f.Location(); lerr == nil {
+		if b, _ := f.RunningStack(); b != "" && b != l.Dir {
+			w.Bundle = b
+		}
+	}
+	return Explain(err, w)
+}
 
 // PKIDir is <state>/pki.
 func (f *Factory) PKIDir() (string, error) {
@@ -74,18 +134,26 @@ func (f *Factory) PKIDir() (string, error) {
 
 // GatewayToken returns $CLAWDBOT_GATEWAY_TOKEN or the bootstrap token file.
 func (f *Factory) GatewayToken() (string, error) {
+	t, _, err := f.gatewayToken()
+	return t, err
+}
+
+// gatewayToken also says where the token came from (never the token).
+func (f *Factory) gatewayToken() (token, source string, err error) {
 	if t := strings.TrimSpace(os.Getenv(EnvGatewayToken)); t != "" {
-		return t, nil
+		return t, "$" + EnvGatewayToken, nil
 	}
-	pki, err := f.PKIDir()
+	l, err := f.Location()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	t, err := client.ReadToken(filepath.Join(pki, GatewayTokenFile))
+	p := filepath.Join(l.Dir, "pki", GatewayTokenFile)
+	t, err := client.ReadToken(p)
 	if err != nil {
-		return "", fmt.Errorf("%w: set %s (or run `moltbot certs init`): %w", ErrNoGatewayToken, EnvGatewayToken, err)
+		return "", "", fmt.Errorf("%w: no client bundle at %s (from %s): set %s or --state-dir to the stack's bundle: %w",
+			ErrNoGatewayToken, l.Dir, l.Source, EnvGatewayToken, err)
 	}
-	return t, nil
+	return t, p, nil
 }
 
 // Role says which principal the CLI is at the gateway: auth.RoleOwner when
@@ -118,14 +186,21 @@ func (f *Factory) Gateway() (*grpc.ClientConn, error) {
 	if f.conn != nil {
 		return f.conn, nil
 	}
-	if err := client.CheckAddr(f.GatewayAddr); err != nil {
+	addr := f.Addr()
+	if err := client.CheckAddr(addr); err != nil {
 		return nil, &UsageError{Err: fmt.Errorf("--gateway: %w", err)}
 	}
-	pki, err := f.PKIDir()
+	l, err := f.Location()
 	if err != nil {
 		return nil, err
 	}
-	host, _, _ := net.SplitHostPort(f.GatewayAddr)
+	if !isBundle(l.Dir) {
+		// Not "run certs init": that would make a second CA next to the
+		// running stack's.
+		return nil, fmt.Errorf("%w: no client bundle at %s (chosen by %s: it has no pki/ca.pem)", ErrNoGatewayToken, l.Dir, l.Source)
+	}
+	pki := filepath.Join(l.Dir, "pki")
+	host, _, _ := net.SplitHostPort(addr)
 	files := tlsutil.FilesFor(pki, auth.IDCLI)
 	var (
 		tlsCfg *tls.Config
@@ -136,19 +211,20 @@ func (f *Factory) Gateway() (*grpc.ClientConn, error) {
 		if err != nil {
 			return nil, err
 		}
+		f.tokenSource = filepath.Join(pki, auth.IDCLI+".token") + " (the owner's bundle)"
 		if token, err = client.ReadToken(filepath.Join(pki, auth.IDCLI+".token")); err != nil {
 			return nil, err
 		}
 		tlsCfg = src.ClientConfig(host)
 	} else {
-		if token, err = f.GatewayToken(); err != nil {
+		if token, f.tokenSource, err = f.gatewayToken(); err != nil {
 			return nil, err
 		}
 		if tlsCfg, err = tlsutil.CAOnlyClientConfig(files.CA, host); err != nil {
 			return nil, err
 		}
 	}
-	cc, err := client.Dial(f.GatewayAddr, tlsCfg, token,
+	cc, err := client.Dial(addr, tlsCfg, token,
 		grpc.WithChainUnaryInterceptor(plainErrorsUnary), grpc.WithChainStreamInterceptor(plainErrorsStream))
 	if err != nil {
 		return nil, err
@@ -210,40 +286,4 @@ func (f *Factory) PrintJSON(v any) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// Exit codes.
-const (
-	ExitOK       = 0
-	ExitError    = 1
-	ExitUsage    = 2
-	ExitDegraded = 3 // the command ran but found something down or below a bar
-)
-
-// UsageError is a bad flag or argument.
-type UsageError struct{ Err error }
-
-func (e *UsageError) Error() string { return e.Err.Error() }
-func (e *UsageError) Unwrap() error { return e.Err }
-
-// DegradedError reports that the command worked but the result is bad
-// (a service down, a score under --min-score). Its message is already printed.
-type DegradedError struct{ Msg string }
-
-func (e *DegradedError) Error() string { return e.Msg }
-
-// ExitCode maps an error to the documented exit code.
-func ExitCode(err error) int {
-	var u *UsageError
-	var d *DegradedError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &u):
-		return ExitUsage
-	case errors.As(err, &d):
-		return ExitDegraded
-	default:
-		return ExitError
-	}
 }

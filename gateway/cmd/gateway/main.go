@@ -22,6 +22,8 @@ func main() {
 	fs.StringVar(&o.SecretsAddr, "secretsd-addr", env("MOLTBOT_SECRETSD_ADDR", "127.0.0.1:18790"), "secretsd address")
 	fs.StringVar(&o.PairingAddr, "pairingd-addr", env("MOLTBOT_PAIRINGD_ADDR", "127.0.0.1:18791"), "pairingd address")
 	fs.StringVar(&o.SandboxAddr, "sandboxd-addr", env("MOLTBOT_SANDBOXD_ADDR", "127.0.0.1:18792"), "sandboxd address")
+	fs.StringVar(&o.UIAddr, "ui-addr", env("MOLTBOT_UI_ADDR", "127.0.0.1:18793"), "Control UI HTTP listen address (\"off\": not served)")
+	fs.StringVar(&o.UIURL, "ui-url", env("MOLTBOT_UI_URL", ""), "the Control UI's URL as a browser reaches it (default: http://127.0.0.1:<ui-addr port>/)")
 	server.Main(&o.Base, fs, func() error {
 		ctx, cancel := server.SignalContext()
 		defer cancel()

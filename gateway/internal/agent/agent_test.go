@@ -82,13 +82,14 @@ func TestPolicyFromConfig(t *testing.T) {
 	require.Equal(t, sandboxv1.Mode_MODE_UNSPECIFIED, p.GetMode(), "unset fields are left to sandboxd's defaults")
 	require.Empty(t, p.GetImage())
 
-	p, err = PolicyFromConfig(parse(t, `{agents: {defaults: {workspace: "/srv/ws", sandbox: {mode: "all", scope: "agent", workspaceAccess: "ro",
+	p, err = PolicyFromConfig(parse(t, `{agents: {defaults: {workspace: "/srv/ws", sandbox: {mode: "all", scope: "agent", workspaceAccess: "ro", workspaceQuota: "2g",
 		docker: {image: "img:1", memory: "256m", cpus: 0.5, pidsLimit: 64, env: {A: "b"}, binds: ["/srv/data:/data"], user: "0:0"}}}}}`))
 	require.NoError(t, err)
 	require.Equal(t, sandboxv1.Mode_MODE_ALL, p.GetMode())
 	require.Equal(t, sandboxv1.Scope_SCOPE_AGENT, p.GetScope())
 	require.Equal(t, sandboxv1.WorkspaceAccess_WORKSPACE_ACCESS_RO, p.GetWorkspaceAccess())
-	require.Equal(t, "/srv/ws", p.GetWorkspaceDir())
+	require.Empty(t, p.GetWorkspaceDir(), "workspaces are sandboxd's volumes, never a host path")
+	require.Equal(t, int64(2<<30), p.GetWorkspaceQuotaBytes())
 	require.Equal(t, "img:1", p.GetImage())
 	require.Equal(t, int64(256<<20), p.GetMemoryBytes())
 	require.Equal(t, 0.5, p.GetCpus())
@@ -100,6 +101,7 @@ func TestPolicyFromConfig(t *testing.T) {
 		{`{agents: {defaults: {sandbox: {docker: {network: "host"}}}}}`, "agents.defaults.sandbox.docker.network"},
 		{`{agents: {defaults: {sandbox: {docker: {binds: ["/var/run/docker.sock:/s"]}}}}}`, "Docker socket"},
 		{`{agents: {defaults: {sandbox: {docker: {memory: "lots"}}}}}`, "docker.memory"},
+		{`{agents: {defaults: {sandbox: {workspaceQuota: "1k"}}}}`, "workspaceQuota"},
 	} {
 		_, err := PolicyFromConfig(parse(t, bad.src))
 		require.ErrorIs(t, err, errs.ErrFailedPrecondition, bad.src)

@@ -80,9 +80,13 @@ func PolicyFromConfig(c *config.Config) (*sandboxv1.Policy, error) {
 	default:
 		p.WorkspaceAccess = sandboxv1.WorkspaceAccess_WORKSPACE_ACCESS_NONE
 	}
-	if p.WorkspaceAccess == sandboxv1.WorkspaceAccess_WORKSPACE_ACCESS_RO || p.WorkspaceAccess == sandboxv1.WorkspaceAccess_WORKSPACE_ACCESS_RW {
-		ws, _ := c.Get("agents.defaults.workspace")
-		p.WorkspaceDir, _ = ws.(string)
+	if q, err := c.Get("agents.defaults.sandbox.workspaceQuota"); err == nil {
+		// Workspaces are sandboxd's volumes; only their quota is configured.
+		n, err := config.WorkspaceQuotaValue(q)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox config: agents.defaults.sandbox.workspaceQuota: %v (examples: 512m, 2g): %w", err, errs.ErrFailedPrecondition)
+		}
+		p.WorkspaceQuotaBytes = n
 	}
 	if d.Memory != "" {
 		n, err := ParseBytes(d.Memory)

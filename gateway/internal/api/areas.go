@@ -11,7 +11,7 @@ import (
 // its own file, so they can land independently.
 
 // SecretsDeps: config ownership (GetConfig, SetConfig, ValidateConfig,
-// Migrate, Rollback, RotateKey). Filled in by the secrets wiring.
+// Migrate, Rollback, RotateKey, RetireKey). Filled in by the secrets wiring.
 type SecretsDeps struct {
 	// Config owns moltbot.json; nil answers FailedPrecondition.
 	Config *configstore.Store

@@ -46,6 +46,7 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_ListBackups_FullMethodName:     {ownerOnly, "the owner's backup history: times, writers, sizes (never contents)"},
 	gatewayv1.Gateway_MigrateFrom_FullMethodName:     {ownerOnly, "state change: imports an upstream state dir and encrypts its secrets"},
 	gatewayv1.Gateway_RotateKey_FullMethodName:       {ownerOnly, "state change: secrets key rotation and rewrap"},
+	gatewayv1.Gateway_RetireKey_FullMethodName:       {ownerOnly, "state change: drops a secrets key (refused while anything is sealed under it)"},
 	gatewayv1.Gateway_RotateCerts_FullMethodName:     {ownerOnly, "state change: reissues certificates"},
 	gatewayv1.Gateway_ExportKey_FullMethodName:       {ownerOnly, "the keyring, sealed under the owner's passphrase"},
 	gatewayv1.Gateway_ImportKey_FullMethodName:       {ownerOnly, "state change: replaces the keyring of an unused stack"},
@@ -54,6 +55,10 @@ var clientPort = map[string]Rule{
 	gatewayv1.Gateway_SecurityLog_FullMethodName:     {ownerOnly, "the owner's audit trail: callers, addresses, decisions"},
 	gatewayv1.Gateway_Send_FullMethodName:            {ownerClient, "what clients are for: a message on the local channel, judged by its DM policy like any sender's"},
 	gatewayv1.Gateway_ListSessions_FullMethodName:    {ownerClient, "non-secret view: session keys and activity"},
+	gatewayv1.Gateway_ListDevices_FullMethodName:     {ownerOnly, "the Control UI's devices: who may administer the gateway from a browser"},
+	gatewayv1.Gateway_ApproveDevice_FullMethodName:   {ownerOnly, "state change: admits a browser device (as owner by default)"},
+	gatewayv1.Gateway_RejectDevice_FullMethodName:    {ownerOnly, "state change: device decision"},
+	gatewayv1.Gateway_RevokeDevice_FullMethodName:    {ownerOnly, "state change: removes a device and ends its sessions"},
 
 	// Pairing proxy (forwarded to pairingd as the gateway).
 	pairingv1.Pairing_List_FullMethodName:        {ownerOnly, "pending senders and their codes: the owner's decision queue"},
@@ -118,3 +123,18 @@ func RoleTableMarkdown() string {
 	}
 	return b.String()
 }
+
+// notOverHTTP are the methods the Control UI's HTTP adapter never serves,
+// whatever the role: they carry secret material to or from the caller, and
+// nothing secret reaches a web page. The role table above still applies
+// first; this only narrows it.
+var notOverHTTP = map[string]string{
+	gatewayv1.Gateway_RevealConfig_FullMethodName:  "decrypted secrets",
+	gatewayv1.Gateway_ExportKey_FullMethodName:     "the sealed keyring and its passphrase",
+	gatewayv1.Gateway_ImportKey_FullMethodName:     "a keyring and its passphrase",
+	gatewayv1.Gateway_PutSecretFile_FullMethodName: "secret file contents",
+	gatewayv1.Gateway_MigrateFrom_FullMethodName:   "an upstream state dir with plain-text secrets",
+}
+
+// NotOverHTTP returns why method is not served to the Control UI, "" when it is.
+func NotOverHTTP(method string) string { return notOverHTTP[method] }

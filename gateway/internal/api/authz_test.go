@@ -70,6 +70,7 @@ func TestStateChangesAreOwnerOnly(t *testing.T) {
 		"/moltbot.gateway.v1.Gateway/Rollback", "/moltbot.gateway.v1.Gateway/RotateKey", "/moltbot.gateway.v1.Gateway/RotateCerts",
 		"/moltbot.gateway.v1.Gateway/RevealConfig", "/moltbot.gateway.v1.Gateway/AuditFix", "/moltbot.gateway.v1.Gateway/SecurityLog",
 		"/moltbot.gateway.v1.Gateway/MigrateFrom", "/moltbot.gateway.v1.Gateway/ListBackups",
+		gatewayv1.Gateway_ListDevices_FullMethodName, gatewayv1.Gateway_ApproveDevice_FullMethodName, gatewayv1.Gateway_RejectDevice_FullMethodName, gatewayv1.Gateway_RevokeDevice_FullMethodName,
 		pairingv1.Pairing_Approve_FullMethodName, pairingv1.Pairing_Reject_FullMethodName, pairingv1.Pairing_Revoke_FullMethodName,
 		sandboxv1.Sandbox_Recreate_FullMethodName, sandboxv1.Sandbox_Prune_FullMethodName,
 	} {

@@ -74,7 +74,7 @@ func (m MessagingDeps) PairingStatus(ctx context.Context) *gatewayv1.PairingStat
 	defer cancel()
 	r, err := m.Pairing.List(ctx, &pairingv1.ListRequest{})
 	if err != nil {
-		return &gatewayv1.PairingStatus{Error: err.Error()}
+		return &gatewayv1.PairingStatus{Error: errs.Text(err)}
 	}
 	st := &gatewayv1.PairingStatus{Pending: map[string]int32{}, FullChannels: r.GetFullChannels()}
 	if p := m.current(); p != nil {
@@ -99,6 +99,12 @@ func (m MessagingDeps) ChannelsStatus() []*gatewayv1.ChannelStatus {
 		cs := &gatewayv1.ChannelStatus{Name: c.Name, Connected: c.Connected, DmPolicy: c.DMPolicy, GroupPolicy: c.GroupPolicy}
 		if c.Err != nil {
 			cs.Error = c.Err.Error()
+		}
+		if !c.LastOK.IsZero() {
+			cs.LastOkAt = timestamppb.New(c.LastOK)
+		}
+		if !c.NextRetry.IsZero() {
+			cs.NextRetryAt = timestamppb.New(c.NextRetry)
 		}
 		out = append(out, cs)
 	}

@@ -53,7 +53,7 @@ func (s *Service) sandboxUsable(ctx context.Context, st *gatewayv1.ServiceStatus
 	problem := ""
 	switch {
 	case err != nil:
-		problem = "sandbox info: " + err.Error()
+		problem = "sandbox info: " + errs.Text(err)
 	case !in.GetDockerReachable():
 		problem = "Docker engine unreachable (" + in.GetDockerError() + "): start Docker; every /exec is refused until then (the gateway runs none itself)"
 	case !in.GetImagePresent():
@@ -81,7 +81,7 @@ func (s *Service) statusAll(ctx context.Context, resp *gatewayv1.StatusResponse)
 				resp.Keys = append(resp.Keys, &gatewayv1.KeyStatus{Kid: k.GetKid(), Primary: k.GetPrimary(), CreatedAt: k.GetCreatedAt(), Fingerprint: k.GetFingerprint()})
 			}
 		} else {
-			resp.Warnings = append(resp.Warnings, "secretsd key status: "+err.Error())
+			resp.Warnings = append(resp.Warnings, "secretsd key status: "+errs.Text(err))
 		}
 	}
 	if o.Sandbox != nil {
@@ -93,7 +93,7 @@ func (s *Service) statusAll(ctx context.Context, resp *gatewayv1.StatusResponse)
 				sb.Error = "sandbox image " + in.GetImage() + " is missing: run `make sandbox-image`"
 			}
 		} else {
-			sb.Error = err.Error()
+			sb.Error = errs.Text(err)
 		}
 		if o.SandboxMode != nil {
 			sb.Mode = o.SandboxMode()

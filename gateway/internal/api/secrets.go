@@ -121,6 +121,19 @@ func (s *Service) RotateKey(ctx context.Context, req *gatewayv1.RotateKeyRequest
 	return &gatewayv1.RotateKeyResponse{NewKid: kid, Rewrapped: int32(n)}, nil
 }
 
+// RetireKey drops a key once nothing the gateway keeps is sealed under it.
+func (s *Service) RetireKey(ctx context.Context, req *gatewayv1.RetireKeyRequest) (*gatewayv1.RetireKeyResponse, error) {
+	st, err := s.configStore()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.RetireKey(ctx, req.GetKid())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.RetireKeyResponse{RetiredKid: req.GetKid(), Checked: int32(n)}, nil
+}
+
 func problems(ps []config.Problem) []*gatewayv1.Problem {
 	out := make([]*gatewayv1.Problem, len(ps))
 	for i, p := range ps {

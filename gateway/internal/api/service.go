@@ -14,6 +14,7 @@ import (
 
 	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
 	"github.com/moltbot/moltbot-secure/services/auth"
+	"github.com/moltbot/moltbot-secure/services/errs"
 )
 
 // Dependency is one internal service the gateway talks to.
@@ -36,6 +37,7 @@ type Config struct {
 	Messaging MessagingDeps
 	Ops       OpsDeps
 	KeyBackup KeyBackupDeps
+	Devices   DevicesDeps
 }
 
 // Service implements gatewayv1.GatewayServer.
@@ -75,6 +77,7 @@ func (s *Service) Status(ctx context.Context, req *gatewayv1.StatusRequest) (*ga
 	}
 	if req.GetAll() {
 		s.statusAll(ctx, resp)
+		resp.ControlUiUrl = s.cfg.Devices.URL
 	}
 	return resp, nil
 }
@@ -95,7 +98,7 @@ func probe(ctx context.Context, d Dependency) *gatewayv1.ServiceStatus {
 	}
 	switch {
 	case err != nil:
-		st.Error = err.Error()
+		st.Error = errs.Text(err)
 	case r.GetStatus() != healthpb.HealthCheckResponse_SERVING:
 		st.Error = r.GetStatus().String()
 	default:

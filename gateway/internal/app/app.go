@@ -32,6 +32,10 @@ type Options struct {
 	PairingAddr string
 	SandboxAddr string
 	Version     string
+	// UIAddr is the Control UI's HTTP listener ("off": none); UIURL is
+	// how a browser reaches it (compose publishes another port).
+	UIAddr string
+	UIURL  string
 }
 
 // Wiring is what the capabilities share while the gateway is assembled.
@@ -102,6 +106,11 @@ func (w *Wiring) setToken(tok, src string) {
 
 // Run loads everything, serves until ctx ends and stops gracefully.
 func Run(ctx context.Context, o Options) error {
+	// Before anything is loaded or dialled: a weak token from the
+	// environment is known to be fatal now.
+	if err := CheckEnvToken(); err != nil {
+		return err
+	}
 	ld, err := o.Base.Load()
 	if err != nil {
 		return err
@@ -140,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := auth.CheckToken(w.Token); err != nil {
 		return fmt.Errorf("gateway token from %s: %w", w.TokenSource, err)
 	}
-	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireOps, wireKeyBackup} {
+	for _, wire := range []func(context.Context, *Wiring) error{wireSandbox, wireMessaging, wireDevices, wireOps, wireKeyBackup} {
 		if err := wire(ctx, w); err != nil {
 			return err
 		}
@@ -156,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 		Name:         auth.IDGateway,
 		Addr:         ld.Base.Addr,
 		TLS:          ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), OnEvent: seclog.AuthRecorder(w.SecLog)},
+		Auth:         &auth.Authenticator{Verifier: testOnlyVerifier(auth.NewClientPort(w.GatewayAuth, ld.Tokens)), Limiter: auth.NewLimiter(), Self: auth.IDGateway, OnEvent: seclog.AuthRecorder(w.SecLog)},
 		Authz:        api.Authz(),
 		Logger:       ld.Logger,
 		StreamGuards: []grpc.StreamServerInterceptor{w.GatewayAuth.StreamGuard()},
@@ -170,6 +179,9 @@ func Run(ctx context.Context, o Options) error {
 		},
 	})
 	if err != nil {
+		return err
+	}
+	if err := serveControlUI(ctx, w, svc); err != nil {
 		return err
 	}
 	for _, bg := range w.Background {

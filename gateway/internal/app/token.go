@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/services/auth"
 	"github.com/moltbot/moltbot-secure/services/client"
 )
 
@@ -15,6 +16,21 @@ const (
 	EnvToken     = "CLAWDBOT_GATEWAY_TOKEN"
 	EnvTokenFile = "CLAWDBOT_GATEWAY_TOKEN_FILE"
 )
+
+// CheckEnvToken refuses a weak $CLAWDBOT_GATEWAY_TOKEN at once: it wins
+// over every other source, so it can be judged before any dependency is
+// contacted (secretsd may be down for 15 s before the config can be read).
+// The rule is auth.CheckToken's, as for the other sources after the load.
+func CheckEnvToken() error {
+	t := strings.TrimSpace(os.Getenv(EnvToken))
+	if t == "" {
+		return nil
+	}
+	if err := auth.CheckToken(t); err != nil {
+		return fmt.Errorf("gateway token from $%s: %w", EnvToken, err)
+	}
+	return nil
+}
 
 // LoadToken finds the gateway token: $CLAWDBOT_GATEWAY_TOKEN, else
 // gateway.auth.token in the loaded config (plain, a reference, or an

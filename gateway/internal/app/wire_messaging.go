@@ -11,6 +11,7 @@ import (
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/api"
 	"github.com/moltbot/moltbot-secure/gateway/internal/configstore"
+	"github.com/moltbot/moltbot-secure/gateway/internal/inbox"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pairingproxy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
@@ -40,11 +41,17 @@ func wireMessaging(ctx context.Context, w *Wiring) error {
 		return err
 	}
 	w.Closers = append(w.Closers, func() { _ = st.Flush() })
+	// Opened before the runtime and closed after it (Closers run in reverse).
+	q, err := inbox.Open(inbox.Path(w.StateDir))
+	if err != nil {
+		return err
+	}
+	w.Closers = append(w.Closers, func() { _ = q.Close() })
 	if w.Agent == nil {
 		w.Logger.Warn("no agent is wired: allowed messages will be refused, not answered")
 	}
 	mgr, err := runtime.NewManager(ctx, runtime.Deps{
-		Engine: engine, Sessions: st, Echo: w.Agent, Executor: w.Executor, Logger: w.Logger,
+		Engine: engine, Sessions: st, Echo: w.Agent, Executor: w.Executor, Logger: w.Logger, Inbox: q,
 		OnDecision: runtime.BlockedRecorder(noter(w.SecLog)),
 	}, cfg, w.secretOf(w.snapshot()))
 	if err != nil {

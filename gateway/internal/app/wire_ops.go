@@ -61,6 +61,8 @@ func wireOps(_ context.Context, w *Wiring) error {
 			Secrets:      o.Secrets,
 			Sandbox:      o.Sandbox,
 			GatewayToken: func() string { t, _ := w.CurrentToken(); return t },
+			UI:           uiProbe(w),
+			SelfTLS:      w.Loaded.TLS.ClientConfig(auth.IDGateway),
 			SandboxPolicy: func() *sandboxv1.Policy {
 				if w.Config == nil || w.Config.Current() == nil {
 					return nil

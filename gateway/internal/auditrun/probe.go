@@ -43,6 +43,13 @@ type Prober struct {
 	// GatewayToken returns the current gateway token: the roles probe calls
 	// an owner method with it as a client would.
 	GatewayToken func() string
+	// UI probes the Control UI's listener (nil: not served).
+	UI *UIProbe
+	// SelfTLS is a client config with the gateway's own certificate: the
+	// no-token probe presents it, so the gateway refuses the call as any
+	// other (no token) but does not count it toward a lockout
+	// (auth.Authenticator.Self). nil: the CA only.
+	SelfTLS *tls.Config
 }
 
 // Run runs every probe; each result becomes a `deep.<id>` finding.
@@ -53,7 +60,11 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	caOnly, caErr := tlsutil.CAOnlyClientConfig(p.CAFile, p.Gateway.ServerName)
 	// 1. The gateway refuses a call without a token (loopback is not exempt).
 	if caErr == nil {
-		err := probeCall(ctx, p.Gateway.Addr, tlsCreds(caOnly), gatewayStatus)
+		creds := caOnly
+		if p.SelfTLS != nil {
+			creds = p.SelfTLS
+		}
+		err := probeCall(ctx, p.Gateway.Addr, tlsCreds(creds), gatewayStatus)
 		ok := status.Code(err) == codes.Unauthenticated
 		add(probe("gateway.auth_enforced", ok, "gateway refuses calls without a token",
 			fmt.Sprintf("a call without a token to %s returned %s", p.Gateway.Addr, codeOf(err)),
@@ -65,6 +76,10 @@ func (p *Prober) Run(ctx context.Context) []audit.ProbeResult {
 	// refused an owner method.
 	if caErr == nil && p.GatewayToken != nil {
 		add(p.rolesProbe(ctx, caOnly))
+	}
+	// 1c. The Control UI: Host/Origin, CSP, device approval, insecure auth.
+	if p.UI != nil {
+		p.UI.run(ctx, add)
 	}
 	// 2. Plaintext is refused on every port.
 	for _, e := range append([]Endpoint{p.Gateway}, p.Internal...) {

@@ -26,6 +26,14 @@ import (
 // returns its address, CA file and token.
 func gateway(t *testing.T, table auth.Table) (addr, ca, token string) {
 	t.Helper()
+	addr, ca, token, _ = gatewaySelf(t, table)
+	return addr, ca, token
+}
+
+// gatewaySelf is gateway, also returning a client config with the
+// gateway's own certificate (what the real gateway's probe presents).
+func gatewaySelf(t *testing.T, table auth.Table) (addr, ca, token string, self *tls.Config) {
+	t.Helper()
 	pki := filepath.Join(t.TempDir(), "pki")
 	_, err := pkiinit.Init(pkiinit.Options{PKIDir: pki})
 	require.NoError(t, err)
@@ -39,7 +47,7 @@ func gateway(t *testing.T, table auth.Table) (addr, ca, token string) {
 	srv, err := server.New(server.Config{
 		Name:     auth.IDGateway,
 		TLS:      ld.TLS.ServerConfig(tls.VerifyClientCertIfGiven),
-		Auth:     &auth.Authenticator{Verifier: auth.NewClientPort(auth.NewGatewayToken(token), ld.Tokens), Limiter: auth.NewLimiter()},
+		Auth:     &auth.Authenticator{Verifier: auth.NewClientPort(auth.NewGatewayToken(token), ld.Tokens), Limiter: auth.NewLimiter(), Self: auth.IDGateway},
 		Authz:    table,
 		Logger:   hclog.NewNullLogger(),
 		Listener: lis,
@@ -50,7 +58,7 @@ func gateway(t *testing.T, table auth.Table) (addr, ca, token string) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return lis.Addr().String(), tlsutil.FilesFor(pki, auth.IDGateway).CA, token
+	return lis.Addr().String(), tlsutil.FilesFor(pki, auth.IDGateway).CA, token, ld.TLS.ClientConfig(auth.IDGateway)
 }
 
 func rolesResult(t *testing.T, rs []audit.ProbeResult) audit.ProbeResult {
@@ -94,6 +102,55 @@ func TestRolesProbe(t *testing.T) {
 			require.Equal(t, tc.ok, r.OK, r.Detail)
 			require.Equal(t, tc.severity, r.Severity)
 			require.Contains(t, r.Detail, tc.detail)
+		})
+	}
+}
+
+func probeResult(t *testing.T, rs []audit.ProbeResult, id string) audit.ProbeResult {
+	t.Helper()
+	for _, r := range rs {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("no %s probe", id)
+	return audit.ProbeResult{}
+}
+
+// Deep audits back to back (issue 14: 50 in a row) never lock out their
+// own no-token probe: it presents the gateway's own certificate, which the
+// gateway refuses without a token (Unauthenticated) but does not count.
+// Without that certificate the 11th run is locked out and fails.
+func TestAuthProbeNeverLocksItselfOut(t *testing.T) {
+	addr, ca, tok, self := gatewaySelf(t, api.Authz())
+	for _, tc := range []struct {
+		name     string
+		self     *tls.Config
+		lockedAt int // the run whose probe is locked out; 0: never
+	}{
+		{"with the gateway's own certificate", self, 0},
+		{"with the CA only (a client of the same address)", nil, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &auditrun.Prober{
+				Gateway:      auditrun.Endpoint{Name: auth.IDGateway, Addr: addr, ServerName: auth.IDGateway},
+				CAFile:       ca,
+				GatewayToken: func() string { return tok },
+				SelfTLS:      tc.self,
+			}
+			for i := 1; i <= 15; i++ {
+				rs := p.Run(context.Background())
+				r := probeResult(t, rs, "gateway.auth_enforced")
+				if tc.lockedAt != 0 && i >= tc.lockedAt {
+					require.False(t, r.OK, "run %d: %s", i, r.Detail)
+					require.Contains(t, r.Detail, "ResourceExhausted")
+					return
+				}
+				require.True(t, r.OK, "run %d: %s", i, r.Detail)
+				require.Contains(t, r.Detail, "Unauthenticated")
+				require.True(t, probeResult(t, rs, "gateway.roles_enforced").OK, "run %d: the client's bucket is never locked by the probe", i)
+			}
+			require.Zero(t, tc.lockedAt, "never locked out")
 		})
 	}
 }

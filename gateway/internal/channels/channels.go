@@ -2,7 +2,10 @@
 // interface with one adapter per chat network (telegram, local).
 package channels
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Inbound is one message from a chat network, already reduced to what the
 // gateway needs. GroupID is empty for a direct message.
@@ -20,9 +23,30 @@ type Inbound struct {
 // IsDM reports whether the message is a direct message.
 func (in Inbound) IsDM() bool { return in.GroupID == "" }
 
+// Ack reports what became of a delivered message: handled is true once it
+// is finished (answered, refused, or failed for good, "busy" included), and
+// false when it was not processed (the gateway is stopping), so a durable
+// adapter offers it again after a restart.
+type Ack = func(handled bool)
+
 // DeliverFunc hands an inbound message to the gateway pipeline. Adapters
-// call it synchronously, in order, one message at a time.
-type DeliverFunc = func(ctx context.Context, in Inbound)
+// call it in order, one message at a time; it queues the message on its
+// session's queue and returns at once. ack (may be nil) is called exactly
+// once, later, from another goroutine.
+type DeliverFunc = func(ctx context.Context, in Inbound, ack Ack)
+
+// State is a channel's state as `status --all` shows it.
+type State struct {
+	Connected bool
+	Err       error     // the last failure, cleared by a success; never holds a secret
+	LastOK    time.Time // last successful exchange with the network (a poll); zero: none yet
+	NextRetry time.Time // after a failure: when the adapter tries again
+}
+
+// StateReporter is a Channel that reports more than Status (times).
+type StateReporter interface {
+	State() State
+}
 
 // Channel is one chat network.
 type Channel interface {

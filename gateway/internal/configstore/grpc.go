@@ -89,6 +89,14 @@ func (c SecretsClient) Rotate(ctx context.Context) (string, error) {
 	return r.GetPrimary().GetKid(), nil
 }
 
+// Retire implements KeyRetirer.
+func (c SecretsClient) Retire(ctx context.Context, kid string) error {
+	if _, err := c.C.Retire(ctx, &secretsv1.RetireRequest{Kid: kid}); err != nil {
+		return fromStatus(err)
+	}
+	return nil
+}
+
 // Ping implements Secrets.
 func (c SecretsClient) Ping(ctx context.Context) error {
 	_, err := c.C.Status(ctx, &secretsv1.StatusRequest{})

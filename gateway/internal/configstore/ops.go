@@ -72,10 +72,16 @@ func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, erro
 			return "", err
 		}
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	// No HTML escaping: "<encrypted>" must reach the CLI as written, not
+	// as "\u003cencrypted\u003e".
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return "", fmt.Errorf("encode %s: %w", path, err)
 	}
+	b := strings.TrimSuffix(buf.String(), "\n")
 	if reveal {
 		target := path
 		if target == "" {
@@ -86,7 +92,7 @@ func (s *Store) Get(ctx context.Context, path string, reveal bool) (string, erro
 			return "", fmt.Errorf("--reveal is refused while the security log cannot record it: %w: %w", err, errs.ErrUnavailable)
 		}
 	}
-	return string(b), nil
+	return b, nil
 }
 
 // SetResult is what Set did.

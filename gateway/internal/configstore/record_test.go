@@ -121,8 +121,9 @@ func TestStoreRecordsItsDecisions(t *testing.T) {
 
 	_, err = st.Set(ctx, "gateway.auth.token", token, true, false)
 	require.NoError(t, err)
-	_, err = st.Get(ctx, "gateway.auth.token", false)
+	shown, err := st.Get(ctx, "gateway.auth.token", false)
 	require.NoError(t, err)
+	require.Equal(t, `"`+ShownEncrypted+`"`, shown, "not HTML-escaped (\u003c)")
 	v, err := st.Get(ctx, "gateway.auth.token", true)
 	require.NoError(t, err)
 	require.Contains(t, v, token)

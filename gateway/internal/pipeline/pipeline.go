@@ -2,6 +2,9 @@
 // message -> the DM/group policy (pairingd) -> a session key -> the agent ->
 // the reply through the same channel. It fails closed: when the policy
 // cannot decide, or no agent is configured, nothing reaches an agent.
+//
+// Messages wait in one queue per session (package dispatch): a session's
+// messages are processed in order, different sessions concurrently.
 package pipeline
 
 import (
@@ -19,6 +22,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/local"
+	"github.com/moltbot/moltbot-secure/gateway/internal/dispatch"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
 	"github.com/moltbot/moltbot-secure/services/errs"
@@ -30,6 +34,12 @@ const DefaultAgentID = "main"
 
 // DefaultAgentTimeout bounds one agent reply.
 const DefaultAgentTimeout = 2 * time.Minute
+
+// BusyReply is what a sender gets when their session's queue is full.
+const BusyReply = "Busy: too many of your messages are waiting. Try again in a moment."
+
+// DecisionBusy is Result.Decision for a message refused with BusyReply.
+const DecisionBusy = "busy"
 
 // Channel is one configured channel with its policy.
 type Channel struct {
@@ -53,7 +63,10 @@ type Config struct {
 	// the session index's "profile" column.
 	SandboxMode  string
 	AgentTimeout time.Duration
-	Logger       hclog.Logger
+	// Inbound bounds concurrent processing (gateway.inbound.*): messages of
+	// one session run in order, different sessions concurrently.
+	Inbound dispatch.Limits
+	Logger  hclog.Logger
 	// OnDecision, when set, records each decision (the security log);
 	// it gets no message text.
 	OnDecision func(ctx context.Context, in channels.Inbound, r Result)
@@ -79,6 +92,7 @@ type Pipeline struct {
 	timeout    time.Duration
 	log        hclog.Logger
 	onDecision func(context.Context, channels.Inbound, Result)
+	disp       *dispatch.Dispatcher
 
 	owners atomic.Pointer[map[string][]string]
 
@@ -108,6 +122,11 @@ func New(cfg Config) (*Pipeline, error) {
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
+	d, err := dispatch.New(cfg.Inbound)
+	if err != nil {
+		return nil, err
+	}
+	p.disp = d
 	p.SetOwners(cfg.Owners)
 	p.SetSandboxMode(cfg.SandboxMode)
 	for _, c := range cfg.Channels {
@@ -126,8 +145,10 @@ func New(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Start runs every channel until ctx ends. A channel that cannot run is
-// logged and reported by Channels; the others keep going.
+// Start runs every channel until ctx ends, then waits until every queued
+// message is processed (a reload's old runtime finishes its queues). A
+// channel that cannot run is logged and reported by Channels; the others
+// keep going.
 func (p *Pipeline) Start(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, c := range p.chans {
@@ -143,6 +164,7 @@ func (p *Pipeline) Start(ctx context.Context) {
 		}(c.Channel)
 	}
 	wg.Wait()
+	p.disp.Close()
 	if err := p.sessions.Flush(); err != nil {
 		p.log.Error("flush session index", "error", err)
 	}
@@ -155,19 +177,77 @@ type holder struct {
 	err error
 }
 
-// Deliver is the channels.DeliverFunc: it processes in and logs failures
-// (a chat network has no one to return an error to).
-func (p *Pipeline) Deliver(ctx context.Context, in channels.Inbound) {
-	// A message in flight finishes even when its runtime stops receiving
-	// (a reload): only the agent timeout and a send bound bound it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout+time.Minute)
+// Deliver is the channels.DeliverFunc: it queues in on its session's queue
+// and returns; the message is processed after the session's earlier ones,
+// concurrently with other sessions, and failures are logged (a chat network
+// has no one to return an error to). A full queue is answered with
+// BusyReply, never dropped silently. ack (may be nil) is called once the
+// message is finished, or with false when the pipeline is stopping.
+func (p *Pipeline) Deliver(ctx context.Context, in channels.Inbound, ack channels.Ack) {
+	if ack == nil {
+		ack = func(bool) {}
+	}
+	if in.ChatID == "" {
+		in.ChatID = in.SenderID
+	}
+	// A queued message finishes even when its runtime stops receiving (a
+	// reload): only the agent timeout and a send bound bound it.
+	jctx := context.WithoutCancel(ctx)
+	err := p.disp.Submit(p.QueueKey(in), func() {
+		p.process(jctx, in)
+		ack(true)
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, dispatch.ErrBusy):
+		p.busy(jctx, in)
+		ack(true)
+	default:
+		p.log.Warn("inbound message not queued", "channel", in.Channel, "error", err)
+		ack(false)
+	}
+}
+
+// QueueKey is the queue a message waits in: its session key
+// (services/sessionkey), so one session's messages keep their order.
+func (p *Pipeline) QueueKey(in channels.Inbound) string {
+	return in.Channel + "|" + p.turn(in).SessionKey
+}
+
+func (p *Pipeline) process(ctx context.Context, in channels.Inbound) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout+time.Minute)
 	defer cancel()
 	res, err := p.Process(ctx, in)
-	if h, ok := ctx.Value(resultKey{}).(*holder); ok {
-		h.res, h.err = res, err
-	}
+	p.report(ctx, res, err)
 	if err != nil {
 		p.log.Warn("inbound message not delivered", "channel", in.Channel, "decision", res.Decision, "error", err)
+	}
+}
+
+// busy tells the sender their session's queue is full. The policy has not
+// run, so the reply says nothing else.
+func (p *Pipeline) busy(ctx context.Context, in channels.Inbound) {
+	res := Result{Decision: DecisionBusy}
+	err := fmt.Errorf("session queue full (gateway.inbound.queuePerSession %d, maxSessions %d); the sender was told to try again: %w",
+		p.disp.Limits().QueueLen, p.disp.Limits().MaxQueues, errs.ErrResourceExhausted)
+	p.log.Warn("inbound message refused: busy", "channel", in.Channel)
+	if c, ok := p.chans[in.Channel]; ok {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if serr := c.Channel.Send(sctx, in.ChatID, BusyReply); serr != nil {
+			p.log.Warn("busy reply not sent", "channel", in.Channel, "error", serr)
+		}
+		cancel()
+	}
+	if p.onDecision != nil {
+		p.onDecision(ctx, in, res)
+	}
+	p.report(ctx, res, err)
+}
+
+// report hands the outcome to a waiting SendLocal.
+func (p *Pipeline) report(ctx context.Context, res Result, err error) {
+	if h, ok := ctx.Value(resultKey{}).(*holder); ok {
+		h.res, h.err = res, err
 	}
 }
 
@@ -232,6 +312,9 @@ func (p *Pipeline) Process(ctx context.Context, in channels.Inbound) (Result, er
 	}
 	return res, nil
 }
+
+// Inbound returns the concurrency limits in force (gateway.inbound.*).
+func (p *Pipeline) Inbound() dispatch.Limits { return p.disp.Limits() }
 
 // SetSandboxMode replaces agents.defaults.sandbox.mode (a reload) for the
 // session index's profile column.
@@ -371,6 +454,8 @@ type ChannelState struct {
 	Name        string
 	Connected   bool
 	Err         error
+	LastOK      time.Time // channels.State.LastOK; zero when not reported
+	NextRetry   time.Time // channels.State.NextRetry
 	DMPolicy    string
 	GroupPolicy string
 }
@@ -381,6 +466,11 @@ func (p *Pipeline) Channels() []ChannelState {
 	for _, n := range p.names() {
 		c := p.chans[n]
 		ok, err := c.Channel.Status()
+		var st channels.State
+		if sr, isSR := c.Channel.(channels.StateReporter); isSR {
+			st = sr.State()
+			ok, err = st.Connected, st.Err
+		}
 		p.mu.Lock()
 		if e := p.down[n]; e != nil {
 			ok, err = false, e
@@ -393,7 +483,7 @@ func (p *Pipeline) Channels() []ChannelState {
 		if grp == "" {
 			grp = string(policy.GroupAllowlist)
 		}
-		out = append(out, ChannelState{Name: n, Connected: ok, Err: err, DMPolicy: dm, GroupPolicy: grp})
+		out = append(out, ChannelState{Name: n, Connected: ok, Err: err, LastOK: st.LastOK, NextRetry: st.NextRetry, DMPolicy: dm, GroupPolicy: grp})
 	}
 	return out
 }

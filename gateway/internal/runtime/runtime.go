@@ -27,6 +27,8 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/local"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram"
+	"github.com/moltbot/moltbot-secure/gateway/internal/dispatch"
+	"github.com/moltbot/moltbot-secure/gateway/internal/inbox"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
@@ -57,6 +59,9 @@ type Deps struct {
 	OnDecision   func(ctx context.Context, in channels.Inbound, r pipeline.Result)
 	Logger       hclog.Logger
 	ProbeTimeout time.Duration
+	// Inbox is the durable inbound queue the polling channels (telegram)
+	// store updates in before confirming them; it outlives every runtime.
+	Inbox *inbox.Inbox
 }
 
 // Prober is a channel that can check its account before it starts (a
@@ -135,7 +140,7 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 		nc := d.NewChannel
 		if nc == nil {
 			nc = func(name string, ch config.Channel, tok string) (channels.Channel, error) {
-				return newSupported(name, ch, tok, log)
+				return newSupported(name, ch, tok, d.Inbox, log)
 			}
 		}
 		built, err := nc(name, ch, tok)
@@ -170,8 +175,15 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 	r.areas["agents.defaults.sandbox (docker, workspace)"] = area{key: sandboxKey(r.sandbox, r.sandboxErr),
 		desc: "applies to the next command (sandboxd recreates a container whose policy changed)"}
 	r.areas["session.dmScope"] = area{key: string(scope), desc: string(scope)}
+	lim, err := dispatch.Limits{Workers: v.Gateway.Inbound.Workers, QueueLen: v.Gateway.Inbound.QueuePerSession,
+		MaxQueues: v.Gateway.Inbound.MaxSessions}.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errs.ErrInvalidArgument)
+	}
+	inb := fmt.Sprintf("workers %d, queuePerSession %d, maxSessions %d", lim.Workers, lim.QueueLen, lim.MaxQueues)
+	r.areas["gateway.inbound"] = area{key: inb, desc: inb}
 	p, err := pipeline.New(pipeline.Config{
-		Engine: d.Engine, Channels: chans, Agent: choice.agent(d), Sessions: d.Sessions,
+		Engine: d.Engine, Channels: chans, Agent: choice.agent(d), Sessions: d.Sessions, Inbound: lim,
 		DMScope: scope, SandboxMode: v.Agents.Sandbox.Mode, Owners: owners,
 		Logger: log.Named("pipeline"), OnDecision: d.OnDecision,
 	})
@@ -183,13 +195,13 @@ func Build(ctx context.Context, d Deps, c *config.Config, secret SecretFunc) (*R
 }
 
 // newSupported builds the channels this gateway runs; nil, nil for others.
-func newSupported(name string, ch config.Channel, tok string, log hclog.Logger) (channels.Channel, error) {
+func newSupported(name string, ch config.Channel, tok string, q *inbox.Inbox, log hclog.Logger) (channels.Channel, error) {
 	if name != "telegram" {
 		return nil, nil
 	}
 	l := log.Named(name)
 	return telegram.New(telegram.Config{
-		Token: tok, Name: name, BaseURL: ch.BaseURL,
+		Token: tok, Name: name, BaseURL: ch.BaseURL, Inbox: q,
 		Logf: func(f string, a ...any) { l.Warn(fmt.Sprintf(f, a...)) },
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent"
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent/openaitest"
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram/telegramtest"
+	"github.com/moltbot/moltbot-secure/gateway/internal/dispatch"
 	"github.com/moltbot/moltbot-secure/gateway/internal/pipeline"
 	"github.com/moltbot/moltbot-secure/gateway/internal/policy"
 	"github.com/moltbot/moltbot-secure/gateway/internal/sessions"
@@ -204,6 +205,16 @@ func TestReloadEachArea(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, map[bool]int64{false: 0, true: 512 << 20}[after], p.GetMemoryBytes())
 			}},
+		{"gateway.inbound: message concurrency", nil,
+			func(tree map[string]any) {
+				set(tree, "gateway.inbound", map[string]any{"workers": 2, "queuePerSession": 3})
+			},
+			"gateway.inbound: workers 2, queuePerSession 3, maxSessions 1024",
+			func(t *testing.T, m *Manager, after bool) {
+				want := map[bool]dispatch.Limits{false: {Workers: 16, QueueLen: 8, MaxQueues: 1024}, true: {Workers: 2, QueueLen: 3, MaxQueues: 1024}}[after]
+				require.Equal(t, want, m.Current().Pipeline.Inbound())
+				require.True(t, send(t, m, "alice", "hello").ReachedAgent)
+			}},
 		{"agents backend: echo to openai", nil, withOpenAI("gpt-a", openaiKey),
 			"agent backend (agents.defaults.backend, models.providers): openai",
 			func(t *testing.T, m *Manager, after bool) {
@@ -345,6 +356,12 @@ func TestNoChangeListsNothingAndRestartOnly(t *testing.T) {
 	got := RestartOnly(old, next)
 	require.Len(t, got, 1)
 	require.Contains(t, got[0], "docker compose restart gateway")
+}
+
+func TestBuildRefusesInboundOutOfRange(t *testing.T) {
+	_, err := Build(context.Background(), deps(t, nil), cfg(t, set(base(), "gateway.inbound.workers", 5000)), plainSecret)
+	require.ErrorIs(t, err, errs.ErrInvalidArgument)
+	require.ErrorContains(t, err, "gateway.inbound.workers: 5000 is out of range; use 1..1024")
 }
 
 func TestBuildNeedsDeps(t *testing.T) {

@@ -74,3 +74,65 @@ func BenchmarkApprove(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
+
+// BenchmarkApprovedSenders: how the inbound policy check (IsAllowed, what
+// the gateway asks pairingd on every message) and Approve (a bbolt commit
+// with fsync) grow with the number of approved senders on the channel.
+// Each op is timed alone; p50/p99 are reported. Approve's sender is revoked
+// again outside the timed section so the allowlist keeps its size.
+func BenchmarkApprovedSenders(b *testing.B) {
+	for _, op := range []string{"check", "approve"} {
+		for _, n := range []int{1000, 10000, 100000} {
+			b.Run(fmt.Sprintf("op=%s/approved=%d", op, n), func(b *testing.B) {
+				st, err := store.Open(b.TempDir() + "/credentials/pairing.db")
+				require.NoError(b, err)
+				defer st.Close()
+				now := time.Now()
+				allowed := make([]store.Allowed, n)
+				for i := range allowed {
+					allowed[i] = store.Allowed{Channel: "telegram", SenderID: fmt.Sprintf("%d", 100000000+i), ApprovedAt: now}
+				}
+				require.NoError(b, st.Import(nil, allowed))
+				s, err := New(Config{Store: st, ResendInterval: time.Nanosecond})
+				require.NoError(b, err)
+				ctx := context.Background()
+				lat := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					switch op {
+					case "check":
+						id := allowed[(i*7919)%n].SenderID // spread over the keys
+						t0 := time.Now()
+						ok, err := s.IsAllowed(ctx, "telegram", id)
+						lat = append(lat, time.Since(t0))
+						if err != nil || !ok {
+							b.Fatalf("IsAllowed %s: %v %v", id, ok, err)
+						}
+					case "approve":
+						b.StopTimer()
+						id := fmt.Sprintf("new%d", i)
+						r, err := s.Request(ctx, "telegram", id, nil)
+						if err != nil || r.Code == "" {
+							b.Fatalf("request: %v", err)
+						}
+						b.StartTimer()
+						t0 := time.Now()
+						got, err := s.Approve(ctx, "cli", "telegram", r.Code)
+						lat = append(lat, time.Since(t0))
+						if err != nil || got.SenderID != id {
+							b.Fatalf("approve: %v %+v", err, got)
+						}
+						b.StopTimer()
+						require.NoError(b, s.Revoke(ctx, "telegram", id))
+						b.StartTimer()
+					}
+				}
+				b.StopTimer()
+				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+				pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Nanoseconds()) / 1e6 }
+				b.ReportMetric(pct(0.50), "p50-ms")
+				b.ReportMetric(pct(0.99), "p99-ms")
+			})
+		}
+	}
+}

@@ -379,12 +379,16 @@ func (x *PairingStatus) GetError() string {
 }
 
 type ChannelStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Connected     bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	DmPolicy      string                 `protobuf:"bytes,4,opt,name=dm_policy,json=dmPolicy,proto3" json:"dm_policy,omitempty"`
-	GroupPolicy   string                 `protobuf:"bytes,5,opt,name=group_policy,json=groupPolicy,proto3" json:"group_policy,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Connected   bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
+	Error       string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	DmPolicy    string                 `protobuf:"bytes,4,opt,name=dm_policy,json=dmPolicy,proto3" json:"dm_policy,omitempty"`
+	GroupPolicy string                 `protobuf:"bytes,5,opt,name=group_policy,json=groupPolicy,proto3" json:"group_policy,omitempty"`
+	// Last exchange the network accepted (a Telegram poll); unset before the first.
+	LastOkAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_ok_at,json=lastOkAt,proto3" json:"last_ok_at,omitempty"`
+	// After a failure: when the channel tries again; unset while connected.
+	NextRetryAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_retry_at,json=nextRetryAt,proto3" json:"next_retry_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -454,6 +458,20 @@ func (x *ChannelStatus) GetGroupPolicy() string {
 	return ""
 }
 
+func (x *ChannelStatus) GetLastOkAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastOkAt
+	}
+	return nil
+}
+
+func (x *ChannelStatus) GetNextRetryAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRetryAt
+	}
+	return nil
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	All           bool                   `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
@@ -511,6 +529,8 @@ type StatusResponse struct {
 	Channels      []*ChannelStatus `protobuf:"bytes,8,rep,name=channels,proto3" json:"channels,omitempty"`
 	Warnings      []string         `protobuf:"bytes,9,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	ConfigPath    string           `protobuf:"bytes,10,opt,name=config_path,json=configPath,proto3" json:"config_path,omitempty"`
+	// control_ui_url is where the Control UI is served (empty: not served).
+	ControlUiUrl  string `protobuf:"bytes,11,opt,name=control_ui_url,json=controlUiUrl,proto3" json:"control_ui_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +631,13 @@ func (x *StatusResponse) GetWarnings() []string {
 func (x *StatusResponse) GetConfigPath() string {
 	if x != nil {
 		return x.ConfigPath
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetControlUiUrl() string {
+	if x != nil {
+		return x.ControlUiUrl
 	}
 	return ""
 }
@@ -1832,6 +1859,103 @@ func (x *RotateKeyResponse) GetRewrapped() int32 {
 	return 0
 }
 
+type RetireKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kid           string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyRequest) Reset() {
+	*x = RetireKeyRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyRequest) ProtoMessage() {}
+
+func (x *RetireKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyRequest.ProtoReflect.Descriptor instead.
+func (*RetireKeyRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RetireKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+type RetireKeyResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RetiredKid string                 `protobuf:"bytes,1,opt,name=retired_kid,json=retiredKid,proto3" json:"retired_kid,omitempty"`
+	// checked is how many envelopes were looked at (none under kid).
+	Checked       int32 `protobuf:"varint,2,opt,name=checked,proto3" json:"checked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyResponse) Reset() {
+	*x = RetireKeyResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyResponse) ProtoMessage() {}
+
+func (x *RetireKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyResponse.ProtoReflect.Descriptor instead.
+func (*RetireKeyResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RetireKeyResponse) GetRetiredKid() string {
+	if x != nil {
+		return x.RetiredKid
+	}
+	return ""
+}
+
+func (x *RetireKeyResponse) GetChecked() int32 {
+	if x != nil {
+		return x.Checked
+	}
+	return 0
+}
+
 type Session struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1846,7 +1970,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1982,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[28]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1995,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{28}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Session) GetKey() string {
@@ -1924,7 +2048,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2060,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[29]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2073,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{29}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 type ListSessionsResponse struct {
@@ -1961,7 +2085,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2097,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[30]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2110,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{30}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -2006,7 +2130,7 @@ type SecurityLogRequest struct {
 
 func (x *SecurityLogRequest) Reset() {
 	*x = SecurityLogRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2142,7 @@ func (x *SecurityLogRequest) String() string {
 func (*SecurityLogRequest) ProtoMessage() {}
 
 func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[31]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2155,7 @@ func (x *SecurityLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogRequest.ProtoReflect.Descriptor instead.
 func (*SecurityLogRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{31}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SecurityLogRequest) GetFollow() bool {
@@ -2060,7 +2184,7 @@ type SecurityLogResponse struct {
 
 func (x *SecurityLogResponse) Reset() {
 	*x = SecurityLogResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2196,7 @@ func (x *SecurityLogResponse) String() string {
 func (*SecurityLogResponse) ProtoMessage() {}
 
 func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[32]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2209,7 @@ func (x *SecurityLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityLogResponse.ProtoReflect.Descriptor instead.
 func (*SecurityLogResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{32}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SecurityLogResponse) GetLine() string {
@@ -2118,7 +2242,7 @@ type RotateCertsRequest struct {
 
 func (x *RotateCertsRequest) Reset() {
 	*x = RotateCertsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2254,7 @@ func (x *RotateCertsRequest) String() string {
 func (*RotateCertsRequest) ProtoMessage() {}
 
 func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[33]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2267,7 @@ func (x *RotateCertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsRequest.ProtoReflect.Descriptor instead.
 func (*RotateCertsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{33}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RotateCertsRequest) GetCa() bool {
@@ -2162,7 +2286,7 @@ type RotateCertsResponse struct {
 
 func (x *RotateCertsResponse) Reset() {
 	*x = RotateCertsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2298,7 @@ func (x *RotateCertsResponse) String() string {
 func (*RotateCertsResponse) ProtoMessage() {}
 
 func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[34]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2311,7 @@ func (x *RotateCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCertsResponse.ProtoReflect.Descriptor instead.
 func (*RotateCertsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{34}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RotateCertsResponse) GetCerts() []*CertStatus {
@@ -2206,7 +2330,7 @@ type ExportKeyRequest struct {
 
 func (x *ExportKeyRequest) Reset() {
 	*x = ExportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2342,7 @@ func (x *ExportKeyRequest) String() string {
 func (*ExportKeyRequest) ProtoMessage() {}
 
 func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[35]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2355,7 @@ func (x *ExportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ExportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{35}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExportKeyRequest) GetPassphrase() []byte {
@@ -2253,7 +2377,7 @@ type ExportKeyResponse struct {
 
 func (x *ExportKeyResponse) Reset() {
 	*x = ExportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2389,7 @@ func (x *ExportKeyResponse) String() string {
 func (*ExportKeyResponse) ProtoMessage() {}
 
 func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[36]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2402,7 @@ func (x *ExportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ExportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{36}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportKeyResponse) GetSealed() []byte {
@@ -2312,7 +2436,7 @@ type ImportKeyRequest struct {
 
 func (x *ImportKeyRequest) Reset() {
 	*x = ImportKeyRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2448,7 @@ func (x *ImportKeyRequest) String() string {
 func (*ImportKeyRequest) ProtoMessage() {}
 
 func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[37]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2461,7 @@ func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{37}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportKeyRequest) GetSealed() []byte {
@@ -2367,7 +2491,7 @@ type ImportKeyResponse struct {
 
 func (x *ImportKeyResponse) Reset() {
 	*x = ImportKeyResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2503,7 @@ func (x *ImportKeyResponse) String() string {
 func (*ImportKeyResponse) ProtoMessage() {}
 
 func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[38]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2516,7 @@ func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
 func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{38}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ImportKeyResponse) GetKeys() []*KeyStatus {
@@ -2433,7 +2557,7 @@ type RevealConfigRequest struct {
 
 func (x *RevealConfigRequest) Reset() {
 	*x = RevealConfigRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2569,7 @@ func (x *RevealConfigRequest) String() string {
 func (*RevealConfigRequest) ProtoMessage() {}
 
 func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[39]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2582,7 @@ func (x *RevealConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigRequest.ProtoReflect.Descriptor instead.
 func (*RevealConfigRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{39}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevealConfigRequest) GetPath() string {
@@ -2478,7 +2602,7 @@ type RevealConfigResponse struct {
 
 func (x *RevealConfigResponse) Reset() {
 	*x = RevealConfigResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2614,7 @@ func (x *RevealConfigResponse) String() string {
 func (*RevealConfigResponse) ProtoMessage() {}
 
 func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[40]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2627,7 @@ func (x *RevealConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevealConfigResponse.ProtoReflect.Descriptor instead.
 func (*RevealConfigResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{40}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevealConfigResponse) GetValueJson() string {
@@ -2524,7 +2648,7 @@ type AuditFixRequest struct {
 
 func (x *AuditFixRequest) Reset() {
 	*x = AuditFixRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2660,7 @@ func (x *AuditFixRequest) String() string {
 func (*AuditFixRequest) ProtoMessage() {}
 
 func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[41]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2673,7 @@ func (x *AuditFixRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixRequest.ProtoReflect.Descriptor instead.
 func (*AuditFixRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{41}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AuditFixRequest) GetDeep() bool {
@@ -2578,7 +2702,7 @@ type PutSecretFileRequest struct {
 
 func (x *PutSecretFileRequest) Reset() {
 	*x = PutSecretFileRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2714,7 @@ func (x *PutSecretFileRequest) String() string {
 func (*PutSecretFileRequest) ProtoMessage() {}
 
 func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[42]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2727,7 @@ func (x *PutSecretFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileRequest.ProtoReflect.Descriptor instead.
 func (*PutSecretFileRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{42}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PutSecretFileRequest) GetName() string {
@@ -2633,7 +2757,7 @@ type SecretFileInfo struct {
 
 func (x *SecretFileInfo) Reset() {
 	*x = SecretFileInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2769,7 @@ func (x *SecretFileInfo) String() string {
 func (*SecretFileInfo) ProtoMessage() {}
 
 func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[43]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2782,7 @@ func (x *SecretFileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFileInfo.ProtoReflect.Descriptor instead.
 func (*SecretFileInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{43}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SecretFileInfo) GetName() string {
@@ -2699,7 +2823,7 @@ type PutSecretFileResponse struct {
 
 func (x *PutSecretFileResponse) Reset() {
 	*x = PutSecretFileResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2711,7 +2835,7 @@ func (x *PutSecretFileResponse) String() string {
 func (*PutSecretFileResponse) ProtoMessage() {}
 
 func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[44]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2724,7 +2848,7 @@ func (x *PutSecretFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecretFileResponse.ProtoReflect.Descriptor instead.
 func (*PutSecretFileResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{44}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PutSecretFileResponse) GetFile() *SecretFileInfo {
@@ -2749,7 +2873,7 @@ type ListSecretFilesRequest struct {
 
 func (x *ListSecretFilesRequest) Reset() {
 	*x = ListSecretFilesRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2885,7 @@ func (x *ListSecretFilesRequest) String() string {
 func (*ListSecretFilesRequest) ProtoMessage() {}
 
 func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[45]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2898,7 @@ func (x *ListSecretFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{45}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
 }
 
 type ListSecretFilesResponse struct {
@@ -2786,7 +2910,7 @@ type ListSecretFilesResponse struct {
 
 func (x *ListSecretFilesResponse) Reset() {
 	*x = ListSecretFilesResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2922,7 @@ func (x *ListSecretFilesResponse) String() string {
 func (*ListSecretFilesResponse) ProtoMessage() {}
 
 func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[46]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2935,7 @@ func (x *ListSecretFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretFilesResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{46}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListSecretFilesResponse) GetFiles() []*SecretFileInfo {
@@ -2832,7 +2956,7 @@ type AuditFixResponse struct {
 
 func (x *AuditFixResponse) Reset() {
 	*x = AuditFixResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2968,7 @@ func (x *AuditFixResponse) String() string {
 func (*AuditFixResponse) ProtoMessage() {}
 
 func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[47]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2981,7 @@ func (x *AuditFixResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFixResponse.ProtoReflect.Descriptor instead.
 func (*AuditFixResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{47}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditFixResponse) GetReport() *AuditResponse {
@@ -2875,7 +2999,7 @@ type ListBackupsRequest struct {
 
 func (x *ListBackupsRequest) Reset() {
 	*x = ListBackupsRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3011,7 @@ func (x *ListBackupsRequest) String() string {
 func (*ListBackupsRequest) ProtoMessage() {}
 
 func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[48]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3024,7 @@ func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
 func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{48}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
 }
 
 type BackupInfo struct {
@@ -2919,7 +3043,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2931,7 +3055,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[49]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2944,7 +3068,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{49}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BackupInfo) GetName() string {
@@ -2991,7 +3115,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3127,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[50]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3140,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{50}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3044,7 +3168,7 @@ type MigrateFromRequest struct {
 
 func (x *MigrateFromRequest) Reset() {
 	*x = MigrateFromRequest{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3180,7 @@ func (x *MigrateFromRequest) String() string {
 func (*MigrateFromRequest) ProtoMessage() {}
 
 func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[51]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3193,7 @@ func (x *MigrateFromRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromRequest.ProtoReflect.Descriptor instead.
 func (*MigrateFromRequest) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{51}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MigrateFromRequest) GetSource() string {
@@ -3114,7 +3238,7 @@ type MigrateFromResponse struct {
 
 func (x *MigrateFromResponse) Reset() {
 	*x = MigrateFromResponse{}
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3250,7 @@ func (x *MigrateFromResponse) String() string {
 func (*MigrateFromResponse) ProtoMessage() {}
 
 func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gateway_v1_gateway_proto_msgTypes[52]
+	mi := &file_gateway_v1_gateway_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3263,7 @@ func (x *MigrateFromResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrateFromResponse.ProtoReflect.Descriptor instead.
 func (*MigrateFromResponse) Descriptor() ([]byte, []int) {
-	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{52}
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MigrateFromResponse) GetActions() []string {
@@ -3175,6 +3299,492 @@ func (x *MigrateFromResponse) GetImported() []string {
 		return x.Imported
 	}
 	return nil
+}
+
+// Device is a Control UI browser: its fingerprint (SHA-256 of the public
+// key, the owner compares it with the page), never a credential.
+type Device struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// state is "pending" or "approved".
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// role is "owner" or "client" once approved.
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// name is the browser's own label (untrusted).
+	Name       string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Origin     string                 `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	LastSeen   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// sessions is the number of live sessions.
+	Sessions      int32 `protobuf:"varint,9,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Device) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *Device) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Device) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Device) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Device) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Device) GetApprovedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovedAt
+	}
+	return nil
+}
+
+func (x *Device) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *Device) GetSessions() int32 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+type ListDevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesRequest) Reset() {
+	*x = ListDevicesRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesRequest) ProtoMessage() {}
+
+func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{56}
+}
+
+type ListDevicesResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Devices []*Device              `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	// device_auth_disabled: gateway.controlUi.dangerouslyDisableDeviceAuth is true (pending devices get in).
+	DeviceAuthDisabled bool `protobuf:"varint,2,opt,name=device_auth_disabled,json=deviceAuthDisabled,proto3" json:"device_auth_disabled,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListDevicesResponse) Reset() {
+	*x = ListDevicesResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesResponse) ProtoMessage() {}
+
+func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListDevicesResponse) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *ListDevicesResponse) GetDeviceAuthDisabled() bool {
+	if x != nil {
+		return x.DeviceAuthDisabled
+	}
+	return false
+}
+
+type ApproveDeviceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fingerprint, or a unique prefix of it (at least 4 characters).
+	Fingerprint string `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// role is "owner" (default) or "client".
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeviceRequest) Reset() {
+	*x = ApproveDeviceRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeviceRequest) ProtoMessage() {}
+
+func (x *ApproveDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeviceRequest.ProtoReflect.Descriptor instead.
+func (*ApproveDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ApproveDeviceRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *ApproveDeviceRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type ApproveDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveDeviceResponse) Reset() {
+	*x = ApproveDeviceResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveDeviceResponse) ProtoMessage() {}
+
+func (x *ApproveDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveDeviceResponse.ProtoReflect.Descriptor instead.
+func (*ApproveDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ApproveDeviceResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+type RejectDeviceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectDeviceRequest) Reset() {
+	*x = RejectDeviceRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectDeviceRequest) ProtoMessage() {}
+
+func (x *RejectDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RejectDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RejectDeviceRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+type RejectDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectDeviceResponse) Reset() {
+	*x = RejectDeviceResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectDeviceResponse) ProtoMessage() {}
+
+func (x *RejectDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RejectDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RejectDeviceResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+type RevokeDeviceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceRequest) Reset() {
+	*x = RevokeDeviceRequest{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceRequest) ProtoMessage() {}
+
+func (x *RevokeDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RevokeDeviceRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+type RevokeDeviceResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Device *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// sessions_ended is how many live sessions the revocation closed.
+	SessionsEnded int32 `protobuf:"varint,2,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeDeviceResponse) Reset() {
+	*x = RevokeDeviceResponse{}
+	mi := &file_gateway_v1_gateway_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeDeviceResponse) ProtoMessage() {}
+
+func (x *RevokeDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_v1_gateway_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RevokeDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_gateway_v1_gateway_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *RevokeDeviceResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+func (x *RevokeDeviceResponse) GetSessionsEnded() int32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
 }
 
 var File_gateway_v1_gateway_proto protoreflect.FileDescriptor
@@ -3216,15 +3826,18 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x1a:\n" +
 	"\fPendingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x91\x02\n" +
 	"\rChannelStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1b\n" +
 	"\tdm_policy\x18\x04 \x01(\tR\bdmPolicy\x12!\n" +
-	"\fgroup_policy\x18\x05 \x01(\tR\vgroupPolicy\"!\n" +
+	"\fgroup_policy\x18\x05 \x01(\tR\vgroupPolicy\x128\n" +
+	"\n" +
+	"last_ok_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\blastOkAt\x12>\n" +
+	"\rnext_retry_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vnextRetryAt\"!\n" +
 	"\rStatusRequest\x12\x10\n" +
-	"\x03all\x18\x01 \x01(\bR\x03all\"\xf2\x03\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"\x98\x04\n" +
 	"\x0eStatusResponse\x12=\n" +
 	"\bservices\x18\x01 \x03(\v2!.moltbot.gateway.v1.ServiceStatusR\bservices\x12\x1b\n" +
 	"\tauth_mode\x18\x02 \x01(\tR\bauthMode\x12%\n" +
@@ -3237,7 +3850,8 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\bwarnings\x18\t \x03(\tR\bwarnings\x12\x1f\n" +
 	"\vconfig_path\x18\n" +
 	" \x01(\tR\n" +
-	"configPath\">\n" +
+	"configPath\x12$\n" +
+	"\x0econtrol_ui_url\x18\v \x01(\tR\fcontrolUiUrl\">\n" +
 	"\x10GetConfigRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06reveal\x18\x02 \x01(\bR\x06reveal\"2\n" +
@@ -3322,7 +3936,13 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06rewrap\x18\x01 \x01(\bR\x06rewrap\"J\n" +
 	"\x11RotateKeyResponse\x12\x17\n" +
 	"\anew_kid\x18\x01 \x01(\tR\x06newKid\x12\x1c\n" +
-	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"\xc4\x01\n" +
+	"\trewrapped\x18\x02 \x01(\x05R\trewrapped\"$\n" +
+	"\x10RetireKeyRequest\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\"N\n" +
+	"\x11RetireKeyResponse\x12\x1f\n" +
+	"\vretired_kid\x18\x01 \x01(\tR\n" +
+	"retiredKid\x12\x18\n" +
+	"\achecked\x18\x02 \x01(\x05R\achecked\"\xc4\x01\n" +
 	"\aSession\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x18\n" +
@@ -3411,7 +4031,37 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\vbackup_path\x18\x03 \x01(\tR\n" +
 	"backupPath\x12\x18\n" +
 	"\achanged\x18\x04 \x01(\bR\achanged\x12\x1a\n" +
-	"\bimported\x18\x05 \x03(\tR\bimported2\x8d\x0f\n" +
+	"\bimported\x18\x05 \x03(\tR\bimported\"\xcd\x02\n" +
+	"\x06Device\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06origin\x18\x05 \x01(\tR\x06origin\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vapproved_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"approvedAt\x127\n" +
+	"\tlast_seen\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1a\n" +
+	"\bsessions\x18\t \x01(\x05R\bsessions\"\x14\n" +
+	"\x12ListDevicesRequest\"}\n" +
+	"\x13ListDevicesResponse\x124\n" +
+	"\adevices\x18\x01 \x03(\v2\x1a.moltbot.gateway.v1.DeviceR\adevices\x120\n" +
+	"\x14device_auth_disabled\x18\x02 \x01(\bR\x12deviceAuthDisabled\"L\n" +
+	"\x14ApproveDeviceRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"K\n" +
+	"\x15ApproveDeviceResponse\x122\n" +
+	"\x06device\x18\x01 \x01(\v2\x1a.moltbot.gateway.v1.DeviceR\x06device\"7\n" +
+	"\x13RejectDeviceRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\"J\n" +
+	"\x14RejectDeviceResponse\x122\n" +
+	"\x06device\x18\x01 \x01(\v2\x1a.moltbot.gateway.v1.DeviceR\x06device\"7\n" +
+	"\x13RevokeDeviceRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\"q\n" +
+	"\x14RevokeDeviceResponse\x122\n" +
+	"\x06device\x18\x01 \x01(\v2\x1a.moltbot.gateway.v1.DeviceR\x06device\x12%\n" +
+	"\x0esessions_ended\x18\x02 \x01(\x05R\rsessionsEnded2\xf3\x12\n" +
 	"\aGateway\x12O\n" +
 	"\x06Status\x12!.moltbot.gateway.v1.StatusRequest\x1a\".moltbot.gateway.v1.StatusResponse\x12X\n" +
 	"\tGetConfig\x12$.moltbot.gateway.v1.GetConfigRequest\x1a%.moltbot.gateway.v1.GetConfigResponse\x12X\n" +
@@ -3422,7 +4072,8 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06Reload\x12!.moltbot.gateway.v1.ReloadRequest\x1a\".moltbot.gateway.v1.ReloadResponse\x12I\n" +
 	"\x04Send\x12\x1f.moltbot.gateway.v1.SendRequest\x1a .moltbot.gateway.v1.SendResponse\x12U\n" +
 	"\bRollback\x12#.moltbot.gateway.v1.RollbackRequest\x1a$.moltbot.gateway.v1.RollbackResponse\x12X\n" +
-	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12a\n" +
+	"\tRotateKey\x12$.moltbot.gateway.v1.RotateKeyRequest\x1a%.moltbot.gateway.v1.RotateKeyResponse\x12X\n" +
+	"\tRetireKey\x12$.moltbot.gateway.v1.RetireKeyRequest\x1a%.moltbot.gateway.v1.RetireKeyResponse\x12a\n" +
 	"\fListSessions\x12'.moltbot.gateway.v1.ListSessionsRequest\x1a(.moltbot.gateway.v1.ListSessionsResponse\x12`\n" +
 	"\vSecurityLog\x12&.moltbot.gateway.v1.SecurityLogRequest\x1a'.moltbot.gateway.v1.SecurityLogResponse0\x01\x12^\n" +
 	"\vRotateCerts\x12&.moltbot.gateway.v1.RotateCertsRequest\x1a'.moltbot.gateway.v1.RotateCertsResponse\x12X\n" +
@@ -3433,7 +4084,11 @@ const file_gateway_v1_gateway_proto_rawDesc = "" +
 	"\rPutSecretFile\x12(.moltbot.gateway.v1.PutSecretFileRequest\x1a).moltbot.gateway.v1.PutSecretFileResponse\x12j\n" +
 	"\x0fListSecretFiles\x12*.moltbot.gateway.v1.ListSecretFilesRequest\x1a+.moltbot.gateway.v1.ListSecretFilesResponse\x12^\n" +
 	"\vListBackups\x12&.moltbot.gateway.v1.ListBackupsRequest\x1a'.moltbot.gateway.v1.ListBackupsResponse\x12`\n" +
-	"\vMigrateFrom\x12&.moltbot.gateway.v1.MigrateFromRequest\x1a'.moltbot.gateway.v1.MigrateFromResponse(\x01B\xce\x01\n" +
+	"\vMigrateFrom\x12&.moltbot.gateway.v1.MigrateFromRequest\x1a'.moltbot.gateway.v1.MigrateFromResponse(\x01\x12^\n" +
+	"\vListDevices\x12&.moltbot.gateway.v1.ListDevicesRequest\x1a'.moltbot.gateway.v1.ListDevicesResponse\x12d\n" +
+	"\rApproveDevice\x12(.moltbot.gateway.v1.ApproveDeviceRequest\x1a).moltbot.gateway.v1.ApproveDeviceResponse\x12a\n" +
+	"\fRejectDevice\x12'.moltbot.gateway.v1.RejectDeviceRequest\x1a(.moltbot.gateway.v1.RejectDeviceResponse\x12a\n" +
+	"\fRevokeDevice\x12'.moltbot.gateway.v1.RevokeDeviceRequest\x1a(.moltbot.gateway.v1.RevokeDeviceResponseB\xce\x01\n" +
 	"\x16com.moltbot.gateway.v1B\fGatewayProtoP\x01Z<github.com/moltbot/moltbot-secure/proto/gateway/v1;gatewayv1\xa2\x02\x03MGX\xaa\x02\x12Moltbot.Gateway.V1\xca\x02\x12Moltbot\\Gateway\\V1\xe2\x02\x1eMoltbot\\Gateway\\V1\\GPBMetadata\xea\x02\x14Moltbot::Gateway::V1b\x06proto3"
 
 var (
@@ -3448,7 +4103,7 @@ func file_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*ServiceStatus)(nil),           // 0: moltbot.gateway.v1.ServiceStatus
 	(*CertStatus)(nil),              // 1: moltbot.gateway.v1.CertStatus
@@ -3478,109 +4133,139 @@ var file_gateway_v1_gateway_proto_goTypes = []any{
 	(*RollbackResponse)(nil),        // 25: moltbot.gateway.v1.RollbackResponse
 	(*RotateKeyRequest)(nil),        // 26: moltbot.gateway.v1.RotateKeyRequest
 	(*RotateKeyResponse)(nil),       // 27: moltbot.gateway.v1.RotateKeyResponse
-	(*Session)(nil),                 // 28: moltbot.gateway.v1.Session
-	(*ListSessionsRequest)(nil),     // 29: moltbot.gateway.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),    // 30: moltbot.gateway.v1.ListSessionsResponse
-	(*SecurityLogRequest)(nil),      // 31: moltbot.gateway.v1.SecurityLogRequest
-	(*SecurityLogResponse)(nil),     // 32: moltbot.gateway.v1.SecurityLogResponse
-	(*RotateCertsRequest)(nil),      // 33: moltbot.gateway.v1.RotateCertsRequest
-	(*RotateCertsResponse)(nil),     // 34: moltbot.gateway.v1.RotateCertsResponse
-	(*ExportKeyRequest)(nil),        // 35: moltbot.gateway.v1.ExportKeyRequest
-	(*ExportKeyResponse)(nil),       // 36: moltbot.gateway.v1.ExportKeyResponse
-	(*ImportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ImportKeyResponse
-	(*RevealConfigRequest)(nil),     // 39: moltbot.gateway.v1.RevealConfigRequest
-	(*RevealConfigResponse)(nil),    // 40: moltbot.gateway.v1.RevealConfigResponse
-	(*AuditFixRequest)(nil),         // 41: moltbot.gateway.v1.AuditFixRequest
-	(*PutSecretFileRequest)(nil),    // 42: moltbot.gateway.v1.PutSecretFileRequest
-	(*SecretFileInfo)(nil),          // 43: moltbot.gateway.v1.SecretFileInfo
-	(*PutSecretFileResponse)(nil),   // 44: moltbot.gateway.v1.PutSecretFileResponse
-	(*ListSecretFilesRequest)(nil),  // 45: moltbot.gateway.v1.ListSecretFilesRequest
-	(*ListSecretFilesResponse)(nil), // 46: moltbot.gateway.v1.ListSecretFilesResponse
-	(*AuditFixResponse)(nil),        // 47: moltbot.gateway.v1.AuditFixResponse
-	(*ListBackupsRequest)(nil),      // 48: moltbot.gateway.v1.ListBackupsRequest
-	(*BackupInfo)(nil),              // 49: moltbot.gateway.v1.BackupInfo
-	(*ListBackupsResponse)(nil),     // 50: moltbot.gateway.v1.ListBackupsResponse
-	(*MigrateFromRequest)(nil),      // 51: moltbot.gateway.v1.MigrateFromRequest
-	(*MigrateFromResponse)(nil),     // 52: moltbot.gateway.v1.MigrateFromResponse
-	nil,                             // 53: moltbot.gateway.v1.PairingStatus.PendingEntry
-	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
+	(*RetireKeyRequest)(nil),        // 28: moltbot.gateway.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),       // 29: moltbot.gateway.v1.RetireKeyResponse
+	(*Session)(nil),                 // 30: moltbot.gateway.v1.Session
+	(*ListSessionsRequest)(nil),     // 31: moltbot.gateway.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 32: moltbot.gateway.v1.ListSessionsResponse
+	(*SecurityLogRequest)(nil),      // 33: moltbot.gateway.v1.SecurityLogRequest
+	(*SecurityLogResponse)(nil),     // 34: moltbot.gateway.v1.SecurityLogResponse
+	(*RotateCertsRequest)(nil),      // 35: moltbot.gateway.v1.RotateCertsRequest
+	(*RotateCertsResponse)(nil),     // 36: moltbot.gateway.v1.RotateCertsResponse
+	(*ExportKeyRequest)(nil),        // 37: moltbot.gateway.v1.ExportKeyRequest
+	(*ExportKeyResponse)(nil),       // 38: moltbot.gateway.v1.ExportKeyResponse
+	(*ImportKeyRequest)(nil),        // 39: moltbot.gateway.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),       // 40: moltbot.gateway.v1.ImportKeyResponse
+	(*RevealConfigRequest)(nil),     // 41: moltbot.gateway.v1.RevealConfigRequest
+	(*RevealConfigResponse)(nil),    // 42: moltbot.gateway.v1.RevealConfigResponse
+	(*AuditFixRequest)(nil),         // 43: moltbot.gateway.v1.AuditFixRequest
+	(*PutSecretFileRequest)(nil),    // 44: moltbot.gateway.v1.PutSecretFileRequest
+	(*SecretFileInfo)(nil),          // 45: moltbot.gateway.v1.SecretFileInfo
+	(*PutSecretFileResponse)(nil),   // 46: moltbot.gateway.v1.PutSecretFileResponse
+	(*ListSecretFilesRequest)(nil),  // 47: moltbot.gateway.v1.ListSecretFilesRequest
+	(*ListSecretFilesResponse)(nil), // 48: moltbot.gateway.v1.ListSecretFilesResponse
+	(*AuditFixResponse)(nil),        // 49: moltbot.gateway.v1.AuditFixResponse
+	(*ListBackupsRequest)(nil),      // 50: moltbot.gateway.v1.ListBackupsRequest
+	(*BackupInfo)(nil),              // 51: moltbot.gateway.v1.BackupInfo
+	(*ListBackupsResponse)(nil),     // 52: moltbot.gateway.v1.ListBackupsResponse
+	(*MigrateFromRequest)(nil),      // 53: moltbot.gateway.v1.MigrateFromRequest
+	(*MigrateFromResponse)(nil),     // 54: moltbot.gateway.v1.MigrateFromResponse
+	(*Device)(nil),                  // 55: moltbot.gateway.v1.Device
+	(*ListDevicesRequest)(nil),      // 56: moltbot.gateway.v1.ListDevicesRequest
+	(*ListDevicesResponse)(nil),     // 57: moltbot.gateway.v1.ListDevicesResponse
+	(*ApproveDeviceRequest)(nil),    // 58: moltbot.gateway.v1.ApproveDeviceRequest
+	(*ApproveDeviceResponse)(nil),   // 59: moltbot.gateway.v1.ApproveDeviceResponse
+	(*RejectDeviceRequest)(nil),     // 60: moltbot.gateway.v1.RejectDeviceRequest
+	(*RejectDeviceResponse)(nil),    // 61: moltbot.gateway.v1.RejectDeviceResponse
+	(*RevokeDeviceRequest)(nil),     // 62: moltbot.gateway.v1.RevokeDeviceRequest
+	(*RevokeDeviceResponse)(nil),    // 63: moltbot.gateway.v1.RevokeDeviceResponse
+	nil,                             // 64: moltbot.gateway.v1.PairingStatus.PendingEntry
+	(*timestamppb.Timestamp)(nil),   // 65: google.protobuf.Timestamp
 }
 var file_gateway_v1_gateway_proto_depIdxs = []int32{
-	54, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
-	54, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
-	53, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
-	0,  // 4: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
-	1,  // 5: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
-	2,  // 6: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	3,  // 7: moltbot.gateway.v1.StatusResponse.sandbox:type_name -> moltbot.gateway.v1.SandboxStatus
-	4,  // 8: moltbot.gateway.v1.StatusResponse.pairing:type_name -> moltbot.gateway.v1.PairingStatus
-	5,  // 9: moltbot.gateway.v1.StatusResponse.channels:type_name -> moltbot.gateway.v1.ChannelStatus
-	12, // 10: moltbot.gateway.v1.SetConfigResponse.warnings:type_name -> moltbot.gateway.v1.Problem
-	12, // 11: moltbot.gateway.v1.ValidateConfigResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	15, // 12: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
-	12, // 13: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
-	12, // 14: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
-	54, // 15: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
-	28, // 16: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
-	1,  // 17: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
-	2,  // 18: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	2,  // 19: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
-	54, // 20: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	43, // 21: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
-	43, // 22: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
-	17, // 23: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
-	54, // 24: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
-	49, // 25: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
-	12, // 26: moltbot.gateway.v1.MigrateFromResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
-	6,  // 27: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
-	8,  // 28: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
-	10, // 29: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
-	13, // 30: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
-	16, // 31: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
-	18, // 32: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
-	20, // 33: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
-	22, // 34: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
-	24, // 35: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
-	26, // 36: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
-	29, // 37: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
-	31, // 38: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
-	33, // 39: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
-	35, // 40: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
-	37, // 41: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
-	39, // 42: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
-	41, // 43: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
-	42, // 44: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
-	45, // 45: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
-	48, // 46: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
-	51, // 47: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
-	7,  // 48: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
-	9,  // 49: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
-	11, // 50: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
-	14, // 51: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
-	17, // 52: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
-	19, // 53: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
-	21, // 54: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
-	23, // 55: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
-	25, // 56: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
-	27, // 57: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
-	30, // 58: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
-	32, // 59: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
-	34, // 60: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
-	36, // 61: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
-	38, // 62: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
-	40, // 63: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
-	47, // 64: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
-	44, // 65: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
-	46, // 66: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
-	50, // 67: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
-	52, // 68: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
-	48, // [48:69] is the sub-list for method output_type
-	27, // [27:48] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	65, // 0: moltbot.gateway.v1.ServiceStatus.started_at:type_name -> google.protobuf.Timestamp
+	65, // 1: moltbot.gateway.v1.CertStatus.not_after:type_name -> google.protobuf.Timestamp
+	65, // 2: moltbot.gateway.v1.KeyStatus.created_at:type_name -> google.protobuf.Timestamp
+	64, // 3: moltbot.gateway.v1.PairingStatus.pending:type_name -> moltbot.gateway.v1.PairingStatus.PendingEntry
+	65, // 4: moltbot.gateway.v1.ChannelStatus.last_ok_at:type_name -> google.protobuf.Timestamp
+	65, // 5: moltbot.gateway.v1.ChannelStatus.next_retry_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: moltbot.gateway.v1.StatusResponse.services:type_name -> moltbot.gateway.v1.ServiceStatus
+	1,  // 7: moltbot.gateway.v1.StatusResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
+	2,  // 8: moltbot.gateway.v1.StatusResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
+	3,  // 9: moltbot.gateway.v1.StatusResponse.sandbox:type_name -> moltbot.gateway.v1.SandboxStatus
+	4,  // 10: moltbot.gateway.v1.StatusResponse.pairing:type_name -> moltbot.gateway.v1.PairingStatus
+	5,  // 11: moltbot.gateway.v1.StatusResponse.channels:type_name -> moltbot.gateway.v1.ChannelStatus
+	12, // 12: moltbot.gateway.v1.SetConfigResponse.warnings:type_name -> moltbot.gateway.v1.Problem
+	12, // 13: moltbot.gateway.v1.ValidateConfigResponse.problems:type_name -> moltbot.gateway.v1.Problem
+	15, // 14: moltbot.gateway.v1.AuditResponse.findings:type_name -> moltbot.gateway.v1.Finding
+	12, // 15: moltbot.gateway.v1.MigrateResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
+	12, // 16: moltbot.gateway.v1.ReloadResponse.problems:type_name -> moltbot.gateway.v1.Problem
+	65, // 17: moltbot.gateway.v1.Session.last_active_at:type_name -> google.protobuf.Timestamp
+	30, // 18: moltbot.gateway.v1.ListSessionsResponse.sessions:type_name -> moltbot.gateway.v1.Session
+	1,  // 19: moltbot.gateway.v1.RotateCertsResponse.certs:type_name -> moltbot.gateway.v1.CertStatus
+	2,  // 20: moltbot.gateway.v1.ExportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
+	2,  // 21: moltbot.gateway.v1.ImportKeyResponse.keys:type_name -> moltbot.gateway.v1.KeyStatus
+	65, // 22: moltbot.gateway.v1.SecretFileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	45, // 23: moltbot.gateway.v1.PutSecretFileResponse.file:type_name -> moltbot.gateway.v1.SecretFileInfo
+	45, // 24: moltbot.gateway.v1.ListSecretFilesResponse.files:type_name -> moltbot.gateway.v1.SecretFileInfo
+	17, // 25: moltbot.gateway.v1.AuditFixResponse.report:type_name -> moltbot.gateway.v1.AuditResponse
+	65, // 26: moltbot.gateway.v1.BackupInfo.created:type_name -> google.protobuf.Timestamp
+	51, // 27: moltbot.gateway.v1.ListBackupsResponse.backups:type_name -> moltbot.gateway.v1.BackupInfo
+	12, // 28: moltbot.gateway.v1.MigrateFromResponse.unfixed:type_name -> moltbot.gateway.v1.Problem
+	65, // 29: moltbot.gateway.v1.Device.created_at:type_name -> google.protobuf.Timestamp
+	65, // 30: moltbot.gateway.v1.Device.approved_at:type_name -> google.protobuf.Timestamp
+	65, // 31: moltbot.gateway.v1.Device.last_seen:type_name -> google.protobuf.Timestamp
+	55, // 32: moltbot.gateway.v1.ListDevicesResponse.devices:type_name -> moltbot.gateway.v1.Device
+	55, // 33: moltbot.gateway.v1.ApproveDeviceResponse.device:type_name -> moltbot.gateway.v1.Device
+	55, // 34: moltbot.gateway.v1.RejectDeviceResponse.device:type_name -> moltbot.gateway.v1.Device
+	55, // 35: moltbot.gateway.v1.RevokeDeviceResponse.device:type_name -> moltbot.gateway.v1.Device
+	6,  // 36: moltbot.gateway.v1.Gateway.Status:input_type -> moltbot.gateway.v1.StatusRequest
+	8,  // 37: moltbot.gateway.v1.Gateway.GetConfig:input_type -> moltbot.gateway.v1.GetConfigRequest
+	10, // 38: moltbot.gateway.v1.Gateway.SetConfig:input_type -> moltbot.gateway.v1.SetConfigRequest
+	13, // 39: moltbot.gateway.v1.Gateway.ValidateConfig:input_type -> moltbot.gateway.v1.ValidateConfigRequest
+	16, // 40: moltbot.gateway.v1.Gateway.Audit:input_type -> moltbot.gateway.v1.AuditRequest
+	18, // 41: moltbot.gateway.v1.Gateway.Migrate:input_type -> moltbot.gateway.v1.MigrateRequest
+	20, // 42: moltbot.gateway.v1.Gateway.Reload:input_type -> moltbot.gateway.v1.ReloadRequest
+	22, // 43: moltbot.gateway.v1.Gateway.Send:input_type -> moltbot.gateway.v1.SendRequest
+	24, // 44: moltbot.gateway.v1.Gateway.Rollback:input_type -> moltbot.gateway.v1.RollbackRequest
+	26, // 45: moltbot.gateway.v1.Gateway.RotateKey:input_type -> moltbot.gateway.v1.RotateKeyRequest
+	28, // 46: moltbot.gateway.v1.Gateway.RetireKey:input_type -> moltbot.gateway.v1.RetireKeyRequest
+	31, // 47: moltbot.gateway.v1.Gateway.ListSessions:input_type -> moltbot.gateway.v1.ListSessionsRequest
+	33, // 48: moltbot.gateway.v1.Gateway.SecurityLog:input_type -> moltbot.gateway.v1.SecurityLogRequest
+	35, // 49: moltbot.gateway.v1.Gateway.RotateCerts:input_type -> moltbot.gateway.v1.RotateCertsRequest
+	37, // 50: moltbot.gateway.v1.Gateway.ExportKey:input_type -> moltbot.gateway.v1.ExportKeyRequest
+	39, // 51: moltbot.gateway.v1.Gateway.ImportKey:input_type -> moltbot.gateway.v1.ImportKeyRequest
+	41, // 52: moltbot.gateway.v1.Gateway.RevealConfig:input_type -> moltbot.gateway.v1.RevealConfigRequest
+	43, // 53: moltbot.gateway.v1.Gateway.AuditFix:input_type -> moltbot.gateway.v1.AuditFixRequest
+	44, // 54: moltbot.gateway.v1.Gateway.PutSecretFile:input_type -> moltbot.gateway.v1.PutSecretFileRequest
+	47, // 55: moltbot.gateway.v1.Gateway.ListSecretFiles:input_type -> moltbot.gateway.v1.ListSecretFilesRequest
+	50, // 56: moltbot.gateway.v1.Gateway.ListBackups:input_type -> moltbot.gateway.v1.ListBackupsRequest
+	53, // 57: moltbot.gateway.v1.Gateway.MigrateFrom:input_type -> moltbot.gateway.v1.MigrateFromRequest
+	56, // 58: moltbot.gateway.v1.Gateway.ListDevices:input_type -> moltbot.gateway.v1.ListDevicesRequest
+	58, // 59: moltbot.gateway.v1.Gateway.ApproveDevice:input_type -> moltbot.gateway.v1.ApproveDeviceRequest
+	60, // 60: moltbot.gateway.v1.Gateway.RejectDevice:input_type -> moltbot.gateway.v1.RejectDeviceRequest
+	62, // 61: moltbot.gateway.v1.Gateway.RevokeDevice:input_type -> moltbot.gateway.v1.RevokeDeviceRequest
+	7,  // 62: moltbot.gateway.v1.Gateway.Status:output_type -> moltbot.gateway.v1.StatusResponse
+	9,  // 63: moltbot.gateway.v1.Gateway.GetConfig:output_type -> moltbot.gateway.v1.GetConfigResponse
+	11, // 64: moltbot.gateway.v1.Gateway.SetConfig:output_type -> moltbot.gateway.v1.SetConfigResponse
+	14, // 65: moltbot.gateway.v1.Gateway.ValidateConfig:output_type -> moltbot.gateway.v1.ValidateConfigResponse
+	17, // 66: moltbot.gateway.v1.Gateway.Audit:output_type -> moltbot.gateway.v1.AuditResponse
+	19, // 67: moltbot.gateway.v1.Gateway.Migrate:output_type -> moltbot.gateway.v1.MigrateResponse
+	21, // 68: moltbot.gateway.v1.Gateway.Reload:output_type -> moltbot.gateway.v1.ReloadResponse
+	23, // 69: moltbot.gateway.v1.Gateway.Send:output_type -> moltbot.gateway.v1.SendResponse
+	25, // 70: moltbot.gateway.v1.Gateway.Rollback:output_type -> moltbot.gateway.v1.RollbackResponse
+	27, // 71: moltbot.gateway.v1.Gateway.RotateKey:output_type -> moltbot.gateway.v1.RotateKeyResponse
+	29, // 72: moltbot.gateway.v1.Gateway.RetireKey:output_type -> moltbot.gateway.v1.RetireKeyResponse
+	32, // 73: moltbot.gateway.v1.Gateway.ListSessions:output_type -> moltbot.gateway.v1.ListSessionsResponse
+	34, // 74: moltbot.gateway.v1.Gateway.SecurityLog:output_type -> moltbot.gateway.v1.SecurityLogResponse
+	36, // 75: moltbot.gateway.v1.Gateway.RotateCerts:output_type -> moltbot.gateway.v1.RotateCertsResponse
+	38, // 76: moltbot.gateway.v1.Gateway.ExportKey:output_type -> moltbot.gateway.v1.ExportKeyResponse
+	40, // 77: moltbot.gateway.v1.Gateway.ImportKey:output_type -> moltbot.gateway.v1.ImportKeyResponse
+	42, // 78: moltbot.gateway.v1.Gateway.RevealConfig:output_type -> moltbot.gateway.v1.RevealConfigResponse
+	49, // 79: moltbot.gateway.v1.Gateway.AuditFix:output_type -> moltbot.gateway.v1.AuditFixResponse
+	46, // 80: moltbot.gateway.v1.Gateway.PutSecretFile:output_type -> moltbot.gateway.v1.PutSecretFileResponse
+	48, // 81: moltbot.gateway.v1.Gateway.ListSecretFiles:output_type -> moltbot.gateway.v1.ListSecretFilesResponse
+	52, // 82: moltbot.gateway.v1.Gateway.ListBackups:output_type -> moltbot.gateway.v1.ListBackupsResponse
+	54, // 83: moltbot.gateway.v1.Gateway.MigrateFrom:output_type -> moltbot.gateway.v1.MigrateFromResponse
+	57, // 84: moltbot.gateway.v1.Gateway.ListDevices:output_type -> moltbot.gateway.v1.ListDevicesResponse
+	59, // 85: moltbot.gateway.v1.Gateway.ApproveDevice:output_type -> moltbot.gateway.v1.ApproveDeviceResponse
+	61, // 86: moltbot.gateway.v1.Gateway.RejectDevice:output_type -> moltbot.gateway.v1.RejectDeviceResponse
+	63, // 87: moltbot.gateway.v1.Gateway.RevokeDevice:output_type -> moltbot.gateway.v1.RevokeDeviceResponse
+	62, // [62:88] is the sub-list for method output_type
+	36, // [36:62] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_gateway_v1_gateway_proto_init() }
@@ -3594,7 +4279,7 @@ func file_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_v1_gateway_proto_rawDesc), len(file_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   54,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

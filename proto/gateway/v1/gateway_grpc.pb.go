@@ -29,6 +29,7 @@ const (
 	Gateway_Send_FullMethodName            = "/moltbot.gateway.v1.Gateway/Send"
 	Gateway_Rollback_FullMethodName        = "/moltbot.gateway.v1.Gateway/Rollback"
 	Gateway_RotateKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/RotateKey"
+	Gateway_RetireKey_FullMethodName       = "/moltbot.gateway.v1.Gateway/RetireKey"
 	Gateway_ListSessions_FullMethodName    = "/moltbot.gateway.v1.Gateway/ListSessions"
 	Gateway_SecurityLog_FullMethodName     = "/moltbot.gateway.v1.Gateway/SecurityLog"
 	Gateway_RotateCerts_FullMethodName     = "/moltbot.gateway.v1.Gateway/RotateCerts"
@@ -40,6 +41,10 @@ const (
 	Gateway_ListSecretFiles_FullMethodName = "/moltbot.gateway.v1.Gateway/ListSecretFiles"
 	Gateway_ListBackups_FullMethodName     = "/moltbot.gateway.v1.Gateway/ListBackups"
 	Gateway_MigrateFrom_FullMethodName     = "/moltbot.gateway.v1.Gateway/MigrateFrom"
+	Gateway_ListDevices_FullMethodName     = "/moltbot.gateway.v1.Gateway/ListDevices"
+	Gateway_ApproveDevice_FullMethodName   = "/moltbot.gateway.v1.Gateway/ApproveDevice"
+	Gateway_RejectDevice_FullMethodName    = "/moltbot.gateway.v1.Gateway/RejectDevice"
+	Gateway_RevokeDevice_FullMethodName    = "/moltbot.gateway.v1.Gateway/RevokeDevice"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -71,6 +76,9 @@ type GatewayClient interface {
 	Rollback(ctx context.Context, in *RollbackRequest, opts ...grpc.CallOption) (*RollbackResponse, error)
 	// RotateKey rotates the secrets key and optionally rewraps every envelope.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// RetireKey drops a non-primary key from secretsd's ring, refused while any
+	// envelope or sealed backup the gateway keeps is still sealed under it.
+	RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error)
 	// ListSessions lists the known sessions.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// SecurityLog returns (and with follow, streams) the security event log.
@@ -93,6 +101,14 @@ type GatewayClient interface {
 	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 	// MigrateFrom imports an upstream state dir streamed from the operator's machine, then migrates it (owner only).
 	MigrateFrom(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[MigrateFromRequest, MigrateFromResponse], error)
+	// ListDevices lists the Control UI's browser devices, pending and approved (owner only).
+	ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error)
+	// ApproveDevice lets a pending device in, as the owner (default) or a client (owner only).
+	ApproveDevice(ctx context.Context, in *ApproveDeviceRequest, opts ...grpc.CallOption) (*ApproveDeviceResponse, error)
+	// RejectDevice drops a pending device (owner only).
+	RejectDevice(ctx context.Context, in *RejectDeviceRequest, opts ...grpc.CallOption) (*RejectDeviceResponse, error)
+	// RevokeDevice removes an approved device and ends its sessions and streams at once (owner only).
+	RevokeDevice(ctx context.Context, in *RevokeDeviceRequest, opts ...grpc.CallOption) (*RevokeDeviceResponse, error)
 }
 
 type gatewayClient struct {
@@ -197,6 +213,16 @@ func (c *gatewayClient) RotateKey(ctx context.Context, in *RotateKeyRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateKeyResponse)
 	err := c.cc.Invoke(ctx, Gateway_RotateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireKeyResponse)
+	err := c.cc.Invoke(ctx, Gateway_RetireKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +351,46 @@ func (c *gatewayClient) MigrateFrom(ctx context.Context, opts ...grpc.CallOption
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Gateway_MigrateFromClient = grpc.ClientStreamingClient[MigrateFromRequest, MigrateFromResponse]
 
+func (c *gatewayClient) ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDevicesResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListDevices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) ApproveDevice(ctx context.Context, in *ApproveDeviceRequest, opts ...grpc.CallOption) (*ApproveDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveDeviceResponse)
+	err := c.cc.Invoke(ctx, Gateway_ApproveDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) RejectDevice(ctx context.Context, in *RejectDeviceRequest, opts ...grpc.CallOption) (*RejectDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectDeviceResponse)
+	err := c.cc.Invoke(ctx, Gateway_RejectDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) RevokeDevice(ctx context.Context, in *RevokeDeviceRequest, opts ...grpc.CallOption) (*RevokeDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeDeviceResponse)
+	err := c.cc.Invoke(ctx, Gateway_RevokeDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -354,6 +420,9 @@ type GatewayServer interface {
 	Rollback(context.Context, *RollbackRequest) (*RollbackResponse, error)
 	// RotateKey rotates the secrets key and optionally rewraps every envelope.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// RetireKey drops a non-primary key from secretsd's ring, refused while any
+	// envelope or sealed backup the gateway keeps is still sealed under it.
+	RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error)
 	// ListSessions lists the known sessions.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// SecurityLog returns (and with follow, streams) the security event log.
@@ -376,6 +445,14 @@ type GatewayServer interface {
 	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
 	// MigrateFrom imports an upstream state dir streamed from the operator's machine, then migrates it (owner only).
 	MigrateFrom(grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]) error
+	// ListDevices lists the Control UI's browser devices, pending and approved (owner only).
+	ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error)
+	// ApproveDevice lets a pending device in, as the owner (default) or a client (owner only).
+	ApproveDevice(context.Context, *ApproveDeviceRequest) (*ApproveDeviceResponse, error)
+	// RejectDevice drops a pending device (owner only).
+	RejectDevice(context.Context, *RejectDeviceRequest) (*RejectDeviceResponse, error)
+	// RevokeDevice removes an approved device and ends its sessions and streams at once (owner only).
+	RevokeDevice(context.Context, *RevokeDeviceRequest) (*RevokeDeviceResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -416,6 +493,9 @@ func (UnimplementedGatewayServer) Rollback(context.Context, *RollbackRequest) (*
 func (UnimplementedGatewayServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
 }
+func (UnimplementedGatewayServer) RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireKey not implemented")
+}
 func (UnimplementedGatewayServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
 }
@@ -448,6 +528,18 @@ func (UnimplementedGatewayServer) ListBackups(context.Context, *ListBackupsReque
 }
 func (UnimplementedGatewayServer) MigrateFrom(grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]) error {
 	return status.Error(codes.Unimplemented, "method MigrateFrom not implemented")
+}
+func (UnimplementedGatewayServer) ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDevices not implemented")
+}
+func (UnimplementedGatewayServer) ApproveDevice(context.Context, *ApproveDeviceRequest) (*ApproveDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveDevice not implemented")
+}
+func (UnimplementedGatewayServer) RejectDevice(context.Context, *RejectDeviceRequest) (*RejectDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectDevice not implemented")
+}
+func (UnimplementedGatewayServer) RevokeDevice(context.Context, *RevokeDeviceRequest) (*RevokeDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeDevice not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -650,6 +742,24 @@ func _Gateway_RotateKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_RetireKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RetireKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RetireKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RetireKey(ctx, req.(*RetireKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Gateway_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSessionsRequest)
 	if err := dec(in); err != nil {
@@ -830,6 +940,78 @@ func _Gateway_MigrateFrom_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Gateway_MigrateFromServer = grpc.ClientStreamingServer[MigrateFromRequest, MigrateFromResponse]
 
+func _Gateway_ListDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDevicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListDevices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListDevices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListDevices(ctx, req.(*ListDevicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_ApproveDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ApproveDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ApproveDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ApproveDevice(ctx, req.(*ApproveDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_RejectDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RejectDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RejectDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RejectDevice(ctx, req.(*RejectDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_RevokeDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).RevokeDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_RevokeDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).RevokeDevice(ctx, req.(*RevokeDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -878,6 +1060,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Gateway_RotateKey_Handler,
 		},
 		{
+			MethodName: "RetireKey",
+			Handler:    _Gateway_RetireKey_Handler,
+		},
+		{
 			MethodName: "ListSessions",
 			Handler:    _Gateway_ListSessions_Handler,
 		},
@@ -912,6 +1098,22 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBackups",
 			Handler:    _Gateway_ListBackups_Handler,
+		},
+		{
+			MethodName: "ListDevices",
+			Handler:    _Gateway_ListDevices_Handler,
+		},
+		{
+			MethodName: "ApproveDevice",
+			Handler:    _Gateway_ApproveDevice_Handler,
+		},
+		{
+			MethodName: "RejectDevice",
+			Handler:    _Gateway_RejectDevice_Handler,
+		},
+		{
+			MethodName: "RevokeDevice",
+			Handler:    _Gateway_RevokeDevice_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

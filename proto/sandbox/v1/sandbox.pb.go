@@ -304,12 +304,17 @@ type Policy struct {
 	PidsLimit       int64                  `protobuf:"varint,8,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
 	Env             map[string]string      `protobuf:"bytes,9,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Binds           []string               `protobuf:"bytes,10,rep,name=binds,proto3" json:"binds,omitempty"`
-	WorkspaceDir    string                 `protobuf:"bytes,11,opt,name=workspace_dir,json=workspaceDir,proto3" json:"workspace_dir,omitempty"`
-	TmpfsBytes      int64                  `protobuf:"varint,12,opt,name=tmpfs_bytes,json=tmpfsBytes,proto3" json:"tmpfs_bytes,omitempty"`
+	// Unused: workspaces are named volumes sandboxd keeps, not host
+	// directories (sandboxd runs in a container). Kept for older gateways.
+	WorkspaceDir string `protobuf:"bytes,11,opt,name=workspace_dir,json=workspaceDir,proto3" json:"workspace_dir,omitempty"`
+	TmpfsBytes   int64  `protobuf:"varint,12,opt,name=tmpfs_bytes,json=tmpfsBytes,proto3" json:"tmpfs_bytes,omitempty"`
 	// Network of the "main" profile; empty means sandboxd's default, "bridge".
-	MainNetwork   string `protobuf:"bytes,13,opt,name=main_network,json=mainNetwork,proto3" json:"main_network,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MainNetwork string `protobuf:"bytes,13,opt,name=main_network,json=mainNetwork,proto3" json:"main_network,omitempty"`
+	// Quota of the workspace mounted at /workspace
+	// (agents.defaults.sandbox.workspaceQuota); 0 means sandboxd's default.
+	WorkspaceQuotaBytes int64 `protobuf:"varint,14,opt,name=workspace_quota_bytes,json=workspaceQuotaBytes,proto3" json:"workspace_quota_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -433,6 +438,13 @@ func (x *Policy) GetMainNetwork() string {
 	return ""
 }
 
+func (x *Policy) GetWorkspaceQuotaBytes() int64 {
+	if x != nil {
+		return x.WorkspaceQuotaBytes
+	}
+	return 0
+}
+
 type EnsureRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	SessionKey string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
@@ -440,7 +452,7 @@ type EnsureRequest struct {
 	Policy     *Policy                `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
 	// Profile the container runs under; unspecified is hardened.
 	Profile Profile `protobuf:"varint,4,opt,name=profile,proto3,enum=moltbot.sandbox.v1.Profile" json:"profile,omitempty"`
-	// Mount the owner's workspace volume rw at /workspace (main profile only).
+	// Mount the owner's agent workspace rw at /workspace (main profile only).
 	OwnerWorkspace bool `protobuf:"varint,5,opt,name=owner_workspace,json=ownerWorkspace,proto3" json:"owner_workspace,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -512,21 +524,23 @@ func (x *EnsureRequest) GetOwnerWorkspace() bool {
 }
 
 type ContainerInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	SessionKey    string                 `protobuf:"bytes,3,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
-	AgentId       string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Scope         Scope                  `protobuf:"varint,5,opt,name=scope,proto3,enum=moltbot.sandbox.v1.Scope" json:"scope,omitempty"`
-	ConfigHash    string                 `protobuf:"bytes,6,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"`
-	Image         string                 `protobuf:"bytes,7,opt,name=image,proto3" json:"image,omitempty"`
-	State         string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
-	Agent         bool                   `protobuf:"varint,11,opt,name=agent,proto3" json:"agent,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	SessionKey string                 `protobuf:"bytes,3,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	AgentId    string                 `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Scope      Scope                  `protobuf:"varint,5,opt,name=scope,proto3,enum=moltbot.sandbox.v1.Scope" json:"scope,omitempty"`
+	ConfigHash string                 `protobuf:"bytes,6,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"`
+	Image      string                 `protobuf:"bytes,7,opt,name=image,proto3" json:"image,omitempty"`
+	State      string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	Agent      bool                   `protobuf:"varint,11,opt,name=agent,proto3" json:"agent,omitempty"`
+	Labels     map[string]string      `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The named volume mounted rw at /workspace.
+	WorkspaceVolume string `protobuf:"bytes,13,opt,name=workspace_volume,json=workspaceVolume,proto3" json:"workspace_volume,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ContainerInfo) Reset() {
@@ -643,6 +657,142 @@ func (x *ContainerInfo) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *ContainerInfo) GetWorkspaceVolume() string {
+	if x != nil {
+		return x.WorkspaceVolume
+	}
+	return ""
+}
+
+// WorkspaceInfo is one workspace volume.
+type WorkspaceInfo struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Volume string                 `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	// kind is "workspace" (a session's, or its scope's) or "agent-workspace".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// key is the scope key for "workspace", "agent:<id>" for "agent-workspace".
+	Key        string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	SessionKey string `protobuf:"bytes,4,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	AgentId    string `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// usage_bytes is -1 when the last measurement failed (counted as over quota).
+	UsageBytes int64                  `protobuf:"varint,6,opt,name=usage_bytes,json=usageBytes,proto3" json:"usage_bytes,omitempty"`
+	Measured   bool                   `protobuf:"varint,7,opt,name=measured,proto3" json:"measured,omitempty"`
+	QuotaBytes int64                  `protobuf:"varint,8,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// in_use is true when a container mounts it.
+	InUse         bool `protobuf:"varint,11,opt,name=in_use,json=inUse,proto3" json:"in_use,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkspaceInfo) Reset() {
+	*x = WorkspaceInfo{}
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkspaceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkspaceInfo) ProtoMessage() {}
+
+func (x *WorkspaceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkspaceInfo.ProtoReflect.Descriptor instead.
+func (*WorkspaceInfo) Descriptor() ([]byte, []int) {
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WorkspaceInfo) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *WorkspaceInfo) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *WorkspaceInfo) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WorkspaceInfo) GetSessionKey() string {
+	if x != nil {
+		return x.SessionKey
+	}
+	return ""
+}
+
+func (x *WorkspaceInfo) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *WorkspaceInfo) GetUsageBytes() int64 {
+	if x != nil {
+		return x.UsageBytes
+	}
+	return 0
+}
+
+func (x *WorkspaceInfo) GetMeasured() bool {
+	if x != nil {
+		return x.Measured
+	}
+	return false
+}
+
+func (x *WorkspaceInfo) GetQuotaBytes() int64 {
+	if x != nil {
+		return x.QuotaBytes
+	}
+	return 0
+}
+
+func (x *WorkspaceInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *WorkspaceInfo) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+func (x *WorkspaceInfo) GetInUse() bool {
+	if x != nil {
+		return x.InUse
+	}
+	return false
+}
+
 type EnsureResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Container *ContainerInfo         `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
@@ -655,7 +805,7 @@ type EnsureResponse struct {
 
 func (x *EnsureResponse) Reset() {
 	*x = EnsureResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[3]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +817,7 @@ func (x *EnsureResponse) String() string {
 func (*EnsureResponse) ProtoMessage() {}
 
 func (x *EnsureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[3]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +830,7 @@ func (x *EnsureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureResponse.ProtoReflect.Descriptor instead.
 func (*EnsureResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{3}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnsureResponse) GetContainer() *ContainerInfo {
@@ -725,7 +875,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[4]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +887,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[4]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +900,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{4}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExecRequest) GetSessionKey() string {
@@ -840,7 +990,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[5]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1002,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[5]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1015,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{5}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExecResponse) GetExitCode() int32 {
@@ -932,7 +1082,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[6]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1094,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[6]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,20 +1107,21 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{6}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{7}
 }
 
 type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Containers    []*ContainerInfo       `protobuf:"bytes,1,rep,name=containers,proto3" json:"containers,omitempty"`
 	PoolSize      int32                  `protobuf:"varint,2,opt,name=pool_size,json=poolSize,proto3" json:"pool_size,omitempty"`
+	Workspaces    []*WorkspaceInfo       `protobuf:"bytes,3,rep,name=workspaces,proto3" json:"workspaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[7]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1133,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[7]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1146,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{7}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListResponse) GetContainers() []*ContainerInfo {
@@ -1012,6 +1163,13 @@ func (x *ListResponse) GetPoolSize() int32 {
 	return 0
 }
 
+func (x *ListResponse) GetWorkspaces() []*WorkspaceInfo {
+	if x != nil {
+		return x.Workspaces
+	}
+	return nil
+}
+
 type ExplainRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SessionKey     string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
@@ -1025,7 +1183,7 @@ type ExplainRequest struct {
 
 func (x *ExplainRequest) Reset() {
 	*x = ExplainRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[8]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1195,7 @@ func (x *ExplainRequest) String() string {
 func (*ExplainRequest) ProtoMessage() {}
 
 func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[8]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1208,7 @@ func (x *ExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{8}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExplainRequest) GetSessionKey() string {
@@ -1099,7 +1257,7 @@ type ExplainItem struct {
 
 func (x *ExplainItem) Reset() {
 	*x = ExplainItem{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[9]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1269,7 @@ func (x *ExplainItem) String() string {
 func (*ExplainItem) ProtoMessage() {}
 
 func (x *ExplainItem) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[9]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1282,7 @@ func (x *ExplainItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainItem.ProtoReflect.Descriptor instead.
 func (*ExplainItem) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{9}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExplainItem) GetName() string {
@@ -1163,7 +1321,7 @@ type ExplainResponse struct {
 
 func (x *ExplainResponse) Reset() {
 	*x = ExplainResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[10]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1333,7 @@ func (x *ExplainResponse) String() string {
 func (*ExplainResponse) ProtoMessage() {}
 
 func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[10]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1346,7 @@ func (x *ExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainResponse.ProtoReflect.Descriptor instead.
 func (*ExplainResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{10}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExplainResponse) GetSandboxed() bool {
@@ -1241,16 +1399,19 @@ func (x *ExplainResponse) GetProfile() Profile {
 }
 
 type RecreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionKey    string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
-	All           bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionKey string                 `protobuf:"bytes,1,opt,name=session_key,json=sessionKey,proto3" json:"session_key,omitempty"`
+	All        bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	// Also delete the session's workspace (never an agent's workspace), so
+	// the next command starts clean.
+	ResetWorkspace bool `protobuf:"varint,3,opt,name=reset_workspace,json=resetWorkspace,proto3" json:"reset_workspace,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecreateRequest) Reset() {
 	*x = RecreateRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[11]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1423,7 @@ func (x *RecreateRequest) String() string {
 func (*RecreateRequest) ProtoMessage() {}
 
 func (x *RecreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[11]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1436,7 @@ func (x *RecreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecreateRequest.ProtoReflect.Descriptor instead.
 func (*RecreateRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{11}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecreateRequest) GetSessionKey() string {
@@ -1292,16 +1453,24 @@ func (x *RecreateRequest) GetAll() bool {
 	return false
 }
 
+func (x *RecreateRequest) GetResetWorkspace() bool {
+	if x != nil {
+		return x.ResetWorkspace
+	}
+	return false
+}
+
 type RecreateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Removed       int32                  `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Removed           int32                  `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	WorkspacesRemoved []string               `protobuf:"bytes,2,rep,name=workspaces_removed,json=workspacesRemoved,proto3" json:"workspaces_removed,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RecreateResponse) Reset() {
 	*x = RecreateResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[12]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1482,7 @@ func (x *RecreateResponse) String() string {
 func (*RecreateResponse) ProtoMessage() {}
 
 func (x *RecreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[12]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1495,7 @@ func (x *RecreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecreateResponse.ProtoReflect.Descriptor instead.
 func (*RecreateResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{12}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RecreateResponse) GetRemoved() int32 {
@@ -1336,17 +1505,27 @@ func (x *RecreateResponse) GetRemoved() int32 {
 	return 0
 }
 
+func (x *RecreateResponse) GetWorkspacesRemoved() []string {
+	if x != nil {
+		return x.WorkspacesRemoved
+	}
+	return nil
+}
+
 type PruneRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Idle          *durationpb.Duration   `protobuf:"bytes,1,opt,name=idle,proto3" json:"idle,omitempty"`
-	MaxAge        *durationpb.Duration   `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Idle   *durationpb.Duration   `protobuf:"bytes,1,opt,name=idle,proto3" json:"idle,omitempty"`
+	MaxAge *durationpb.Duration   `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// Also delete session workspaces idle longer than idle (agent
+	// workspaces are kept).
+	Workspaces    bool `protobuf:"varint,3,opt,name=workspaces,proto3" json:"workspaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PruneRequest) Reset() {
 	*x = PruneRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[13]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1537,7 @@ func (x *PruneRequest) String() string {
 func (*PruneRequest) ProtoMessage() {}
 
 func (x *PruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[13]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1550,7 @@ func (x *PruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
 func (*PruneRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{13}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PruneRequest) GetIdle() *durationpb.Duration {
@@ -1388,16 +1567,24 @@ func (x *PruneRequest) GetMaxAge() *durationpb.Duration {
 	return nil
 }
 
+func (x *PruneRequest) GetWorkspaces() bool {
+	if x != nil {
+		return x.Workspaces
+	}
+	return false
+}
+
 type PruneResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Removed       []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Removed           []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	WorkspacesRemoved []string               `protobuf:"bytes,2,rep,name=workspaces_removed,json=workspacesRemoved,proto3" json:"workspaces_removed,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PruneResponse) Reset() {
 	*x = PruneResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1596,7 @@ func (x *PruneResponse) String() string {
 func (*PruneResponse) ProtoMessage() {}
 
 func (x *PruneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[14]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,12 +1609,19 @@ func (x *PruneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneResponse.ProtoReflect.Descriptor instead.
 func (*PruneResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{14}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PruneResponse) GetRemoved() []string {
 	if x != nil {
 		return x.Removed
+	}
+	return nil
+}
+
+func (x *PruneResponse) GetWorkspacesRemoved() []string {
+	if x != nil {
+		return x.WorkspacesRemoved
 	}
 	return nil
 }
@@ -1440,7 +1634,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1646,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[15]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1659,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{15}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{16}
 }
 
 type InfoResponse struct {
@@ -1483,7 +1677,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1689,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sandbox_v1_sandbox_proto_msgTypes[16]
+	mi := &file_sandbox_v1_sandbox_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1702,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{16}
+	return file_sandbox_v1_sandbox_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InfoResponse) GetDockerReachable() bool {
@@ -1564,7 +1758,7 @@ var File_sandbox_v1_sandbox_proto protoreflect.FileDescriptor
 
 const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\n" +
-	"\x18sandbox/v1/sandbox.proto\x12\x12moltbot.sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x04\n" +
+	"\x18sandbox/v1/sandbox.proto\x12\x12moltbot.sandbox.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x04\n" +
 	"\x06Policy\x12,\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x18.moltbot.sandbox.v1.ModeR\x04mode\x12/\n" +
 	"\x05scope\x18\x02 \x01(\x0e2\x19.moltbot.sandbox.v1.ScopeR\x05scope\x12N\n" +
@@ -1581,7 +1775,8 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\rworkspace_dir\x18\v \x01(\tR\fworkspaceDir\x12\x1f\n" +
 	"\vtmpfs_bytes\x18\f \x01(\x03R\n" +
 	"tmpfsBytes\x12!\n" +
-	"\fmain_network\x18\r \x01(\tR\vmainNetwork\x1a6\n" +
+	"\fmain_network\x18\r \x01(\tR\vmainNetwork\x122\n" +
+	"\x15workspace_quota_bytes\x18\x0e \x01(\x03R\x13workspaceQuotaBytes\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x01\n" +
@@ -1591,7 +1786,7 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x122\n" +
 	"\x06policy\x18\x03 \x01(\v2\x1a.moltbot.sandbox.v1.PolicyR\x06policy\x125\n" +
 	"\aprofile\x18\x04 \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\x12'\n" +
-	"\x0fowner_workspace\x18\x05 \x01(\bR\x0eownerWorkspace\"\xfe\x03\n" +
+	"\x0fowner_workspace\x18\x05 \x01(\bR\x0eownerWorkspace\"\xa9\x04\n" +
 	"\rContainerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -1609,10 +1804,29 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x12\x14\n" +
 	"\x05agent\x18\v \x01(\bR\x05agent\x12E\n" +
-	"\x06labels\x18\f \x03(\v2-.moltbot.sandbox.v1.ContainerInfo.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\f \x03(\v2-.moltbot.sandbox.v1.ContainerInfo.LabelsEntryR\x06labels\x12)\n" +
+	"\x10workspace_volume\x18\r \x01(\tR\x0fworkspaceVolume\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf7\x02\n" +
+	"\rWorkspaceInfo\x12\x16\n" +
+	"\x06volume\x18\x01 \x01(\tR\x06volume\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1f\n" +
+	"\vsession_key\x18\x04 \x01(\tR\n" +
+	"sessionKey\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x1f\n" +
+	"\vusage_bytes\x18\x06 \x01(\x03R\n" +
+	"usageBytes\x12\x1a\n" +
+	"\bmeasured\x18\a \x01(\bR\bmeasured\x12\x1f\n" +
+	"\vquota_bytes\x18\b \x01(\x03R\n" +
+	"quotaBytes\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_used_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\x12\x15\n" +
+	"\x06in_use\x18\v \x01(\bR\x05inUse\"\x88\x01\n" +
 	"\x0eEnsureResponse\x12?\n" +
 	"\tcontainer\x18\x01 \x01(\v2!.moltbot.sandbox.v1.ContainerInfoR\tcontainer\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1b\n" +
@@ -1640,12 +1854,15 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\x125\n" +
 	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x12\n" +
 	"\x04path\x18\b \x01(\tR\x04path\"\r\n" +
-	"\vListRequest\"n\n" +
+	"\vListRequest\"\xb1\x01\n" +
 	"\fListResponse\x12A\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2!.moltbot.sandbox.v1.ContainerInfoR\n" +
 	"containers\x12\x1b\n" +
-	"\tpool_size\x18\x02 \x01(\x05R\bpoolSize\"\xe0\x01\n" +
+	"\tpool_size\x18\x02 \x01(\x05R\bpoolSize\x12A\n" +
+	"\n" +
+	"workspaces\x18\x03 \x03(\v2!.moltbot.sandbox.v1.WorkspaceInfoR\n" +
+	"workspaces\"\xe0\x01\n" +
 	"\x0eExplainRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x19\n" +
@@ -1665,18 +1882,24 @@ const file_sandbox_v1_sandbox_proto_rawDesc = "" +
 	"\x05items\x18\x05 \x03(\v2\x1f.moltbot.sandbox.v1.ExplainItemR\x05items\x12\x1f\n" +
 	"\vconfig_hash\x18\x06 \x01(\tR\n" +
 	"configHash\x125\n" +
-	"\aprofile\x18\a \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\"D\n" +
+	"\aprofile\x18\a \x01(\x0e2\x1b.moltbot.sandbox.v1.ProfileR\aprofile\"m\n" +
 	"\x0fRecreateRequest\x12\x1f\n" +
 	"\vsession_key\x18\x01 \x01(\tR\n" +
 	"sessionKey\x12\x10\n" +
-	"\x03all\x18\x02 \x01(\bR\x03all\",\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12'\n" +
+	"\x0freset_workspace\x18\x03 \x01(\bR\x0eresetWorkspace\"[\n" +
 	"\x10RecreateResponse\x12\x18\n" +
-	"\aremoved\x18\x01 \x01(\x05R\aremoved\"q\n" +
+	"\aremoved\x18\x01 \x01(\x05R\aremoved\x12-\n" +
+	"\x12workspaces_removed\x18\x02 \x03(\tR\x11workspacesRemoved\"\x91\x01\n" +
 	"\fPruneRequest\x12-\n" +
 	"\x04idle\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x04idle\x122\n" +
-	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\")\n" +
+	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12\x1e\n" +
+	"\n" +
+	"workspaces\x18\x03 \x01(\bR\n" +
+	"workspaces\"X\n" +
 	"\rPruneResponse\x12\x18\n" +
-	"\aremoved\x18\x01 \x03(\tR\aremoved\"\r\n" +
+	"\aremoved\x18\x01 \x03(\tR\aremoved\x12-\n" +
+	"\x12workspaces_removed\x18\x02 \x03(\tR\x11workspacesRemoved\"\r\n" +
 	"\vInfoRequest\"\xf7\x01\n" +
 	"\fInfoResponse\x12)\n" +
 	"\x10docker_reachable\x18\x01 \x01(\bR\x0fdockerReachable\x12!\n" +
@@ -1739,7 +1962,7 @@ func file_sandbox_v1_sandbox_proto_rawDescGZIP() []byte {
 }
 
 var file_sandbox_v1_sandbox_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_sandbox_v1_sandbox_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(Mode)(0),                     // 0: moltbot.sandbox.v1.Mode
 	(Scope)(0),                    // 1: moltbot.sandbox.v1.Scope
@@ -1749,70 +1972,74 @@ var file_sandbox_v1_sandbox_proto_goTypes = []any{
 	(*Policy)(nil),                // 5: moltbot.sandbox.v1.Policy
 	(*EnsureRequest)(nil),         // 6: moltbot.sandbox.v1.EnsureRequest
 	(*ContainerInfo)(nil),         // 7: moltbot.sandbox.v1.ContainerInfo
-	(*EnsureResponse)(nil),        // 8: moltbot.sandbox.v1.EnsureResponse
-	(*ExecRequest)(nil),           // 9: moltbot.sandbox.v1.ExecRequest
-	(*ExecResponse)(nil),          // 10: moltbot.sandbox.v1.ExecResponse
-	(*ListRequest)(nil),           // 11: moltbot.sandbox.v1.ListRequest
-	(*ListResponse)(nil),          // 12: moltbot.sandbox.v1.ListResponse
-	(*ExplainRequest)(nil),        // 13: moltbot.sandbox.v1.ExplainRequest
-	(*ExplainItem)(nil),           // 14: moltbot.sandbox.v1.ExplainItem
-	(*ExplainResponse)(nil),       // 15: moltbot.sandbox.v1.ExplainResponse
-	(*RecreateRequest)(nil),       // 16: moltbot.sandbox.v1.RecreateRequest
-	(*RecreateResponse)(nil),      // 17: moltbot.sandbox.v1.RecreateResponse
-	(*PruneRequest)(nil),          // 18: moltbot.sandbox.v1.PruneRequest
-	(*PruneResponse)(nil),         // 19: moltbot.sandbox.v1.PruneResponse
-	(*InfoRequest)(nil),           // 20: moltbot.sandbox.v1.InfoRequest
-	(*InfoResponse)(nil),          // 21: moltbot.sandbox.v1.InfoResponse
-	nil,                           // 22: moltbot.sandbox.v1.Policy.EnvEntry
-	nil,                           // 23: moltbot.sandbox.v1.ContainerInfo.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*WorkspaceInfo)(nil),         // 8: moltbot.sandbox.v1.WorkspaceInfo
+	(*EnsureResponse)(nil),        // 9: moltbot.sandbox.v1.EnsureResponse
+	(*ExecRequest)(nil),           // 10: moltbot.sandbox.v1.ExecRequest
+	(*ExecResponse)(nil),          // 11: moltbot.sandbox.v1.ExecResponse
+	(*ListRequest)(nil),           // 12: moltbot.sandbox.v1.ListRequest
+	(*ListResponse)(nil),          // 13: moltbot.sandbox.v1.ListResponse
+	(*ExplainRequest)(nil),        // 14: moltbot.sandbox.v1.ExplainRequest
+	(*ExplainItem)(nil),           // 15: moltbot.sandbox.v1.ExplainItem
+	(*ExplainResponse)(nil),       // 16: moltbot.sandbox.v1.ExplainResponse
+	(*RecreateRequest)(nil),       // 17: moltbot.sandbox.v1.RecreateRequest
+	(*RecreateResponse)(nil),      // 18: moltbot.sandbox.v1.RecreateResponse
+	(*PruneRequest)(nil),          // 19: moltbot.sandbox.v1.PruneRequest
+	(*PruneResponse)(nil),         // 20: moltbot.sandbox.v1.PruneResponse
+	(*InfoRequest)(nil),           // 21: moltbot.sandbox.v1.InfoRequest
+	(*InfoResponse)(nil),          // 22: moltbot.sandbox.v1.InfoResponse
+	nil,                           // 23: moltbot.sandbox.v1.Policy.EnvEntry
+	nil,                           // 24: moltbot.sandbox.v1.ContainerInfo.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
 }
 var file_sandbox_v1_sandbox_proto_depIdxs = []int32{
 	0,  // 0: moltbot.sandbox.v1.Policy.mode:type_name -> moltbot.sandbox.v1.Mode
 	1,  // 1: moltbot.sandbox.v1.Policy.scope:type_name -> moltbot.sandbox.v1.Scope
 	2,  // 2: moltbot.sandbox.v1.Policy.workspace_access:type_name -> moltbot.sandbox.v1.WorkspaceAccess
-	22, // 3: moltbot.sandbox.v1.Policy.env:type_name -> moltbot.sandbox.v1.Policy.EnvEntry
+	23, // 3: moltbot.sandbox.v1.Policy.env:type_name -> moltbot.sandbox.v1.Policy.EnvEntry
 	5,  // 4: moltbot.sandbox.v1.EnsureRequest.policy:type_name -> moltbot.sandbox.v1.Policy
 	4,  // 5: moltbot.sandbox.v1.EnsureRequest.profile:type_name -> moltbot.sandbox.v1.Profile
 	1,  // 6: moltbot.sandbox.v1.ContainerInfo.scope:type_name -> moltbot.sandbox.v1.Scope
-	24, // 7: moltbot.sandbox.v1.ContainerInfo.created_at:type_name -> google.protobuf.Timestamp
-	24, // 8: moltbot.sandbox.v1.ContainerInfo.last_used_at:type_name -> google.protobuf.Timestamp
-	23, // 9: moltbot.sandbox.v1.ContainerInfo.labels:type_name -> moltbot.sandbox.v1.ContainerInfo.LabelsEntry
-	7,  // 10: moltbot.sandbox.v1.EnsureResponse.container:type_name -> moltbot.sandbox.v1.ContainerInfo
-	25, // 11: moltbot.sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
-	5,  // 12: moltbot.sandbox.v1.ExecRequest.policy:type_name -> moltbot.sandbox.v1.Policy
-	4,  // 13: moltbot.sandbox.v1.ExecRequest.profile:type_name -> moltbot.sandbox.v1.Profile
-	3,  // 14: moltbot.sandbox.v1.ExecResponse.kill_cause:type_name -> moltbot.sandbox.v1.KillCause
-	25, // 15: moltbot.sandbox.v1.ExecResponse.duration:type_name -> google.protobuf.Duration
-	7,  // 16: moltbot.sandbox.v1.ListResponse.containers:type_name -> moltbot.sandbox.v1.ContainerInfo
-	5,  // 17: moltbot.sandbox.v1.ExplainRequest.policy:type_name -> moltbot.sandbox.v1.Policy
-	4,  // 18: moltbot.sandbox.v1.ExplainRequest.profile:type_name -> moltbot.sandbox.v1.Profile
-	0,  // 19: moltbot.sandbox.v1.ExplainResponse.mode:type_name -> moltbot.sandbox.v1.Mode
-	1,  // 20: moltbot.sandbox.v1.ExplainResponse.scope:type_name -> moltbot.sandbox.v1.Scope
-	14, // 21: moltbot.sandbox.v1.ExplainResponse.items:type_name -> moltbot.sandbox.v1.ExplainItem
-	4,  // 22: moltbot.sandbox.v1.ExplainResponse.profile:type_name -> moltbot.sandbox.v1.Profile
-	25, // 23: moltbot.sandbox.v1.PruneRequest.idle:type_name -> google.protobuf.Duration
-	25, // 24: moltbot.sandbox.v1.PruneRequest.max_age:type_name -> google.protobuf.Duration
-	6,  // 25: moltbot.sandbox.v1.Sandbox.Ensure:input_type -> moltbot.sandbox.v1.EnsureRequest
-	9,  // 26: moltbot.sandbox.v1.Sandbox.Exec:input_type -> moltbot.sandbox.v1.ExecRequest
-	11, // 27: moltbot.sandbox.v1.Sandbox.List:input_type -> moltbot.sandbox.v1.ListRequest
-	13, // 28: moltbot.sandbox.v1.Sandbox.Explain:input_type -> moltbot.sandbox.v1.ExplainRequest
-	16, // 29: moltbot.sandbox.v1.Sandbox.Recreate:input_type -> moltbot.sandbox.v1.RecreateRequest
-	18, // 30: moltbot.sandbox.v1.Sandbox.Prune:input_type -> moltbot.sandbox.v1.PruneRequest
-	20, // 31: moltbot.sandbox.v1.Sandbox.Info:input_type -> moltbot.sandbox.v1.InfoRequest
-	8,  // 32: moltbot.sandbox.v1.Sandbox.Ensure:output_type -> moltbot.sandbox.v1.EnsureResponse
-	10, // 33: moltbot.sandbox.v1.Sandbox.Exec:output_type -> moltbot.sandbox.v1.ExecResponse
-	12, // 34: moltbot.sandbox.v1.Sandbox.List:output_type -> moltbot.sandbox.v1.ListResponse
-	15, // 35: moltbot.sandbox.v1.Sandbox.Explain:output_type -> moltbot.sandbox.v1.ExplainResponse
-	17, // 36: moltbot.sandbox.v1.Sandbox.Recreate:output_type -> moltbot.sandbox.v1.RecreateResponse
-	19, // 37: moltbot.sandbox.v1.Sandbox.Prune:output_type -> moltbot.sandbox.v1.PruneResponse
-	21, // 38: moltbot.sandbox.v1.Sandbox.Info:output_type -> moltbot.sandbox.v1.InfoResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 7: moltbot.sandbox.v1.ContainerInfo.created_at:type_name -> google.protobuf.Timestamp
+	25, // 8: moltbot.sandbox.v1.ContainerInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	24, // 9: moltbot.sandbox.v1.ContainerInfo.labels:type_name -> moltbot.sandbox.v1.ContainerInfo.LabelsEntry
+	25, // 10: moltbot.sandbox.v1.WorkspaceInfo.created_at:type_name -> google.protobuf.Timestamp
+	25, // 11: moltbot.sandbox.v1.WorkspaceInfo.last_used_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: moltbot.sandbox.v1.EnsureResponse.container:type_name -> moltbot.sandbox.v1.ContainerInfo
+	26, // 13: moltbot.sandbox.v1.ExecRequest.timeout:type_name -> google.protobuf.Duration
+	5,  // 14: moltbot.sandbox.v1.ExecRequest.policy:type_name -> moltbot.sandbox.v1.Policy
+	4,  // 15: moltbot.sandbox.v1.ExecRequest.profile:type_name -> moltbot.sandbox.v1.Profile
+	3,  // 16: moltbot.sandbox.v1.ExecResponse.kill_cause:type_name -> moltbot.sandbox.v1.KillCause
+	26, // 17: moltbot.sandbox.v1.ExecResponse.duration:type_name -> google.protobuf.Duration
+	7,  // 18: moltbot.sandbox.v1.ListResponse.containers:type_name -> moltbot.sandbox.v1.ContainerInfo
+	8,  // 19: moltbot.sandbox.v1.ListResponse.workspaces:type_name -> moltbot.sandbox.v1.WorkspaceInfo
+	5,  // 20: moltbot.sandbox.v1.ExplainRequest.policy:type_name -> moltbot.sandbox.v1.Policy
+	4,  // 21: moltbot.sandbox.v1.ExplainRequest.profile:type_name -> moltbot.sandbox.v1.Profile
+	0,  // 22: moltbot.sandbox.v1.ExplainResponse.mode:type_name -> moltbot.sandbox.v1.Mode
+	1,  // 23: moltbot.sandbox.v1.ExplainResponse.scope:type_name -> moltbot.sandbox.v1.Scope
+	15, // 24: moltbot.sandbox.v1.ExplainResponse.items:type_name -> moltbot.sandbox.v1.ExplainItem
+	4,  // 25: moltbot.sandbox.v1.ExplainResponse.profile:type_name -> moltbot.sandbox.v1.Profile
+	26, // 26: moltbot.sandbox.v1.PruneRequest.idle:type_name -> google.protobuf.Duration
+	26, // 27: moltbot.sandbox.v1.PruneRequest.max_age:type_name -> google.protobuf.Duration
+	6,  // 28: moltbot.sandbox.v1.Sandbox.Ensure:input_type -> moltbot.sandbox.v1.EnsureRequest
+	10, // 29: moltbot.sandbox.v1.Sandbox.Exec:input_type -> moltbot.sandbox.v1.ExecRequest
+	12, // 30: moltbot.sandbox.v1.Sandbox.List:input_type -> moltbot.sandbox.v1.ListRequest
+	14, // 31: moltbot.sandbox.v1.Sandbox.Explain:input_type -> moltbot.sandbox.v1.ExplainRequest
+	17, // 32: moltbot.sandbox.v1.Sandbox.Recreate:input_type -> moltbot.sandbox.v1.RecreateRequest
+	19, // 33: moltbot.sandbox.v1.Sandbox.Prune:input_type -> moltbot.sandbox.v1.PruneRequest
+	21, // 34: moltbot.sandbox.v1.Sandbox.Info:input_type -> moltbot.sandbox.v1.InfoRequest
+	9,  // 35: moltbot.sandbox.v1.Sandbox.Ensure:output_type -> moltbot.sandbox.v1.EnsureResponse
+	11, // 36: moltbot.sandbox.v1.Sandbox.Exec:output_type -> moltbot.sandbox.v1.ExecResponse
+	13, // 37: moltbot.sandbox.v1.Sandbox.List:output_type -> moltbot.sandbox.v1.ListResponse
+	16, // 38: moltbot.sandbox.v1.Sandbox.Explain:output_type -> moltbot.sandbox.v1.ExplainResponse
+	18, // 39: moltbot.sandbox.v1.Sandbox.Recreate:output_type -> moltbot.sandbox.v1.RecreateResponse
+	20, // 40: moltbot.sandbox.v1.Sandbox.Prune:output_type -> moltbot.sandbox.v1.PruneResponse
+	22, // 41: moltbot.sandbox.v1.Sandbox.Info:output_type -> moltbot.sandbox.v1.InfoResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sandbox_v1_sandbox_proto_init() }
@@ -1826,7 +2053,7 @@ func file_sandbox_v1_sandbox_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sandbox_v1_sandbox_proto_rawDesc), len(file_sandbox_v1_sandbox_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -76,7 +77,8 @@ func run(b server.Base, o options) error {
 	}
 	svc, err := sandbox.New(sandbox.Config{Backend: be, Logger: log.Named("sandbox"), PoolSize: pool,
 		IdleTimeout: o.idle, MaxAge: o.maxAge, PruneEvery: prune, NamePrefix: prefix,
-		Defaults: sandbox.Policy{Image: o.image}})
+		Defaults:       sandbox.Policy{Image: o.image},
+		WorkspaceIndex: filepath.Join(ld.Base.StateDir, "sandbox-workspaces.json")})
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,10 @@ type Sandbox interface {
 	List(ctx context.Context) ([]sandbox.ContainerInfo, error)
 	Explain(sessionKey, agentID string, p *sandbox.Policy, profile sandbox.Profile, ownerWorkspace bool) (sandbox.Explanation, error)
 	Recreate(ctx context.Context, sessionKey string, all bool) (int, error)
+	RecreateReset(ctx context.Context, sessionKey string, all bool) (int, []string, error)
 	Prune(ctx context.Context, idle, maxAge time.Duration) ([]string, error)
+	PruneWorkspaces(ctx context.Context, idle time.Duration) ([]string, error)
+	Workspaces(ctx context.Context) ([]sandbox.WorkspaceInfo, error)
 	Info(ctx context.Context) sandbox.Info
 	PoolReady() int
 }
@@ -82,8 +85,8 @@ func PolicyFromProto(p *sandboxv1.Policy) *sandbox.Policy {
 		Mode: sandbox.Mode(p.GetMode()), Scope: sandbox.Scope(p.GetScope()),
 		WorkspaceAccess: sandbox.WorkspaceAccess(p.GetWorkspaceAccess()),
 		Image:           p.GetImage(), Network: p.GetNetwork(), MemoryBytes: p.GetMemoryBytes(), CPUs: p.GetCpus(),
-		PidsLimit: p.GetPidsLimit(), Env: p.GetEnv(), Binds: p.GetBinds(), WorkspaceDir: p.GetWorkspaceDir(),
-		TmpfsBytes: p.GetTmpfsBytes(), MainNetwork: p.GetMainNetwork(),
+		PidsLimit: p.GetPidsLimit(), Env: p.GetEnv(), Binds: p.GetBinds(),
+		TmpfsBytes: p.GetTmpfsBytes(), MainNetwork: p.GetMainNetwork(), WorkspaceQuota: p.GetWorkspaceQuotaBytes(),
 	}
 }
 
@@ -113,7 +116,13 @@ func ts(t time.Time) *timestamppb.Timestamp {
 func containerToProto(c sandbox.ContainerInfo) *sandboxv1.ContainerInfo {
 	return &sandboxv1.ContainerInfo{Id: c.ID, Name: c.Name, SessionKey: c.SessionKey, AgentId: c.AgentID,
 		Scope: sandboxv1.Scope(c.Scope), ConfigHash: c.ConfigHash, Image: c.Image, State: c.State,
-		CreatedAt: ts(c.CreatedAt), LastUsedAt: ts(c.LastUsedAt), Agent: c.Agent, Labels: c.Labels}
+		CreatedAt: ts(c.CreatedAt), LastUsedAt: ts(c.LastUsedAt), Agent: c.Agent, Labels: c.Labels,
+		WorkspaceVolume: c.Labels[sandbox.LabelWorkspace]}
+}
+
+func workspaceToProto(w sandbox.WorkspaceInfo) *sandboxv1.WorkspaceInfo {
+	return &sandboxv1.WorkspaceInfo{Volume: w.Volume, Kind: w.Kind, Key: w.Key, SessionKey: w.SessionKey, AgentId: w.AgentID,
+		UsageBytes: w.Usage, Measured: w.Measured, QuotaBytes: w.Quota, CreatedAt: ts(w.CreatedAt), LastUsedAt: ts(w.LastUsedAt), InUse: w.InUse}
 }
 
 func causeToProto(c backend.KillCause) sandboxv1.KillCause {
@@ -172,6 +181,13 @@ func (s *Service) List(ctx context.Context, _ *sandboxv1.ListRequest) (*sandboxv
 	for _, c := range cs {
 		resp.Containers = append(resp.Containers, containerToProto(c))
 	}
+	ws, err := s.sb.Workspaces(ctx)
+	if err != nil {
+		return nil, errs.ToStatus(err)
+	}
+	for _, w := range ws {
+		resp.Workspaces = append(resp.Workspaces, workspaceToProto(w))
+	}
 	return resp, nil
 }
 
@@ -192,11 +208,18 @@ func (s *Service) Explain(_ context.Context, req *sandboxv1.ExplainRequest) (*sa
 
 // Recreate implements sandboxv1.SandboxServer.
 func (s *Service) Recreate(ctx context.Context, req *sandboxv1.RecreateRequest) (*sandboxv1.RecreateResponse, error) {
-	n, err := s.sb.Recreate(ctx, req.GetSessionKey(), req.GetAll())
+	if !req.GetResetWorkspace() {
+		n, err := s.sb.Recreate(ctx, req.GetSessionKey(), req.GetAll())
+		if err != nil {
+			return nil, errs.ToStatus(err)
+		}
+		return &sandboxv1.RecreateResponse{Removed: int32(n)}, nil
+	}
+	n, vols, err := s.sb.RecreateReset(ctx, req.GetSessionKey(), req.GetAll())
 	if err != nil {
 		return nil, errs.ToStatus(err)
 	}
-	return &sandboxv1.RecreateResponse{Removed: int32(n)}, nil
+	return &sandboxv1.RecreateResponse{Removed: int32(n), WorkspacesRemoved: vols}, nil
 }
 
 // Prune implements sandboxv1.SandboxServer.
@@ -213,7 +236,13 @@ func (s *Service) Prune(ctx context.Context, req *sandboxv1.PruneRequest) (*sand
 	if err != nil {
 		return nil, errs.ToStatus(err)
 	}
-	return &sandboxv1.PruneResponse{Removed: removed}, nil
+	resp := &sandboxv1.PruneResponse{Removed: removed}
+	if req.GetWorkspaces() {
+		if resp.WorkspacesRemoved, err = s.sb.PruneWorkspaces(ctx, idle); err != nil {
+			return nil, errs.ToStatus(err)
+		}
+	}
+	return resp, nil
 }
 
 // Info implements sandboxv1.SandboxServer.

@@ -21,8 +21,9 @@ const (
 	LabelCreatedAt  = "moltbot.sandbox.created-at"
 	LabelPool       = "moltbot.sandbox.pool"
 	LabelProfile    = "moltbot.sandbox.profile"
-	// LabelVolume marks a named volume sandboxd created (its value says
-	// which: "owner-workspace").
+	// LabelVolume marks a named volume sandboxd created; its value says
+	// which kind: "workspace" (a session's, or a scope's) or
+	// "agent-workspace" (an agent's own, the owner's main session's).
 	LabelVolume = "moltbot.sandbox.volume"
 	// LabelAgentPath is set by the sandbox image: where its exec agent lives.
 	LabelAgentPath = "moltbot.sandbox.agent"
@@ -44,10 +45,13 @@ type Spec struct {
 	Nofile      int64
 	// Nproc is RLIMIT_NPROC, which counts every task of the uid on the host,
 	// across all sandboxes; the per-container bound is PidsLimit.
-	Nproc   int64
+	Nproc int64
+	// Fsize is RLIMIT_FSIZE in bytes (0: unlimited): no single file the
+	// sandbox writes grows past it (the workspace quota).
+	Fsize   int64
 	Network string   // "none" unless the policy says otherwise
 	Binds   []string // "src:dst:ro|rw", validated by the caller
-	// Volumes are named volumes mounted rw, created (labelled) when missing.
+	// Volumes are named volumes, created (labelled) when missing.
 	Volumes    []Volume
 	WorkingDir string
 }
@@ -55,9 +59,10 @@ type Spec struct {
 // Volume is a named volume for a Spec. An existing volume without
 // sandboxd's marker label is refused, never adopted.
 type Volume struct {
-	Name   string
-	Target string
-	Labels map[string]string
+	Name     string
+	Target   string
+	ReadOnly bool
+	Labels   map[string]string
 }
 
 // Container is what the backend knows about one sandbox container.
@@ -149,6 +154,23 @@ type Backend interface {
 	Inspect(ctx context.Context, id string) (Container, error)
 	Rename(ctx context.Context, id, name string) error
 	// Remove kills and removes; a missing container is not an error.
+	// Named volumes stay.
 	Remove(ctx context.Context, id string) error
+	// DiskUsage is the disk space used under path in container id, measured
+	// inside the container without following symlinks or leaving the
+	// filesystem (du -skx). An unreadable entry is an error, never a
+	// smaller figure.
+	DiskUsage(ctx context.Context, id, path string) (int64, error)
+	// ListVolumes returns this instance's sandbox volumes (marker label).
+	ListVolumes(ctx context.Context) ([]VolumeInfo, error)
+	// RemoveVolume removes a sandbox volume; a missing one is not an
+	// error, one still mounted by a container is ErrFailedPrecondition.
+	RemoveVolume(ctx context.Context, name string) error
 	Close() error
+}
+
+// VolumeInfo is what the backend knows about one sandbox volume.
+type VolumeInfo struct {
+	Name   string
+	Labels map[string]string
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/moltbot/moltbot-secure/sandboxd/internal/agentproto"
@@ -132,10 +131,6 @@ func (d *Docker) ImagePresent(ctx context.Context, image string) (bool, error) {
 	return true, nil
 }
 
-func tmpfsOpts(size int64) string {
-	return "rw,noexec,nosuid,nodev,mode=1777,size=" + strconv.FormatInt(size, 10)
-}
-
 // Create implements Backend.
 func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 	ii, err := d.c.ImageInspect(ctx, s.Image)
@@ -146,68 +141,14 @@ func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 		return Container{}, d.wrap("inspect image "+s.Image, err)
 	}
 	agent := ii.Config != nil && ii.Config.Labels[LabelAgentPath] != ""
-	if s.User == "" || !strings.Contains(s.User, ":") {
-		return Container{}, fmt.Errorf("sandbox user %q must be uid:gid: %w", s.User, errs.ErrInvalidArgument)
-	}
-	labels := map[string]string{}
-	for k, v := range s.Labels {
-		labels[k] = v
-	}
-	labels[LabelMarker] = "1"
-	if d.instance != "" {
-		labels[LabelInstance] = d.instance
-	}
-	mounts, err := d.volumes(ctx, s.Volumes)
+	cfg, hc, err := Build(s, agent, d.instance)
 	if err != nil {
 		return Container{}, err
 	}
-	pids := s.PidsLimit
-	cfg := &container.Config{
-		User:       s.User,
-		Env:        s.Env,
-		Labels:     labels,
-		WorkingDir: s.WorkingDir,
-		StopSignal: "SIGKILL",
-		Tty:        false,
+	if err := d.ensureVolumes(ctx, s.Volumes); err != nil {
+		return Container{}, err
 	}
-	if agent {
-		// The agent speaks over PID 1's stdin/stdout; stdin must stay open
-		// across attaches.
-		cfg.OpenStdin, cfg.StdinOnce = true, false
-		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
-	} else {
-		cfg.Entrypoint = []string{"sleep"}
-		cfg.Cmd = []string{"2147483647"}
-	}
-	useInit := !agent // without the agent, docker-init reaps exec'd orphans
-	hc := &container.HostConfig{
-		ReadonlyRootfs: true,
-		Tmpfs: map[string]string{
-			// Sized: an unsized tmpfs fills the memory limit and, once full,
-			// OOM-kills every later command.
-			"/tmp":     tmpfsOpts(s.TmpfsBytes),
-			"/var/tmp": tmpfsOpts(max(s.TmpfsBytes/4, 1<<20)),
-			"/run":     tmpfsOpts(4 << 20),
-		},
-		NetworkMode: container.NetworkMode(s.Network),
-		CapDrop:     []string{"ALL"},
-		SecurityOpt: []string{"no-new-privileges:true"},
-		IpcMode:     "private",
-		Init:        &useInit,
-		LogConfig:   container.LogConfig{Type: "none"},
-		Binds:       s.Binds,
-		Mounts:      mounts,
-		Resources: container.Resources{
-			Memory:     s.MemoryBytes,
-			MemorySwap: s.MemoryBytes,
-			NanoCPUs:   s.NanoCPUs,
-			PidsLimit:  &pids,
-			Ulimits: []*container.Ulimit{
-				{Name: "nofile", Soft: s.Nofile, Hard: s.Nofile},
-				{Name: "nproc", Soft: s.Nproc, Hard: s.Nproc},
-			},
-		},
-	}
+	labels := cfg.Labels
 	cr, err := d.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.Name, Image: s.Image, Config: cfg, HostConfig: hc})
 	if err != nil {
 		return Container{}, d.wrap("create sandbox container", err)
@@ -247,33 +188,24 @@ func (d *Docker) Create(ctx context.Context, s Spec) (Container, error) {
 	return Container{ID: id, Name: s.Name, Image: s.Image, State: "running", Running: true, Labels: labels, Agent: agent}, nil
 }
 
-// volumes creates each named volume that is missing, labelled as
-// sandboxd's, and returns the mounts. A volume of that name without the
-// label belongs to someone else and is refused, never mounted.
-func (d *Docker) volumes(ctx context.Context, vs []Volume) ([]mount.Mount, error) {
-	var out []mount.Mount
+// ensureVolumes creates each named volume that is missing, labelled as
+// sandboxd's. A volume of that name without the label belongs to someone
+// else and is refused, never mounted.
+func (d *Docker) ensureVolumes(ctx context.Context, vs []Volume) error {
 	for _, v := range vs {
-		labels := map[string]string{LabelMarker: "1"}
-		for k, val := range v.Labels {
-			labels[k] = val
-		}
-		if d.instance != "" {
-			labels[LabelInstance] = d.instance
-		}
 		vi, err := d.c.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{})
 		switch {
 		case cerrdefs.IsNotFound(err):
-			if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: labels}); err != nil {
-				return nil, d.wrap("create volume "+v.Name, err)
+			if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: VolumeLabels(v, d.instance)}); err != nil {
+				return d.wrap("create volume "+v.Name, err)
 			}
 		case err != nil:
-			return nil, d.wrap("inspect volume "+v.Name, err)
+			return d.wrap("inspect volume "+v.Name, err)
 		case vi.Volume.Labels[LabelMarker] != "1":
-			return nil, fmt.Errorf("volume %s exists but was not created by sandboxd (no %s label); rename or remove it: %w", v.Name, LabelMarker, errs.ErrFailedPrecondition)
+			return fmt.Errorf("volume %s exists but was not created by sandboxd (no %s label); rename or remove it: %w", v.Name, LabelMarker, errs.ErrFailedPrecondition)
 		}
-		out = append(out, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Target})
 	}
-	return out, nil
+	return nil
 }
 
 // conn returns a live agent connection, re-attaching after a disconnect.
@@ -630,4 +562,77 @@ func (o *oomWatch) wait(id string, since time.Time, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// DiskUsage implements Backend: du runs inside the container as its
+// non-root user, so sandboxd never opens a path of the volume itself and
+// a planted symlink cannot point it anywhere; -x keeps du on the volume.
+func (d *Docker) DiskUsage(ctx context.Context, id, path string) (int64, error) {
+	r, err := d.Exec(ctx, id, ExecSpec{Argv: []string{"du", "-s", "-k", "-x", path}, Timeout: 30 * time.Second, OutputCap: 4096})
+	if err != nil {
+		return 0, err
+	}
+	return ParseDu(r)
+}
+
+// ParseDu reads `du -sk` output. A non-zero exit (an unreadable directory,
+// a timeout) is an error: a workspace that cannot be measured is not
+// assumed small.
+func ParseDu(r ExecResult) (int64, error) {
+	if r.ExitCode != 0 || r.Cause != CauseNone {
+		msg := strings.TrimSpace(string(r.Stderr))
+		if i := strings.IndexByte(msg, '\n'); i > 0 {
+			msg = msg[:i]
+		}
+		return 0, fmt.Errorf("workspace could not be measured (du exit %d, %s: %q): %w", r.ExitCode, r.Cause, msg, errs.ErrFailedPrecondition)
+	}
+	f := strings.Fields(string(r.Stdout))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("workspace could not be measured: du printed %q: %w", r.Stdout, errs.ErrFailedPrecondition)
+	}
+	kb, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || kb < 0 {
+		return 0, fmt.Errorf("workspace could not be measured: du printed %q: %w", r.Stdout, errs.ErrFailedPrecondition)
+	}
+	return kb * 1024, nil
+}
+
+// ListVolumes implements Backend.
+func (d *Docker) ListVolumes(ctx context.Context) ([]VolumeInfo, error) {
+	f := client.Filters{}.Add("label", LabelMarker+"=1")
+	if d.instance != "" {
+		f.Add("label", LabelInstance+"="+d.instance)
+	}
+	vl, err := d.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, d.wrap("list sandbox volumes", err)
+	}
+	out := make([]VolumeInfo, 0, len(vl.Items))
+	for _, v := range vl.Items {
+		out = append(out, VolumeInfo{Name: v.Name, Labels: v.Labels})
+	}
+	return out, nil
+}
+
+// RemoveVolume implements Backend. The engine deletes the volume's
+// directory without following symlinks in it.
+func (d *Docker) RemoveVolume(ctx context.Context, name string) error {
+	vi, err := d.c.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return d.wrap("inspect volume "+name, err)
+	}
+	if vi.Volume.Labels[LabelMarker] != "1" || (d.instance != "" && vi.Volume.Labels[LabelInstance] != d.instance) {
+		return fmt.Errorf("volume %s is not this sandboxd's (labels); not removed: %w", name, errs.ErrPermissionDenied)
+	}
+	_, err = d.c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		return fmt.Errorf("volume %s is still in use by a container: %v: %w", name, err, errs.ErrFailedPrecondition)
+	}
+	return d.wrap("remove volume "+name, err)
 }

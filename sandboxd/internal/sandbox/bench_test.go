@@ -1,3 +1,5 @@
+//go:build integration
+
 package sandbox
 
 import (
@@ -39,6 +41,15 @@ func BenchmarkWarmExec(b *testing.B) {
 			}
 		}
 	})
+	// The physical limit: fork+exec of the same command on the host, no
+	// container, no agent, no IPC.
+	b.Run("path=host-fork-exec", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if out, err := exec.Command("true").CombinedOutput(); err != nil {
+				b.Fatalf("true: %v %s", err, out)
+			}
+		}
+	})
 	b.Run("path=docker-exec-cli", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if out, err := exec.Command("docker", "exec", id, "true").CombinedOutput(); err != nil {
@@ -60,13 +71,19 @@ func hardenedRunArgs() []string {
 
 func BenchmarkCold(b *testing.B) {
 	ctx := context.Background()
-	b.Run("path=ensure", func(b *testing.B) {
+	// A new session's container created cold (no pool) and its first
+	// command run to completion, as `docker run --rm ... true` does.
+	b.Run("path=ensure-first-command", func(b *testing.B) {
 		svc, _ := newTestService(b, nil)
 		for i := 0; i < b.N; i++ {
 			key := fmt.Sprintf("agent:a1:cold:%d", i)
 			r, err := svc.Ensure(ctx, EnsureRequest{SessionKey: key})
 			if err != nil || !r.Created || r.FromPool {
 				b.Fatalf("ensure: %v %+v", err, r)
+			}
+			x, err := svc.Exec(ctx, ExecRequest{SessionKey: key, Argv: []string{"true"}})
+			if err != nil || x.ExitCode != 0 {
+				b.Fatalf("first command: %v %+v", err, x)
 			}
 			b.StopTimer()
 			_, _ = svc.Recreate(ctx, key, false)
@@ -151,5 +168,43 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 		run(b, svc, func(i, j int) string { return fmt.Sprintf("agent:a1:cold:%d:%d", i, j) })
 		b.StopTimer()
 		_, _ = svc.Recreate(ctx, "", true)
+	})
+}
+
+// BenchmarkWorkspaceFirstCommand is issue 17's row: a new session's first
+// command, which writes into its fresh workspace (a volume + container
+// pair from the warm pool), against the same command in a session that is
+// already warm. Target: first/warm <= 1.5.
+func BenchmarkWorkspaceFirstCommand(b *testing.B) {
+	ctx := context.Background()
+	const line = "echo x > f && cat f"
+	b.Run("path=new-session-fresh-workspace", func(b *testing.B) {
+		svc, _ := newTestService(b, func(c *Config) { c.PoolSize = 2; c.PoolRefillDelay = 0 })
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			deadline := time.Now().Add(30 * time.Second)
+			for svc.PoolReady() < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			key := fmt.Sprintf("agent:a1:ws:%d", i)
+			b.StartTimer()
+			r, err := svc.Exec(ctx, ExecRequest{SessionKey: key, Shell: line})
+			if err != nil || r.ExitCode != 0 || string(r.Stdout) != "x\n" {
+				b.Fatalf("exec: %v %+v", err, r)
+			}
+		}
+	})
+	b.Run("path=warm-session", func(b *testing.B) {
+		svc, _ := newTestService(b, nil)
+		if _, err := svc.Exec(ctx, ExecRequest{SessionKey: groupKey, Shell: line}); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r, err := svc.Exec(ctx, ExecRequest{SessionKey: groupKey, Shell: line})
+			if err != nil || r.ExitCode != 0 {
+				b.Fatalf("exec: %v %+v", err, r)
+			}
+		}
 	})
 }

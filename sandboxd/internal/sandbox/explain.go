@@ -61,9 +61,9 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile 
 	}
 	add("session", map[bool]string{true: "main", false: "non-main"}[main], sessionWhy)
 	add("profile", profile.String(), "chosen by the gateway from the mode, the session and whether the sender is an owner")
-	wsWhy := "only the owner's main session mounts the owner's workspace"
+	wsWhy := "only the owner's main session mounts the agent's workspace rw"
 	if ownerWorkspace {
-		wsWhy = fmt.Sprintf("the owner's main session: volume %s rw at %s", s.cfg.OwnerVolume, OwnerWorkspaceTarget)
+		wsWhy = "the owner's main session: the agent's workspace rw at " + WorkspaceTarget
 	}
 	add("ownerWorkspace", fmt.Sprint(ownerWorkspace), wsWhy)
 	add("mode", p.Mode.String(), src(o.Mode != ModeUnset, c.Mode != ModeUnset))
@@ -73,10 +73,18 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile 
 		key = "(" + err.Error() + ")"
 	}
 	add("scope", p.Scope.String(), src(o.Scope != ScopeUnset, c.Scope != ScopeUnset)+"; container key "+key)
-	add("workspaceAccess", p.WorkspaceAccess.String(), src(o.WorkspaceAccess != WorkspaceUnset, c.WorkspaceAccess != WorkspaceUnset))
-	if p.WorkspaceAccess != WorkspaceNone {
-		add("workspaceDir", p.WorkspaceDir+" -> /workspace", src(o.WorkspaceDir != "", c.WorkspaceDir != ""))
+	accWhy := src(o.WorkspaceAccess != WorkspaceUnset, c.WorkspaceAccess != WorkspaceUnset)
+	if profile == ProfileMain {
+		accWhy = "main profile: the session's own workspace (the agent's is the owner's session's alone)"
 	}
+	add("workspaceAccess", p.WorkspaceAccess.String(), accWhy)
+	if err == nil {
+		s.explainMounts(add, p, key, sessionKey, agentID, ownerWorkspace)
+	}
+	add("workspaceQuota", fmt.Sprint(p.WorkspaceQuota), src(o.WorkspaceQuota != 0, c.WorkspaceQuota != 0)+
+		"; measured (du inside the container, symlinks not followed) after each command and every "+s.cfg.WatchEvery.String()+
+		" during one; past it the command is stopped and the next refused; RLIMIT_FSIZE caps any single file at it")
+	add("workingDir", WorkspaceTarget, "fixed: commands run in the workspace")
 	add("docker.image", p.Image, src(o.Image != "", c.Image != ""))
 	if profile == ProfileMain {
 		add("docker.network", p.Network, src(o.MainNetwork != "", c.MainNetwork != "")+" (main profile: agents.defaults.sandbox.main.network, default bridge); host and container: networks are refused")
@@ -89,6 +97,16 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile 
 	add("docker.pidsLimit", fmt.Sprintf("%d", p.PidsLimit), src(o.PidsLimit != 0, c.PidsLimit != 0)+"; stops fork bombs")
 	add("docker.tmpfs", fmt.Sprintf("/tmp %d, /var/tmp %d, /run 4194304 (noexec,nosuid,nodev)", p.TmpfsBytes, max(p.TmpfsBytes/4, 1<<20)),
 		src(o.TmpfsBytes != 0, c.TmpfsBytes != 0)+"; sized because tmpfs pages count against memory")
+	for _, m := range []struct {
+		target string
+		size   int64
+	}{{"/tmp", p.TmpfsBytes}, {"/var/tmp", max(p.TmpfsBytes/4, 1<<20)}, {"/run", 4 << 20}} {
+		add("mount "+m.target, fmt.Sprintf("tmpfs %d bytes, noexec,nosuid,nodev", m.size), "scratch space, gone with the container; sized, never executable")
+	}
+	for _, b := range p.Binds {
+		nb, _ := normalizeBind(b)
+		add("mount "+strings.Split(nb, ":")[1], "bind "+nb, src(o.Binds != nil, c.Binds != nil)+" (agents.defaults.sandbox.docker.binds)")
+	}
 	add("docker.user", s.cfg.User, "fixed by sandboxd (non-root uid:gid); never chosen by a caller")
 	envKeys := make([]string, 0, len(p.Env))
 	for k := range p.Env {
@@ -112,4 +130,33 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile 
 	}
 	_ = base
 	return ex, nil
+}
+
+// explainMounts adds the workspace mounts and why each is there.
+func (s *Service) explainMounts(add func(name, value, why string), p Policy, key, sessionKey, agentID string, owner bool) {
+	l, err := s.layoutFor(p, key, sessionKey, agentID, owner)
+	if err != nil {
+		add("mount "+WorkspaceTarget, "(none)", err.Error())
+		return
+	}
+	var why string
+	switch {
+	case owner:
+		why = "the owner's main session: the agent's workspace (agent " + strings.TrimPrefix(l.wsKey, "agent:") + ") read-write"
+	case l.kind == KindAgentWorkspace:
+		why = "workspaceAccess rw: the agent's workspace read-write, shared with the owner's main session (the audit warns for non-main sessions)"
+	default:
+		switch p.Scope {
+		case ScopeSession:
+			why = "the session's own workspace (scope session: no other session sees it)"
+		case ScopeAgent:
+			why = "the workspace of every session of agent " + agentIDOf(sessionKey, agentID) + " (scope agent: they share it)"
+		default:
+			why = "one workspace shared by every session (scope shared)"
+		}
+	}
+	add("mount "+WorkspaceTarget, "volume "+l.ws.Name+" rw", why+"; a named volume kept across recreate, config changes and idle pruning")
+	if l.agent != nil {
+		add("mount "+AgentTarget, "volume "+l.agent.Name+" ro", "workspaceAccess ro: the agent's workspace, read-only")
+	}
 }

@@ -17,14 +17,17 @@ import (
 // accepted policy holds every invariant the hardening relies on.
 func FuzzPolicyValidate(f *testing.F) {
 	f.Add(int8(0), int8(0), int8(0), "", "", int64(0), 0.0, int64(0), int64(0), "", "", "", "")
-	f.Add(int8(2), int8(1), int8(2), "alpine:3", "none", int64(256<<20), 0.5, int64(64), int64(8<<20), "FOO", "bar", "/srv/data:/data:ro", "/srv/ws")
+	f.Add(int8(2), int8(1), int8(2), "alpine:3", "none", int64(256<<20), 0.5, int64(64), int64(8<<20), "FOO", "bar", "/srv/data:/data:ro", "64m")
 	f.Add(int8(3), int8(3), int8(3), "img", "host", int64(1), math.Inf(1), int64(1), int64(1), "1BAD", "x\x00", "/var/run/docker.sock:/s", "/")
 	f.Add(int8(1), int8(2), int8(1), "img", "container:abc", int64(64<<30), 64.0, int64(4096), int64(32<<30), "_", "", "/a/../run/x:/y:rw", "/proc/1")
 	f.Add(int8(0), int8(0), int8(0), "", "", int64(0), math.NaN(), int64(0), int64(0), "", "", "", "")
 	f.Fuzz(func(t *testing.T, mode, scope, ws int8, image, network string, mem int64, cpus float64, pids, tmpfs int64,
-		envK, envV, bind, wsDir string) {
+		envK, envV, bind, quota string) {
 		req := &Policy{Mode: Mode(mode), Scope: Scope(scope), WorkspaceAccess: WorkspaceAccess(ws), Image: image,
-			Network: network, MemoryBytes: mem, CPUs: cpus, PidsLimit: pids, TmpfsBytes: tmpfs, WorkspaceDir: wsDir}
+			Network: network, MemoryBytes: mem, CPUs: cpus, PidsLimit: pids, TmpfsBytes: tmpfs}
+		if n, err := config.ParseBytes(quota); err == nil {
+			req.WorkspaceQuota = n
+		}
 		if envK != "" {
 			req.Env = map[string]string{envK: envV}
 		}
@@ -72,8 +75,8 @@ func FuzzPolicyValidate(f *testing.F) {
 				t.Fatalf("bind %q accepted with destination %s", b, d)
 			}
 		}
-		if p.WorkspaceAccess != WorkspaceNone {
-			mustSafeSource(t, "workspaceDir", p.WorkspaceDir)
+		if p.WorkspaceQuota < 1<<20 || p.WorkspaceQuota > 1<<40 {
+			t.Fatalf("workspace quota %d accepted", p.WorkspaceQuota)
 		}
 	})
 }

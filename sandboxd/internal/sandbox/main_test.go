@@ -1,3 +1,5 @@
+//go:build integration
+
 package sandbox
 
 import (
@@ -67,7 +69,7 @@ func newTestService(tb testing.TB, mod func(*Config)) (*Service, *backend.Docker
 	inst := fmt.Sprintf("sandbox-test-%d-%d", os.Getpid(), instanceSeq)
 	be, err := backend.NewDocker(backend.DockerConfig{Instance: inst})
 	require.NoError(tb, err)
-	cfg := Config{Backend: be, Defaults: testPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "mbtest-" + inst}
+	cfg := Config{Backend: be, Defaults: testPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "mbtest-" + inst, PoolRefillDelay: -1}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -79,6 +81,12 @@ func newTestService(tb testing.TB, mod func(*Config)) (*Service, *backend.Docker
 		cs, _ := be.List(context.Background())
 		for _, c := range cs {
 			_ = be.Remove(context.Background(), c.ID)
+		}
+		vs, _ := be.ListVolumes(context.Background())
+		for _, v := range vs {
+			if err := be.RemoveVolume(context.Background(), v.Name); err != nil {
+				tb.Errorf("remove test volume %s: %v", v.Name, err)
+			}
 		}
 		_ = be.Close()
 	})

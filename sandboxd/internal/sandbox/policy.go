@@ -73,8 +73,9 @@ type Policy struct {
 	PidsLimit       int64
 	Env             map[string]string
 	Binds           []string
-	WorkspaceDir    string
 	TmpfsBytes      int64
+	// WorkspaceQuota bounds the workspace mounted at /workspace.
+	WorkspaceQuota int64
 	// MainNetwork is the main profile's network ("" = DefaultMainNetwork).
 	MainNetwork string
 }
@@ -93,7 +94,7 @@ const (
 func DefaultPolicy() Policy {
 	return Policy{Mode: ModeNonMain, Scope: ScopeSession, WorkspaceAccess: WorkspaceNone, Image: DefaultImage,
 		Network: DefaultNetwork, MemoryBytes: DefaultMemoryBytes, CPUs: DefaultCPUs, PidsLimit: DefaultPidsLimit,
-		TmpfsBytes: DefaultTmpfsBytes}
+		TmpfsBytes: DefaultTmpfsBytes, WorkspaceQuota: config.DefaultWorkspaceQuota}
 }
 
 // Merge returns p with every non-zero field of o applied.
@@ -131,8 +132,8 @@ func (p Policy) Merge(o *Policy) Policy {
 	if o.Binds != nil {
 		p.Binds = o.Binds
 	}
-	if o.WorkspaceDir != "" {
-		p.WorkspaceDir = o.WorkspaceDir
+	if o.WorkspaceQuota != 0 {
+		p.WorkspaceQuota = o.WorkspaceQuota
 	}
 	if o.TmpfsBytes != 0 {
 		p.TmpfsBytes = o.TmpfsBytes
@@ -191,10 +192,8 @@ func (p Policy) Validate() error {
 			return err
 		}
 	}
-	if p.WorkspaceAccess != WorkspaceNone {
-		if err := config.CheckWorkspaceDir(p.WorkspaceDir, p.WorkspaceAccess.String()); err != nil {
-			return invalid("workspaceDir", "%v", err)
-		}
+	if err := config.CheckWorkspaceQuota(p.WorkspaceQuota); err != nil {
+		return invalid("workspaceQuota", "%v", err)
 	}
 	return nil
 }
@@ -217,7 +216,7 @@ func normalizeBind(b string) (string, error) {
 
 // hardeningVersion changes when the fixed flags change, so existing
 // containers get recreated with the new ones.
-const hardeningVersion = "1"
+const hardeningVersion = "2" // 2: workspaces are volumes, RLIMIT_FSIZE
 
 // Hash is the config hash of the container-relevant part of p (mode and
 // scope decide who uses a container, not what it is). profile and
@@ -230,14 +229,14 @@ func (p Policy) Hash(user string, profile Profile, ownerWorkspace bool) string {
 	}
 	sort.Strings(env)
 	b, _ := json.Marshal(struct {
-		V, Image, Network, User, WorkspaceDir string
-		Memory, Pids, Tmpfs                   int64
-		CPUs                                  float64
-		Env, Binds                            []string
-		Workspace                             int
-		Profile                               string `json:",omitempty"`
-		OwnerWorkspace                        bool   `json:",omitempty"`
-	}{hardeningVersion, p.Image, p.Network, user, p.WorkspaceDir, p.MemoryBytes, p.PidsLimit, p.TmpfsBytes,
+		V, Image, Network, User    string
+		Memory, Pids, Tmpfs, Quota int64
+		CPUs                       float64
+		Env, Binds                 []string
+		Workspace                  int
+		Profile                    string `json:",omitempty"`
+		OwnerWorkspace             bool   `json:",omitempty"`
+	}{hardeningVersion, p.Image, p.Network, user, p.MemoryBytes, p.PidsLimit, p.TmpfsBytes, p.WorkspaceQuota,
 		p.CPUs, env, p.Binds, int(p.WorkspaceAccess), map[bool]string{true: "main"}[profile == ProfileMain], ownerWorkspace})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])

@@ -38,9 +38,6 @@ func (p Profile) String() string {
 // which gives egress but no published ports.
 const DefaultMainNetwork = "bridge"
 
-// OwnerWorkspaceTarget is where the owner's workspace volume is mounted.
-const OwnerWorkspaceTarget = "/workspace"
-
 // Path segments that name a service's state, keys or PKI. A main-profile
 // bind whose source or destination has one is refused: the owner's shell
 // must not reach what the services guard (defence in depth; the config
@@ -48,15 +45,15 @@ const OwnerWorkspaceTarget = "/workspace"
 var serviceStateSegments = []string{"pki", "state", "keys", "credentials", ".moltbot", "secret-files", "secrets.key", "gateway.token"}
 
 // forMain turns a merged policy into the main profile's: the main network,
-// no host workspace bind (the owner's workspace is a volume, mounted only
-// when ownerWorkspace), and refuses binds of state, PKI or the engine
-// socket.
+// the session's own workspace only (the agent's workspace is mounted rw
+// for the owner's session alone, as ownerWorkspace), and refuses binds of
+// state, PKI or the engine socket.
 func forMain(p Policy) (Policy, error) {
 	p.Network = p.MainNetwork
 	if p.Network == "" {
 		p.Network = DefaultMainNetwork
 	}
-	p.WorkspaceAccess, p.WorkspaceDir = WorkspaceNone, ""
+	p.WorkspaceAccess = WorkspaceNone
 	for _, b := range p.Binds {
 		if err := checkMainBind(b); err != nil {
 			return Policy{}, err

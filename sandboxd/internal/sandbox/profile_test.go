@@ -1,14 +1,13 @@
+//go:build integration
+
 package sandbox
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -22,15 +21,8 @@ const ownerKey = "agent:a1:main"
 // still non-root, no capabilities, no new privileges, read-only root, sized
 // tmpfs, the owner's volume rw at /workspace and nothing else mounted.
 func TestMainProfileHostConfig(t *testing.T) {
-	vol := fmt.Sprintf("mbtest-owner-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
-	// Registered first, so it runs after newTestService's cleanup removed
-	// the containers that use the volume.
-	t.Cleanup(func() {
-		if out, err := exec.Command("docker", "volume", "rm", vol).CombinedOutput(); err != nil {
-			t.Errorf("remove %s: %v: %s", vol, err, out)
-		}
-	})
-	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
+	svc, _ := newTestService(t, nil)
+	ownerVol := svc.volumeFor("agent:a1", KindAgentWorkspace)
 	ctx := context.Background()
 	r, err := svc.Exec(ctx, ExecRequest{SessionKey: ownerKey, AgentID: "a1", Profile: ProfileMain, OwnerWorkspace: true,
 		Shell: "id -u; pwd; echo kept > /workspace/note && cat /workspace/note"})
@@ -81,8 +73,8 @@ func TestMainProfileHostConfig(t *testing.T) {
 		vols = append(vols, m.Type+":"+m.Name+":"+m.Destination)
 		require.True(t, m.RW)
 	}
-	require.Equal(t, []string{"volume:" + svc.cfg.OwnerVolume + ":/workspace"}, vols, "only the owner's workspace volume")
-	require.Equal(t, "1", docker(t, "volume", "inspect", "-f", `{{index .Labels "moltbot.sandbox"}}`, svc.cfg.OwnerVolume))
+	require.Equal(t, []string{"volume:" + ownerVol + ":/workspace"}, vols, "only the agent's workspace volume")
+	require.Equal(t, "1 agent-workspace", docker(t, "volume", "inspect", "-f", `{{index .Labels "moltbot.sandbox"}} {{index .Labels "moltbot.sandbox.volume"}}`, ownerVol))
 
 	// A hardened session never shares the owner's container or volume.
 	h, err := svc.Exec(ctx, ExecRequest{SessionKey: "agent:a1:telegram:dm:42", AgentID: "a1", Shell: "ls /workspace 2>&1; true"})
@@ -101,7 +93,7 @@ func TestMainProfileHostConfig(t *testing.T) {
 	require.NotEqual(t, r.ContainerID, o.ContainerID)
 	require.NotContains(t, string(o.Stdout), "note")
 	require.Equal(t, "bridge", docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", o.ContainerID))
-	require.NotContains(t, docker(t, "inspect", "-f", "{{json .Mounts}}", o.ContainerID), svc.cfg.OwnerVolume)
+	require.NotContains(t, docker(t, "inspect", "-f", "{{json .Mounts}}", o.ContainerID), ownerVol)
 }
 
 // TestMainProfileRefusals: sandboxd refuses, as defence in depth, a main
@@ -139,19 +131,16 @@ func TestMainProfileRefusals(t *testing.T) {
 	p.Binds = []string{"/srv/data:/data:ro"}
 	_, err := svc.Explain(ownerKey, "", &p, ProfileMain, true)
 	require.NoError(t, err)
-	require.False(t, strings.Contains(svc.cfg.OwnerVolume, "/"))
+	require.False(t, strings.Contains(svc.volumeFor("agent:a1", KindAgentWorkspace), "/"))
 }
 
 // TestOwnerVolumeNotAdopted: a volume of the owner workspace's name that
 // sandboxd did not create (no marker label) is refused, never mounted.
 func TestOwnerVolumeNotAdopted(t *testing.T) {
-	if dockerSkip != "" {
-		t.Skip(dockerSkip)
-	}
-	vol := fmt.Sprintf("mbtest-foreign-ws-%d-%d", os.Getpid(), time.Now().UnixNano())
+	svc, _ := newTestService(t, nil)
+	vol := svc.volumeFor("agent:a1", KindAgentWorkspace)
 	docker(t, "volume", "create", vol)
 	t.Cleanup(func() { _ = exec.Command("docker", "volume", "rm", vol).Run() })
-	svc, _ := newTestService(t, func(c *Config) { c.OwnerVolume = vol })
 	_, err := svc.Exec(context.Background(), ExecRequest{SessionKey: ownerKey, Profile: ProfileMain, OwnerWorkspace: true, Argv: []string{"true"}})
 	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
 	require.ErrorContains(t, err, "not created by sandboxd")

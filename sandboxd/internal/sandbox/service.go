@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,10 +39,17 @@ type Config struct {
 	User string
 	// NamePrefix prefixes container names (default "moltbot-sbx").
 	NamePrefix string
-	// OwnerVolume is the named volume holding the owner's workspace,
-	// mounted rw at /workspace in the owner's main-profile sandbox only
-	// (default NamePrefix + "-owner-workspace").
-	OwnerVolume string
+	// WorkspaceIndex is the file mapping workspace keys to volumes, with
+	// usage and last use ("" keeps it in memory: volumes are still found by
+	// their labels after a restart, but warm-pool ones lose their session).
+	WorkspaceIndex string
+	// WatchEvery is how often the workspace is measured while a command
+	// runs (0: 1s; negative: only after each command). A command whose
+	// workspace passes its quota is stopped.
+	WatchEvery time.Duration
+	// PoolRefillDelay is how long after a session takes a warm container
+	// the pool starts replacing it (0: 1s; negative: at once).
+	PoolRefillDelay time.Duration
 	// Exec limits: default and maximum timeout, default and maximum output cap.
 	DefaultTimeout, MaxTimeout     time.Duration
 	DefaultOutputCap, MaxOutputCap int
@@ -66,6 +74,10 @@ type Service struct {
 	lastUsed map[string]time.Time
 	pool     []backend.Container
 	locks    map[string]*sync.Mutex
+	ws       map[string]*wsEntry // workspace key -> workspace
+	// indexFrozen: the index file was unreadable; it is left as found.
+	indexFrozen bool
+	saveMu      sync.Mutex
 
 	poolKick chan struct{}
 	cancel   context.CancelFunc
@@ -81,6 +93,8 @@ type record struct {
 	hash       string
 	createdAt  time.Time
 	fromPool   bool
+	wsVolume   string // mounted rw at /workspace
+	quota      int64  // the workspace quota of the policy it runs under
 }
 
 // New checks cfg and returns a service; Start loads state and starts the pool.
@@ -109,8 +123,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.NamePrefix == "" {
 		cfg.NamePrefix = "moltbot-sbx"
 	}
-	if cfg.OwnerVolume == "" {
-		cfg.OwnerVolume = cfg.NamePrefix + "-owner-workspace"
+	if cfg.WatchEvery == 0 {
+		cfg.WatchEvery = time.Second
+	}
+	if cfg.PoolRefillDelay == 0 {
+		cfg.PoolRefillDelay = time.Second
 	}
 	if cfg.DefaultTimeout <= 0 {
 		cfg.DefaultTimeout = 30 * time.Second
@@ -143,9 +160,15 @@ func New(cfg Config) (*Service, error) {
 	if err := defaults.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox defaults: %w", err)
 	}
-	return &Service{cfg: cfg, be: cfg.Backend, log: cfg.Logger, defaults: defaults, poolHash: defaults.Hash(cfg.User, ProfileHardened, false),
+	poolHash := defaults.Hash(cfg.User, ProfileHardened, false)
+	if defaults.WorkspaceAccess != WorkspaceNone {
+		// ro and rw mount the agent's workspace, unknown before a session
+		// arrives: no warm pool.
+		poolHash = ""
+	}
+	return &Service{cfg: cfg, be: cfg.Backend, log: cfg.Logger, defaults: defaults, poolHash: poolHash,
 		byScope: map[string]*record{}, byHash: map[string]*record{}, lastUsed: map[string]time.Time{},
-		locks: map[string]*sync.Mutex{}, poolKick: make(chan struct{}, 1)}, nil
+		locks: map[string]*sync.Mutex{}, ws: map[string]*wsEntry{}, poolKick: make(chan struct{}, 1)}, nil
 }
 
 // Defaults returns the effective configured policy.
@@ -158,9 +181,12 @@ func (s *Service) Start(ctx context.Context) {
 	if err := s.load(ctx); err != nil {
 		s.log.Warn("sandbox: could not load existing containers", "error", err)
 	}
+	if err := s.loadIndex(ctx); err != nil {
+		s.log.Warn("sandbox: could not load the workspace index", "error", err)
+	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	if s.cfg.PoolSize > 0 {
+	if s.cfg.PoolSize > 0 && s.poolHash != "" {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.poolLoop(bg) }()
 		s.kickPool()
@@ -176,6 +202,9 @@ func (s *Service) Start(ctx context.Context) {
 				case <-bg.Done():
 					return
 				case <-t.C:
+					// Last use of each workspace, so a crash loses at most
+					// one interval of it (prune --workspaces reads it).
+					s.saveIndex()
 					if removed, err := s.Prune(bg, 0, 0); err != nil {
 						s.log.Warn("sandbox: prune", "error", err)
 					} else if len(removed) > 0 {
@@ -187,12 +216,14 @@ func (s *Service) Start(ctx context.Context) {
 	}
 }
 
-// Close stops background work; containers keep running.
+// Close stops background work and saves the workspace index; containers
+// keep running.
 func (s *Service) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.saveIndex()
 }
 
 func (s *Service) load(ctx context.Context) error {
@@ -212,14 +243,15 @@ func (s *Service) load(ctx context.Context) error {
 		case l[backend.LabelScopeKey] != "":
 			r := &record{c: c, scopeKey: l[backend.LabelScopeKey], sessionKey: l[backend.LabelSession],
 				agentID: l[backend.LabelAgentID], scope: parseScope(l[backend.LabelScope]), hash: l[backend.LabelConfigHash],
-				createdAt: parseTime(l[backend.LabelCreatedAt])}
+				createdAt: parseTime(l[backend.LabelCreatedAt]), wsVolume: l[LabelWorkspace]}
 			s.byScope[r.scopeKey] = r
 		default:
 			// A pool container adopted before a restart: its name carries the
 			// scope key's hash.
 			rest := strings.TrimPrefix(c.Name, s.cfg.NamePrefix+"-")
 			if i := strings.IndexByte(rest, '-'); i > 0 && rest != c.Name {
-				s.byHash[rest[:i]] = &record{c: c, hash: l[backend.LabelConfigHash], createdAt: parseTime(l[backend.LabelCreatedAt]), fromPool: true}
+				s.byHash[rest[:i]] = &record{c: c, hash: l[backend.LabelConfigHash], createdAt: parseTime(l[backend.LabelCreatedAt]), fromPool: true,
+					wsVolume: l[LabelWorkspace]}
 			}
 		}
 	}
@@ -404,6 +436,9 @@ func (s *Service) ensure(ctx context.Context, req EnsureRequest, verify bool) (*
 	s.mu.Unlock()
 
 	if r != nil && r.hash == hash {
+		s.mu.Lock()
+		r.quota = p.WorkspaceQuota
+		s.mu.Unlock()
 		alive := r.c.Running
 		if verify {
 			c, err := s.be.Inspect(ctx, r.c.ID)
@@ -443,7 +478,7 @@ func (s *Service) unavailable(err error) error {
 	return err
 }
 
-func (s *Service) spec(name string, p Policy, ownerWorkspace bool, labels map[string]string) backend.Spec {
+func (s *Service) spec(name string, p Policy, l layout, labels map[string]string) backend.Spec {
 	env := []string{"HOME=/tmp"}
 	keys := make([]string, 0, len(p.Env))
 	for k := range p.Env {
@@ -453,29 +488,29 @@ func (s *Service) spec(name string, p Policy, ownerWorkspace bool, labels map[st
 	for _, k := range keys {
 		env = append(env, k+"="+p.Env[k])
 	}
-	binds := make([]string, 0, len(p.Binds)+1)
+	binds := make([]string, 0, len(p.Binds))
 	for _, b := range p.Binds {
 		nb, _ := normalizeBind(b) // validated already
 		binds = append(binds, nb)
 	}
-	wd := "/tmp"
-	if p.WorkspaceAccess == WorkspaceRO || p.WorkspaceAccess == WorkspaceRW {
-		binds = append(binds, p.WorkspaceDir+":/workspace:"+p.WorkspaceAccess.String())
-		wd = "/workspace"
-	}
-	var vols []backend.Volume
-	if ownerWorkspace {
-		vols = append(vols, backend.Volume{Name: s.cfg.OwnerVolume, Target: OwnerWorkspaceTarget,
-			Labels: map[string]string{backend.LabelVolume: "owner-workspace"}})
-		wd = OwnerWorkspaceTarget
-	}
+	labels[LabelWorkspace] = l.ws.Name
 	return backend.Spec{Name: name, Image: p.Image, User: s.cfg.User, Env: env, Labels: labels,
 		MemoryBytes: p.MemoryBytes, NanoCPUs: int64(p.CPUs * 1e9), PidsLimit: p.PidsLimit, TmpfsBytes: p.TmpfsBytes,
-		Nofile: s.cfg.Nofile, Nproc: s.cfg.Nproc, Network: p.Network, Binds: binds, Volumes: vols, WorkingDir: wd}
+		Nofile: s.cfg.Nofile, Nproc: s.cfg.Nproc, Fsize: p.WorkspaceQuota, Network: p.Network, Binds: binds,
+		Volumes: l.volumes(), WorkingDir: WorkspaceTarget}
 }
 
 func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p Policy, hash string) (*record, bool, error) {
-	if hash == s.poolHash {
+	l, err := s.layoutFor(p, key, req.SessionKey, req.AgentID, req.OwnerWorkspace)
+	if err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	_, hasWS := s.ws[l.wsKey]
+	s.mu.Unlock()
+	// A pool container brings a fresh workspace: only for a session that
+	// has none yet.
+	if hash == s.poolHash && !hasWS && l.kind == KindWorkspace {
 		s.mu.Lock()
 		var c backend.Container
 		ok := len(s.pool) > 0
@@ -484,21 +519,26 @@ func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p P
 		}
 		s.mu.Unlock()
 		if ok {
-			s.kickPool()
 			r := &record{c: c, scopeKey: key, sessionKey: req.SessionKey, agentID: req.AgentID, scope: p.Scope,
-				hash: hash, createdAt: parseTime(c.Labels[backend.LabelCreatedAt]), fromPool: true}
+				hash: hash, createdAt: parseTime(c.Labels[backend.LabelCreatedAt]), fromPool: true,
+				wsVolume: c.Labels[LabelWorkspace], quota: p.WorkspaceQuota}
 			s.mu.Lock()
 			s.byScope[key] = r
 			s.mu.Unlock()
+			l.ws.Name = r.wsVolume
+			s.register(l, req.SessionKey, req.AgentID, p.Scope, true)
 			s.touch(c.ID)
 			// Labels cannot change after create; the name carries the scope
-			// hash so a restarted sandboxd finds it. Off the hot path.
+			// hash so a restarted sandboxd finds it. Both the rename and the
+			// refill wait a little: creating a container costs the engine
+			// far more than the command this session is about to run.
 			name := fmt.Sprintf("%s-%s-%s", s.cfg.NamePrefix, nameHash(key), s.randSuffix())
-			go func() {
+			time.AfterFunc(s.cfg.PoolRefillDelay, func() {
 				if err := s.be.Rename(context.Background(), c.ID, name); err != nil {
 					s.log.Warn("sandbox: rename adopted pool container", "container", c.ID[:12], "error", err)
 				}
-			}()
+				s.kickPool()
+			})
 			return r, true, nil
 		}
 	}
@@ -513,11 +553,13 @@ func (s *Service) create(ctx context.Context, key string, req EnsureRequest, p P
 		backend.LabelProfile:    req.Profile.String(),
 	}
 	name := fmt.Sprintf("%s-%s-%s", s.cfg.NamePrefix, nameHash(key), s.randSuffix())
-	c, err := s.be.Create(ctx, s.spec(name, p, req.OwnerWorkspace, labels))
+	c, err := s.be.Create(ctx, s.spec(name, p, l, labels))
 	if err != nil {
 		return nil, false, s.unavailable(err)
 	}
-	r := &record{c: c, scopeKey: key, sessionKey: req.SessionKey, agentID: req.AgentID, scope: p.Scope, hash: hash, createdAt: now}
+	s.register(l, req.SessionKey, req.AgentID, p.Scope, false)
+	r := &record{c: c, scopeKey: key, sessionKey: req.SessionKey, agentID: req.AgentID, scope: p.Scope, hash: hash, createdAt: now,
+		wsVolume: l.ws.Name, quota: p.WorkspaceQuota}
 	s.mu.Lock()
 	s.byScope[key] = r
 	s.mu.Unlock()
@@ -566,14 +608,20 @@ func (s *Service) poolLoop(ctx context.Context) {
 			now := s.cfg.Now()
 			labels := map[string]string{backend.LabelPool: "1", backend.LabelConfigHash: s.poolHash,
 				backend.LabelCreatedAt: now.UTC().Format(time.RFC3339Nano)}
-			name := fmt.Sprintf("%s-pool-%s", s.cfg.NamePrefix, s.randSuffix())
+			suffix := s.randSuffix()
+			name := fmt.Sprintf("%s-pool-%s", s.cfg.NamePrefix, suffix)
+			// A volume + container pair: the workspace is created with the
+			// container, so a new session's first command pays for neither.
+			l := layout{kind: KindWorkspace, ws: backend.Volume{Name: s.cfg.NamePrefix + "-ws-pool-" + suffix, Target: WorkspaceTarget,
+				Labels: map[string]string{backend.LabelVolume: KindWorkspace, backend.LabelPool: "1", backend.LabelCreatedAt: labels[backend.LabelCreatedAt]}}}
 			// Not cancelled by Close mid-create: a create the engine finished
 			// after a cancel would leave an untracked container behind.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			c, err := s.be.Create(cctx, s.spec(name, s.defaults, false, labels))
+			c, err := s.be.Create(cctx, s.spec(name, s.defaults, l, labels))
 			cancel()
 			if err == nil && ctx.Err() != nil {
 				_ = s.be.Remove(context.WithoutCancel(ctx), c.ID)
+				_ = s.be.RemoveVolume(context.WithoutCancel(ctx), l.ws.Name)
 				return
 			}
 			if err != nil {
@@ -589,6 +637,13 @@ func (s *Service) poolLoop(ctx context.Context) {
 				continue
 			}
 			backoff = time.Second
+			// Warm it: the first process a container starts pays for cold
+			// caches (tens of ms); a session's first command should not.
+			// The shell and du are what every command starts with.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, _ = s.be.Exec(wctx, c.ID, backend.ExecSpec{Argv: []string{"/bin/sh", "-c", "true"}, Timeout: 10 * time.Second, OutputCap: 4096})
+			_, _ = s.be.DiskUsage(wctx, c.ID, WorkspaceTarget)
+			cancel()
 			s.mu.Lock()
 			s.pool = append(s.pool, c)
 			s.mu.Unlock()
@@ -667,7 +722,24 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 		if err != nil {
 			return ExecResult{}, err
 		}
-		res, err := s.be.Exec(ctx, r.c.ID, backend.ExecSpec{Argv: argv, Stdin: req.Stdin, Timeout: timeout, OutputCap: outCap, ForceDockerExec: req.ForceDockerExec})
+		s.mu.Lock()
+		quota := r.quota
+		s.mu.Unlock()
+		if err := s.checkQuota(ctx, r, quota); err != nil {
+			return ExecResult{}, err
+		}
+		res, over, err := s.execWatched(ctx, r, quota, backend.ExecSpec{Argv: argv, Stdin: req.Stdin, Timeout: timeout, OutputCap: outCap, ForceDockerExec: req.ForceDockerExec})
+		if over {
+			s.drop(r)
+			s.mu.Lock()
+			usage := int64(-1)
+			if e := s.entryByVolume(r.wsVolume); e != nil {
+				usage = e.Usage
+			}
+			s.mu.Unlock()
+			s.saveIndex()
+			return ExecResult{}, fmt.Errorf("the command was stopped: %w", quotaError(r.wsVolume, r.sessionKey, usage, quota))
+		}
 		if errors.Is(err, backend.ErrContainerGone) {
 			s.discard(r)
 			if errors.Is(err, backend.ErrNotSent) && attempt == 0 {
@@ -683,11 +755,73 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 		s.touch(r.c.ID)
 		if res.Cause == backend.CausePidsLimit {
 			// A fork bomb may keep the container wedged at its pids limit;
-			// killing processes from inside does not stop one. Start fresh.
+			// killing processes from inside does not stop one. Start fresh
+			// (the next container measures the workspace first).
+			s.discard(r)
+			s.unmeasured(r.wsVolume)
+		} else if u := s.measure(ctx, r); u < 0 || u > quota {
+			// Past the quota: the next command is refused, and processes
+			// this one left running must not keep writing. The workspace
+			// stays; only the container goes.
 			s.discard(r)
 		}
 		return ExecResult{ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr, Truncated: res.Truncated,
 			Cause: res.Cause, ContainerID: r.c.ID, Duration: res.Duration, Path: res.Path}, nil
+	}
+}
+
+// execWatched runs a command while measuring its workspace every
+// WatchEvery; past the quota the container is removed, which ends the
+// command (over is then true). The overshoot is therefore bounded by what
+// the sandbox writes in one interval plus one measurement.
+func (s *Service) execWatched(ctx context.Context, r *record, quota int64, spec backend.ExecSpec) (backend.ExecResult, bool, error) {
+	if s.cfg.WatchEvery < 0 || r.wsVolume == "" {
+		res, err := s.be.Exec(ctx, r.c.ID, spec)
+		return res, false, err
+	}
+	done := make(chan struct{})
+	var over atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.WatchEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			// Only a measured overshoot stops a command; a failed
+			// measurement is left to the one after the command.
+			u, err := s.be.DiskUsage(ctx, r.c.ID, WorkspaceTarget)
+			if err != nil || u <= quota {
+				continue
+			}
+			over.Store(true)
+			s.mu.Lock()
+			if e := s.entryByVolume(r.wsVolume); e != nil {
+				e.Usage, e.Measured = u, true
+			}
+			s.mu.Unlock()
+			if err := s.be.Remove(context.WithoutCancel(ctx), r.c.ID); err != nil {
+				s.log.Warn("sandbox: remove container past its workspace quota", "container", r.c.ID[:12], "error", err)
+			}
+			return
+		}
+	}()
+	res, err := s.be.Exec(ctx, r.c.ID, spec)
+	close(done)
+	wg.Wait()
+	return res, over.Load(), err
+}
+
+func (s *Service) unmeasured(vol string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entryByVolume(vol); e != nil {
+		e.Measured = false
 	}
 }
 
@@ -759,7 +893,9 @@ func (s *Service) List(ctx context.Context) ([]ContainerInfo, error) {
 }
 
 // Recreate removes the containers of one session (or all) so the next
-// Ensure builds fresh ones. It returns how many were removed.
+// Ensure builds fresh ones. It returns how many were removed. Workspaces
+// stay, unless resetWorkspace: then the session's own workspaces go too
+// (RecreateWorkspaces).
 func (s *Service) Recreate(ctx context.Context, sessionKey string, all bool) (int, error) {
 	if !all && sessionKey == "" {
 		return 0, fmt.Errorf("recreate: give a session key or all: %w", errs.ErrInvalidArgument)
@@ -773,7 +909,7 @@ func (s *Service) Recreate(ctx context.Context, sessionKey string, all bool) (in
 		if !all && ci.SessionKey != sessionKey {
 			continue
 		}
-		if err := s.remove(ctx, ci.ID); err != nil {
+		if err := s.removeInfo(ctx, ci); err != nil {
 			return n, err
 		}
 		n++
@@ -782,6 +918,39 @@ func (s *Service) Recreate(ctx context.Context, sessionKey string, all bool) (in
 		s.kickPool()
 	}
 	return n, nil
+}
+
+// RecreateReset is Recreate plus deleting the session's own workspaces
+// (every session workspace with all; agent workspaces are kept), so the
+// next command starts clean. It returns the containers and volumes removed.
+func (s *Service) RecreateReset(ctx context.Context, sessionKey string, all bool) (int, []string, error) {
+	n, err := s.Recreate(ctx, sessionKey, all)
+	if err != nil {
+		return n, nil, err
+	}
+	vols, err := s.resetWorkspaces(ctx, sessionKey, all)
+	return n, vols, err
+}
+
+// removeInfo removes a listed container; a warm-pool container takes its
+// never-used workspace volume with it.
+func (s *Service) removeInfo(ctx context.Context, ci ContainerInfo) error {
+	if err := s.remove(ctx, ci.ID); err != nil {
+		return err
+	}
+	vol := ci.Labels[LabelWorkspace]
+	if !ci.Pool || vol == "" {
+		return nil
+	}
+	s.mu.Lock()
+	used := s.entryByVolume(vol) != nil
+	s.mu.Unlock()
+	if !used {
+		if err := s.be.RemoveVolume(ctx, vol); err != nil {
+			s.log.Warn("sandbox: remove unused pool workspace", "volume", vol, "error", err)
+		}
+	}
+	return nil
 }
 
 func (s *Service) remove(ctx context.Context, id string) error {
@@ -833,7 +1002,7 @@ func (s *Service) Prune(ctx context.Context, idle, maxAge time.Duration) ([]stri
 		if now.Sub(ci.LastUsedAt) <= idle && now.Sub(ci.CreatedAt) <= maxAge {
 			continue
 		}
-		if err := s.remove(ctx, ci.ID); err != nil {
+		if err := s.removeInfo(ctx, ci); err != nil {
 			return removed, err
 		}
 		removed = append(removed, ci.ID)

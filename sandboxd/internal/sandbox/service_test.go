@@ -1,3 +1,5 @@
+//go:build integration
+
 package sandbox
 
 import (
@@ -222,8 +224,7 @@ func TestPolicyValidation(t *testing.T) {
 		{"tmpfs over half memory", func(p *Policy) { p.TmpfsBytes = 100 << 20 }},
 		{"pids limit huge", func(p *Policy) { p.PidsLimit = 1 << 20 }},
 		{"bad env", func(p *Policy) { p.Env = map[string]string{"A=B": "x"} }},
-		{"workspace without dir", func(p *Policy) { p.WorkspaceAccess = WorkspaceRW }},
-		{"workspace root", func(p *Policy) { p.WorkspaceAccess = WorkspaceRO; p.WorkspaceDir = "/" }},
+		{"workspace quota tiny", func(p *Policy) { p.WorkspaceQuota = 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,7 +254,7 @@ func TestExplain(t *testing.T) {
 	}
 	require.Equal(t, "main", items["profile"].Value)
 	require.Equal(t, "true", items["ownerWorkspace"].Value)
-	require.Contains(t, items["ownerWorkspace"].Why, svc.cfg.OwnerVolume)
+	require.Contains(t, items["mount /workspace"].Value, svc.volumeFor("agent:a1", KindAgentWorkspace))
 	require.Equal(t, "bridge", items["docker.network"].Value)
 	require.Equal(t, "absent", items["serviceState"].Value)
 

@@ -281,9 +281,17 @@ func (k *Keyring) Rotate() (KeyInfo, error) {
 }
 
 // Retire removes a non-primary key. The caller must have rewrapped every
-// envelope first: values still sealed under it become unreadable.
+// envelope first: values still sealed under it become unreadable (the
+// gateway's RetireKey checks). A file store keeps the previous ring in
+// <key file>.before-retire.
 func (k *Keyring) Retire(kid string) error {
-	keys, err := k.store.Update(func(cur Keys) (Keys, error) {
+	update := k.store.Update
+	if b, ok := k.store.(interface {
+		UpdateKeepingBackup(func(Keys) (Keys, error)) (Keys, error)
+	}); ok {
+		update = b.UpdateKeepingBackup // the file store keeps the ring as it was
+	}
+	keys, err := update(func(cur Keys) (Keys, error) {
 		if kid == cur.Primary {
 			return Keys{}, fmt.Errorf("key %s is the primary; rotate first, rewrap, then retire it: %w", kid, errs.ErrFailedPrecondition)
 		}

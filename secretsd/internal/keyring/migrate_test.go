@@ -231,21 +231,3 @@ func TestMigrateUpstreamWithKeyring(t *testing.T) {
 	b, _ = os.ReadFile(filepath.Join(pd, "auth-profiles.json"))
 	require.Equal(t, prof, b)
 }
-
-// BenchmarkMigrate1000Secrets times one migrate of a config holding 1,000
-// plain secrets (target < 1 s).
-func BenchmarkMigrate1000Secrets(b *testing.B) {
-	dir := b.TempDir()
-	box := openRing(b, dir)
-	cfg := filepath.Join(dir, "moltbot.json")
-	src := manySecrets(1000)
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		require.NoError(b, os.WriteFile(cfg, src, 0o600))
-		b.StartTimer()
-		rep, err := migrate.Run(context.Background(), migrate.Options{StateDir: dir, Encrypter: box, Now: func() time.Time { return time.Unix(int64(i), 0) }})
-		if err != nil || !rep.Changed {
-			b.Fatal(err)
-		}
-	}
-}

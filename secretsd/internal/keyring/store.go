@@ -281,6 +281,19 @@ func (s *FileStore) Update(fn func(Keys) (Keys, error)) (Keys, error) {
 	return s.update(fn, func(b []byte) error { return atomicfile.WriteFile(s.path, b, 0o600) })
 }
 
+// RetiredBackupSuffix names the copy of the keyring kept by the last
+// Retire (<key file>.before-retire, 0600): a key retired by mistake can be
+// put back by hand while nothing else is lost.
+const RetiredBackupSuffix = ".before-retire"
+
+// UpdateKeepingBackup is Update that first copies the current key file to
+// <path>.before-retire (both writes atomic).
+func (s *FileStore) UpdateKeepingBackup(fn func(Keys) (Keys, error)) (Keys, error) {
+	return s.update(fn, func(b []byte) error {
+		return atomicfile.WriteWithBackup(s.path, b, 0o600, s.path+RetiredBackupSuffix)
+	})
+}
+
 // update runs fn under both locks and persists its result with write.
 func (s *FileStore) update(fn func(Keys) (Keys, error), write func([]byte) error) (Keys, error) {
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package certs
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,10 +30,12 @@ func newCmdRotate(f *cmdutil.Factory) *cobra.Command {
 			"within a second; open connections keep working. In compose: docker-compose run --rm init certs rotate --state-dir=/init",
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			pki, err := f.PKIDir()
+			// Where the CA key lives: told, never a bundle found by walking.
+			dir, err := statedir.Resolve(f.StateDirFlag)
 			if err != nil {
 				return err
 			}
+			pki := filepath.Join(dir, "pki")
 			res, err := pkiinit.Rotate(pki, ca, time.Now())
 			if err != nil {
 				return err
@@ -59,6 +62,9 @@ type InitOptions struct {
 	Export      string
 	ExportOwner string
 	ExtraDNS    []string
+	// DefaultConfig is path=uid:gid: the gateway's config, written with the
+	// phase-1 defaults when there is none (never replaced).
+	DefaultConfig string
 }
 
 func newCmdInit(f *cmdutil.Factory, runF func(*InitOptions) error) *cobra.Command {
@@ -82,6 +88,7 @@ func newCmdInit(f *cmdutil.Factory, runF func(*InitOptions) error) *cobra.Comman
 	fl.StringVar(&o.Export, "export", "", "also copy the CLI client bundle (CA, cli cert/key, tokens) into DIR/pki")
 	fl.StringVar(&o.ExportOwner, "export-owner", "", "uid:gid owning the exported bundle")
 	fl.StringSliceVar(&o.ExtraDNS, "gateway-dns", nil, "extra DNS names for the gateway certificate")
+	fl.StringVar(&o.DefaultConfig, "default-config", "", "path=uid:gid: write the default phase-1 moltbot.json there (0600) when none exists")
 	return cmd
 }
 
@@ -120,6 +127,16 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 			ow   tlsutil.Owner
 		}{p, ow})
 	}
+	var defCfg string
+	var defOwner tlsutil.Owner
+	if o.DefaultConfig != "" {
+		p, ug, ok := cut(o.DefaultConfig)
+		ow, perr := pkiinit.ParseUIDGID(ug)
+		if !ok || perr != nil || p == "" {
+			return &cmdutil.UsageError{Err: fmt.Errorf("--default-config %q: want path=uid:gid", o.DefaultConfig)}
+		}
+		defCfg, defOwner = p, ow
+	}
 	var exportOwner *tlsutil.Owner
 	if o.ExportOwner != "" {
 		ow, err := pkiinit.ParseUIDGID(o.ExportOwner)
@@ -128,14 +145,22 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 		}
 		exportOwner = &ow
 	}
-	dir, err := f.StateDir()
+	// certs init makes a PKI where it is told (flag, env, else ~/.moltbot),
+	// never in a bundle found by walking: a bundle holds no CA key.
+	dir, err := statedir.Resolve(f.StateDirFlag)
 	if err != nil {
 		return err
+	}
+	pki := filepath.Join(dir, "pki")
+	if makesNewCA(pki, o.Force) {
+		bundle, addr := f.RunningStack()
+		if err := checkNoOtherStack(addr, pki, bundle); err != nil {
+			return err
+		}
 	}
 	if err := statedir.Ensure(dir); err != nil {
 		return err
 	}
-	pki, _ := f.PKIDir()
 	res, err := pkiinit.Init(pkiinit.Options{PKIDir: pki, Force: o.Force, Owners: owners, ExtraDNS: o.ExtraDNS})
 	if err != nil {
 		return err
@@ -150,6 +175,12 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 			return err
 		}
 	}
+	wroteConfig := false
+	if defCfg != "" {
+		if wroteConfig, err = pkiinit.DefaultConfig(defCfg, &defOwner); err != nil {
+			return err
+		}
+	}
 	if o.Export != "" {
 		if err := pkiinit.Export(pki, o.Export, exportOwner); err != nil {
 			return err
@@ -161,6 +192,9 @@ func initRun(f *cmdutil.Factory, o *InitOptions) error {
 	fmt.Fprintf(f.Out, "pki: %s (%d created, %d kept)\n", pki, len(res.Created), len(res.Kept))
 	for _, c := range res.Created {
 		fmt.Fprintf(f.Out, "  created %s\n", c)
+	}
+	if wroteConfig {
+		fmt.Fprintf(f.Out, "config: wrote the defaults to %s\n", defCfg)
 	}
 	return nil
 }

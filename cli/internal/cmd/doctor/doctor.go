@@ -18,8 +18,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
-	gatewayv1 "github.com/moltbot/moltbot-secure/proto/gateway/v1"
+	"github.com/moltbot/moltbot-secure/cli/internal/offline"
 	"github.com/moltbot/moltbot-secure/services/config"
 	"github.com/moltbot/moltbot-secure/services/pkiinit"
 	"github.com/moltbot/moltbot-secure/services/statedir"
@@ -126,44 +129,55 @@ func Run(dir string, fix bool, f *cmdutil.Factory) []Check {
 		}
 	}
 
+	// The host dir may be only the CLI's bundle (pki/): under compose the
+	// config, the key and the sandbox live in the stack, which is asked
+	// below; judging the bundle dir as a state dir would report a config and
+	// a key the stack never reads.
+	bundle := offline.StackDown(dir) != nil
+	stack, stackErr := fetchStack(f)
+
 	// 3. Config.
 	cfgPath := statedir.ConfigPath(dir)
 	mode := "non-main"
-	image := "moltbot-sandbox:latest"
-	c, err := config.Load(cfgPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		add(Check{Name: "config", Status: "ok", Detail: cfgPath + " absent: defaults apply"})
-	case err != nil:
-		add(Check{Name: "config", Status: "fail", Detail: err.Error(), Fix: "fix the file, or `moltbot rollback` to the last backup"})
-	default:
-		if errs := config.Errors(c.Validate()); len(errs) > 0 {
-			add(Check{Name: "config", Status: "fail", Detail: errs[0].String(), Fix: "moltbot config validate; moltbot security migrate"})
-		} else {
-			add(Check{Name: "config", Status: "ok", Detail: cfgPath + " is valid"})
-		}
-		v := c.View()
-		if v.Agents.Sandbox.Mode != "" {
-			mode = v.Agents.Sandbox.Mode
-		}
-		if v.Agents.Sandbox.Docker.Image != "" {
-			image = v.Agents.Sandbox.Docker.Image
+	image := config.DefaultSandboxImage
+	if !bundle {
+		c, err := config.Load(cfgPath)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			add(Check{Name: "config", Status: "ok", Detail: cfgPath + " absent: defaults apply"})
+		case err != nil:
+			add(Check{Name: "config", Status: "fail", Detail: err.Error(), Fix: "fix the file, or `moltbot rollback` to the last backup"})
+		default:
+			if errs := config.Errors(c.Validate()); len(errs) > 0 {
+				add(Check{Name: "config", Status: "fail", Detail: errs[0].String(), Fix: "moltbot config validate; moltbot security migrate"})
+			} else {
+				add(Check{Name: "config", Status: "ok", Detail: cfgPath + " is valid"})
+			}
+			v := c.View()
+			if v.Agents.Sandbox.Mode != "" {
+				mode = v.Agents.Sandbox.Mode
+			}
+			if v.Agents.Sandbox.Docker.Image != "" {
+				image = v.Agents.Sandbox.Docker.Image
+			}
 		}
 	}
 
-	// 4. Key.
+	// 4. Key (the stack's secretsd answers for it when it runs).
 	keyFile := filepath.Join(dir, "keys", "secrets.key")
-	if fi, err := os.Stat(keyFile); err == nil {
-		st := "ok"
-		if fi.Mode().Perm()&0o077 != 0 {
-			st = "fail"
+	if !bundle && stack == nil {
+		if fi, err := os.Stat(keyFile); err == nil {
+			st := "ok"
+			if fi.Mode().Perm()&0o077 != 0 {
+				st = "fail"
+			}
+			add(Check{Name: "secrets key", Status: st, Detail: fmt.Sprintf("%s mode %04o", keyFile, fi.Mode().Perm()), Fix: "moltbot doctor --fix"})
+		} else {
+			add(Check{Name: "secrets key", Status: "warn", Detail: keyFile + " not here (secretsd creates it on first start; in compose it lives in secretsd's volume)", Fix: "start secretsd, or moltbot security migrate"})
 		}
-		add(Check{Name: "secrets key", Status: st, Detail: fmt.Sprintf("%s mode %04o", keyFile, fi.Mode().Perm()), Fix: "moltbot doctor --fix"})
-	} else {
-		add(Check{Name: "secrets key", Status: "warn", Detail: keyFile + " not here (secretsd creates it on first start; in compose it lives in secretsd's volume)", Fix: "start secretsd, or moltbot security migrate"})
 	}
 
-	// 5. Certificates.
+	// 5. Certificates (the CLI's own, in this dir).
 	pki := filepath.Join(dir, "pki")
 	exp := tlsutil.Expiries(pki)
 	if len(exp) == 0 {
@@ -177,29 +191,51 @@ func Run(dir string, fix bool, f *cmdutil.Factory) []Check {
 		}
 		add(c)
 	}
+	now := time.Now()
 	for _, e := range exp {
-		switch {
-		case e.Err != nil:
-			add(Check{Name: "certificates", Status: "fail", Detail: e.Name + ": " + e.Err.Error(), Fix: "moltbot certs init --force"})
-		case time.Until(e.NotAfter) < 0:
-			add(Check{Name: "certificates", Status: "fail", Detail: e.Name + " expired " + e.NotAfter.Format(time.DateOnly), Fix: "moltbot certs rotate"})
-		case time.Until(e.NotAfter) < 30*24*time.Hour:
-			add(Check{Name: "certificates", Status: "warn", Detail: e.Name + " expires " + e.NotAfter.Format(time.DateOnly), Fix: "moltbot certs rotate"})
-		default:
-			add(Check{Name: "certificates", Status: "ok", Detail: fmt.Sprintf("%s valid until %s", e.Name, e.NotAfter.Format(time.DateOnly))})
-		}
+		add(certCheck("certificates", e.Name, e.NotAfter, e.Err, now))
 	}
 
-	// 6. Docker and the sandbox image, when the sandbox mode needs them.
-	if mode == "off" {
+	// 6. Docker and the sandbox image, when the sandbox mode needs them
+	// (sandboxd's own view, in the stack checks, when the stack runs).
+	switch {
+	case stack != nil || bundle:
+	case mode == "off":
 		add(Check{Name: "docker", Status: "ok", Detail: "sandbox mode off: Docker not needed (not recommended)"})
-	} else {
+	default:
 		add(dockerCheck(image))
 	}
 
-	// 7. Services.
-	add(servicesCheck(f))
+	// 7. The stack, through the gateway.
+	if stack != nil {
+		out = append(out, stackChecks(stack, now)...)
+	} else {
+		add(unreachable(f, stackErr))
+	}
+	// A check that passed has nothing to fix.
+	for i := range out {
+		if out[i].Status == "ok" || out[i].Status == "fixed" {
+			out[i].Fix = ""
+		}
+	}
 	return out
+}
+
+// unreachable says why the stack could not be asked, in words.
+func unreachable(f *cmdutil.Factory, err error) Check {
+	c := Check{Name: "services", Status: "fail"}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		c.Detail, c.Fix = "the stack is not running (no answer from the gateway at "+f.GatewayAddr+")", "make up"
+	case codes.Unauthenticated, codes.PermissionDenied:
+		c.Detail = "the gateway at " + f.GatewayAddr + " refused this CLI: " + status.Convert(err).Message()
+		c.Fix = "use the bundle `make up` exported: export MOLTBOT_STATE_DIR=$PWD/.moltbot"
+	case codes.ResourceExhausted:
+		c.Detail, c.Fix = "locked out after failed authentications: "+status.Convert(err).Message(), "wait a minute, then moltbot status"
+	default:
+		c.Detail, c.Fix = "gateway not checked: "+status.Convert(err).Message(), "make up"
+	}
+	return c
 }
 
 func wantMode(rel string) fs.FileMode {
@@ -236,27 +272,4 @@ func dockerCheck(image string) Check {
 		return Check{Name: "sandbox image", Status: "fail", Detail: image + " is missing: every /exec will be refused", Fix: "make sandbox-image"}
 	}
 	return Check{Name: "docker", Status: "ok", Detail: "engine reachable, " + image + " present"}
-}
-
-func servicesCheck(f *cmdutil.Factory) Check {
-	cc, err := f.Gateway()
-	if err != nil {
-		return Check{Name: "services", Status: "warn", Detail: "gateway not checked: " + err.Error(), Fix: "make up"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := gatewayv1.NewGatewayClient(cc).Status(ctx, &gatewayv1.StatusRequest{})
-	if err != nil {
-		return Check{Name: "services", Status: "fail", Detail: "gateway at " + f.GatewayAddr + ": " + err.Error(), Fix: "make up (or start the gateway)"}
-	}
-	var down []string
-	for _, s := range resp.GetServices() {
-		if !s.GetUp() {
-			down = append(down, s.GetName())
-		}
-	}
-	if len(down) > 0 {
-		return Check{Name: "services", Status: "fail", Detail: "down: " + strings.Join(down, ", "), Fix: "moltbot status; docker-compose logs " + strings.Join(down, " ")}
-	}
-	return Check{Name: "services", Status: "ok", Detail: fmt.Sprintf("%d services up", len(resp.GetServices()))}
 }

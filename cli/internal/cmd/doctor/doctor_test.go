@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
+	"github.com/moltbot/moltbot-secure/services/pkiinit"
 )
 
 func statusOf(checks []Check, name string) []string {
@@ -57,4 +58,32 @@ func TestDoctorExitCode(t *testing.T) {
 	f := &cmdutil.Factory{StateDirFlag: dir, GatewayAddr: "127.0.0.1:1", Out: &out, Err: &bytes.Buffer{}}
 	err := run(f, &Options{})
 	require.Equal(t, cmdutil.ExitDegraded, cmdutil.ExitCode(err), out.String())
+}
+
+// A CLI bundle dir (pki/ only, as `make up` exports) with the stack down:
+// the bundle is not judged as a state dir (no config or key findings), and
+// the one failure says the stack is not running and to run make up.
+func TestDoctorBundleStackDown(t *testing.T) {
+	full := filepath.Join(t.TempDir(), "pki")
+	_, err := pkiinit.Init(pkiinit.Options{PKIDir: full})
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "bundle")
+	require.NoError(t, pkiinit.Export(full, dir, nil))
+	var out bytes.Buffer
+	f := &cmdutil.Factory{StateDirFlag: dir, GatewayAddr: "127.0.0.1:1", Out: &out, Err: &bytes.Buffer{}}
+	defer f.Close()
+	checks := Run(dir, false, f)
+	require.Empty(t, statusOf(checks, "config"), "%+v", checks)
+	require.Empty(t, statusOf(checks, "secrets key"), "%+v", checks)
+	require.Equal(t, []string{"fail"}, statusOf(checks, "services"))
+	for _, c := range checks {
+		if c.Name == "services" {
+			require.Contains(t, c.Detail, "the stack is not running")
+			require.Equal(t, "make up", c.Fix)
+			require.NotContains(t, c.Detail, "rpc error")
+			continue
+		}
+		require.Equal(t, "ok", c.Status, "%+v", c)
+		require.Empty(t, c.Fix, "a passed check has nothing to fix")
+	}
 }

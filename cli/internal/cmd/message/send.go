@@ -68,7 +68,10 @@ func sendRun(ctx context.Context, f *cmdutil.Factory, o *SendOptions) error {
 		return err
 	}
 	if f.JSON {
-		return f.PrintJSON(r)
+		if err := f.PrintJSON(r); err != nil {
+			return err
+		}
+		return undelivered(o.Channel, r)
 	}
 	for _, rep := range r.GetReplies() {
 		fmt.Fprintln(f.Out, rep)
@@ -78,8 +81,14 @@ func sendRun(ctx context.Context, f *cmdutil.Factory, o *SendOptions) error {
 	}
 	if r.GetReachedAgent() {
 		fmt.Fprintf(f.Err, "delivered to the agent (session %s)\n", r.GetSessionKey())
-	} else {
-		fmt.Fprintf(f.Err, "not delivered to the agent: %s\n", r.GetDecision())
 	}
-	return nil
+	return undelivered(o.Channel, r)
+}
+
+// undelivered is exit 5 when the message did not reach the agent.
+func undelivered(channel string, r *gatewayv1.SendResponse) error {
+	if r.GetReachedAgent() {
+		return nil
+	}
+	return &cmdutil.UndeliveredError{Channel: channel, Decision: r.GetDecision()}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/moltbot/moltbot-secure/cli/internal/cmdutil"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
@@ -21,7 +22,7 @@ func newCmdList(f *cmdutil.Factory, runF func(*ListOptions) error) *cobra.Comman
 	o := &ListOptions{Client: gatewayClient(f), Now: time.Now}
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List sandbox containers: session, state, age, idle time, config hash (--json for everything)",
+		Short: "List sandbox containers (session, state, age, idle time, config hash) and workspaces (usage against the quota); --json for everything",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -71,5 +72,48 @@ func listRun(c *cobra.Command, f *cmdutil.Factory, o *ListOptions) error {
 		return err
 	}
 	fmt.Fprintf(f.Err, "%d container(s), %d warm in the pool\n", len(resp.GetContainers()), resp.GetPoolSize())
+	if len(resp.GetWorkspaces()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(f.Out)
+	tw = tabwriter.NewWriter(f.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKSPACE\tKIND\tSESSION\tUSAGE\tQUOTA\tIDLE\tIN USE")
+	for _, w := range resp.GetWorkspaces() {
+		owner := w.GetSessionKey()
+		if w.GetKind() == "agent-workspace" {
+			owner = "agent " + w.GetAgentId()
+		} else if w.GetKey() == "" {
+			owner = "(warm pool)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", w.GetVolume(), w.GetKind(), owner, usage(w), mib(w.GetQuotaBytes()),
+			idleSince(now, w.GetLastUsedAt()), w.GetInUse())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(f.Err, "%d workspace(s); free one with `moltbot sandbox recreate --session KEY --reset-workspace` or idle ones with `moltbot sandbox prune --workspaces`\n", len(resp.GetWorkspaces()))
 	return nil
+}
+
+// idleSince is ago for an optional timestamp ("-" when never used).
+func idleSince(now time.Time, t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return ago(now, t.AsTime())
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
+
+// usage is a workspace's last measured usage, flagged past the quota.
+func usage(w *sandboxv1.WorkspaceInfo) string {
+	switch {
+	case !w.GetMeasured():
+		return "?"
+	case w.GetUsageBytes() < 0:
+		return "unmeasurable (over quota)"
+	case w.GetQuotaBytes() > 0 && w.GetUsageBytes() > w.GetQuotaBytes():
+		return mib(w.GetUsageBytes()) + " (over quota)"
+	}
+	return mib(w.GetUsageBytes())
 }

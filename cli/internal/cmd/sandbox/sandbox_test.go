@@ -52,7 +52,11 @@ func TestFlags(t *testing.T) {
 		{"recreate session", []string{"recreate", "--session", "agent:main:local:group:g"}, false, func(t *testing.T, got any) {
 			require.Equal(t, "agent:main:local:group:g", got.(*RecreateOptions).Session)
 		}},
+		{"recreate reset", []string{"recreate", "--session", "s", "--reset-workspace"}, false, func(t *testing.T, got any) {
+			require.True(t, got.(*RecreateOptions).ResetWorkspace)
+		}},
 		{"recreate neither", []string{"recreate"}, true, nil},
+		{"recreate reset alone", []string{"recreate", "--reset-workspace"}, true, nil},
 		{"recreate both", []string{"recreate", "--all", "--session", "x"}, true, nil},
 		{"explain default", []string{"explain"}, false, func(t *testing.T, got any) {
 			require.Empty(t, got.(*ExplainOptions).Session)
@@ -63,6 +67,10 @@ func TestFlags(t *testing.T) {
 		{"prune", []string{"prune", "--idle", "1h", "--max-age", "72h"}, false, func(t *testing.T, got any) {
 			require.Equal(t, time.Hour, got.(*PruneOptions).Idle)
 			require.Equal(t, 72*time.Hour, got.(*PruneOptions).MaxAge)
+		}},
+		{"prune workspaces", []string{"prune", "--workspaces", "--idle", "2h"}, false, func(t *testing.T, got any) {
+			require.True(t, got.(*PruneOptions).Workspaces)
+			require.Equal(t, 2*time.Hour, got.(*PruneOptions).Idle)
 		}},
 		{"prune bad duration", []string{"prune", "--idle", "soon"}, true, nil},
 		{"prune negative", []string{"prune", "--idle", "-1h"}, true, nil},
@@ -99,6 +107,12 @@ func TestFlags(t *testing.T) {
 type fakeGateway struct {
 	sandboxv1.UnimplementedSandboxServer
 	recreate *sandboxv1.RecreateRequest
+	prune    *sandboxv1.PruneRequest
+}
+
+func (g *fakeGateway) Prune(_ context.Context, r *sandboxv1.PruneRequest) (*sandboxv1.PruneResponse, error) {
+	g.prune = r
+	return &sandboxv1.PruneResponse{WorkspacesRemoved: []string{"moltbot-sbx-ws-1"}}, nil
 }
 
 func (g *fakeGateway) List(context.Context, *sandboxv1.ListRequest) (*sandboxv1.ListResponse, error) {
@@ -106,6 +120,11 @@ func (g *fakeGateway) List(context.Context, *sandboxv1.ListRequest) (*sandboxv1.
 	return &sandboxv1.ListResponse{PoolSize: 1, Containers: []*sandboxv1.ContainerInfo{
 		{Id: "0123456789abcdef", SessionKey: "agent:main:local:group:g1", State: "running", ConfigHash: "h1", Image: "img",
 			CreatedAt: timestamppb.New(now.Add(-2 * time.Hour)), LastUsedAt: timestamppb.New(now.Add(-time.Minute)), Agent: true},
+	}, Workspaces: []*sandboxv1.WorkspaceInfo{
+		{Volume: "moltbot-sbx-ws-1", Kind: "workspace", Key: "session:g1", SessionKey: "agent:main:local:group:g1", Measured: true,
+			UsageBytes: 600 << 20, QuotaBytes: 512 << 20, LastUsedAt: timestamppb.New(now.Add(-time.Minute)), InUse: true},
+		{Volume: "moltbot-sbx-agent-1", Kind: "agent-workspace", Key: "agent:main", AgentId: "main", Measured: true,
+			UsageBytes: 1 << 20, QuotaBytes: 512 << 20},
 	}}, nil
 }
 
@@ -141,6 +160,9 @@ func TestRun(t *testing.T) {
 	require.NoError(t, listRun(nil, f, &ListOptions{Client: c, Now: time.Now}))
 	require.Contains(t, out.String(), "0123456789ab  agent:main:local:group:g1  hardened  running  2h   1m ")
 	require.Contains(t, errb.String(), "1 container(s), 1 warm in the pool")
+	require.Contains(t, out.String(), "moltbot-sbx-ws-1     workspace        agent:main:local:group:g1  600.0MiB (over quota)  512.0MiB  1m    true\n")
+	require.Contains(t, out.String(), "moltbot-sbx-agent-1  agent-workspace  agent main                 1.0MiB                 512.0MiB  -     false\n")
+	require.Contains(t, errb.String(), "moltbot sandbox prune --workspaces")
 
 	out.Reset()
 	f.JSON = true
@@ -160,6 +182,16 @@ func TestRun(t *testing.T) {
 	require.NoError(t, recreateRun(nil, f, &RecreateOptions{Client: c, Session: "s1"}))
 	require.Equal(t, "s1", g.recreate.GetSessionKey())
 	require.Contains(t, out.String(), "removed 2 container(s)")
+
+	out.Reset()
+	require.NoError(t, recreateRun(nil, f, &RecreateOptions{Client: c, Session: "s1", ResetWorkspace: true}))
+	require.True(t, g.recreate.GetResetWorkspace())
+
+	out.Reset()
+	require.NoError(t, pruneRun(nil, f, &PruneOptions{Client: c, Workspaces: true, Idle: time.Hour}))
+	require.True(t, g.prune.GetWorkspaces())
+	require.Equal(t, time.Hour, g.prune.GetIdle().AsDuration())
+	require.Contains(t, out.String(), "deleted workspace moltbot-sbx-ws-1")
 
 	out.Reset()
 	err := infoRun(nil, f, &InfoOptions{Client: c})

@@ -4,6 +4,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	cc, err := f.Gateway()
 	if err != nil {
-		return err
+		return gatewayFailed(f, f.Explain(err))
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -47,12 +48,7 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	defer cancel()
 	resp, err := gatewayv1.NewGatewayClient(cc).Status(ctx, &gatewayv1.StatusRequest{All: o.All})
 	if err != nil {
-		if f.JSON {
-			_ = f.PrintJSON(map[string]any{"services": []map[string]any{{"name": "gateway", "up": false, "error": err.Error()}}})
-		} else {
-			fmt.Fprintf(f.Out, "%-10s %-5s %s\n", "gateway", "DOWN", err)
-		}
-		return &cmdutil.DegradedError{Msg: "gateway unreachable"}
+		return gatewayFailed(f, f.Explain(err))
 	}
 	down := 0
 	for _, s := range resp.GetServices() {
@@ -130,15 +126,72 @@ func print(f *cmdutil.Factory, r *gatewayv1.StatusResponse, all bool) {
 		if len(r.GetChannels()) > 0 {
 			fmt.Fprintln(f.Out, "CHANNELS")
 			for _, c := range r.GetChannels() {
-				state := "connected"
-				if !c.GetConnected() {
-					state = "DISCONNECTED " + c.GetError()
-				}
-				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), state, c.GetDmPolicy(), c.GetGroupPolicy())
+				fmt.Fprintf(f.Out, "  %-10s %s (dm %s, groups %s)\n", c.GetName(), channelState(c, time.Now()), c.GetDmPolicy(), c.GetGroupPolicy())
 			}
+		}
+		if u := r.GetControlUiUrl(); u != "" {
+			fmt.Fprintf(f.Out, "CONTROL UI\n  %s (approve a browser: moltbot devices list, moltbot devices approve <fingerprint>)\n", u)
 		}
 	}
 	for _, w := range r.GetWarnings() {
 		fmt.Fprintf(f.Out, "warning: %s\n", w)
 	}
+}
+
+// channelState is one channel's line: connected with its last good poll,
+// or the error and the next retry.
+func channelState(c *gatewayv1.ChannelStatus, now time.Time) string {
+	ago := func(t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" }
+	if c.GetConnected() {
+		if c.GetLastOkAt() != nil {
+			return "connected (last poll " + ago(c.GetLastOkAt().AsTime()) + ")"
+		}
+		return "connected"
+	}
+	if c.GetError() == "" {
+		return "DISCONNECTED (not connected yet)"
+	}
+	state := "DISCONNECTED: " + c.GetError()
+	if t := c.GetNextRetryAt(); t != nil {
+		in := max(t.AsTime().Sub(now).Round(time.Second), 0)
+		state += fmt.Sprintf("; retrying in %s", in)
+	}
+	if t := c.GetLastOkAt(); t != nil {
+		state += "; last good poll " + ago(t.AsTime())
+	}
+	return state
+}
+
+// gatewayState is the one word status shows for a gateway it could not
+// use: which of down, refused and locked out it is.
+func gatewayState(e *cmdutil.Error) string {
+	switch e.Kind {
+	case cmdutil.KindDown:
+		return "DOWN"
+	case cmdutil.KindLockedOut:
+		return "LOCKED OUT"
+	case cmdutil.KindUnauthenticated, cmdutil.KindPermission:
+		return "REFUSED"
+	case cmdutil.KindWrongCA:
+		return "WRONG CA"
+	case cmdutil.KindNoBundle:
+		return "NO BUNDLE"
+	}
+	return "ERROR"
+}
+
+// gatewayFailed prints the gateway's row and returns e, marked printed for
+// the text form (the row says it all).
+func gatewayFailed(f *cmdutil.Factory, e *cmdutil.Error) error {
+	state := gatewayState(e)
+	if f.JSON {
+		_ = f.PrintJSON(map[string]any{"services": []map[string]any{{"name": "gateway", "up": false, "state": strings.ToLower(strings.ReplaceAll(state, " ", "_")), "error": e.Msg, "fix": e.Fix}}})
+	} else {
+		fmt.Fprintf(f.Out, "%-10s %-5s %s\n", "gateway", state, e.Msg)
+		if e.Fix != "" {
+			fmt.Fprintf(f.Out, "%-10s %-5s fix: %s\n", "", "", e.Fix)
+		}
+	}
+	e.Printed = true
+	return e
 }

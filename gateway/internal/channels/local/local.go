@@ -38,6 +38,11 @@ type Channel struct {
 
 type collector struct{ replies []string }
 
+// collectorKey marks a message's context with its Inject's collector, so
+// a reply made while processing that message goes to that Inject alone,
+// not to an earlier or later message of the same chat waiting in its queue.
+type collectorKey struct{}
+
 var _ channels.Channel = (*Channel)(nil)
 
 // New returns a local channel; it accepts Inject once Start runs.
@@ -79,14 +84,23 @@ func (c *Channel) Status() (bool, error) {
 	return c.deliver != nil, nil
 }
 
-// Send implements channels.Channel. A reply goes to every Inject waiting on
-// chatID; with none waiting it is kept for Drain.
-func (c *Channel) Send(_ context.Context, chatID, text string) error {
+// Send implements channels.Channel. A reply made while processing an
+// injected message goes to that Inject; any other reply goes to every
+// Inject waiting on chatID, and with none waiting it is kept for Drain.
+func (c *Channel) Send(ctx context.Context, chatID, text string) error {
 	if chatID == "" {
 		return fmt.Errorf("local send: chat id is empty: %w", errs.ErrInvalidArgument)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if own, ok := ctx.Value(collectorKey{}).(*collector); ok {
+		for _, col := range c.collectors[chatID] {
+			if col == own {
+				col.replies = append(col.replies, text)
+				return nil
+			}
+		}
+	}
 	if cs := c.collectors[chatID]; len(cs) > 0 {
 		for _, col := range cs {
 			col.replies = append(col.replies, text)
@@ -113,8 +127,8 @@ func (c *Channel) Drain(chatID string) []string {
 	return out
 }
 
-// Inject runs one inbound message through the pipeline synchronously and
-// returns the replies the bot sent to its chat meanwhile. Channel is forced
+// Inject runs one inbound message through the pipeline, waits until it is
+// processed (behind earlier messages of its session) and returns the replies the bot sent to its chat meanwhile. Channel is forced
 // to "local"; ChatID defaults to SenderID (a DM); MessageID is assigned
 // when empty. Errors: errs.ErrInvalidArgument for a missing sender,
 // errs.ErrUnavailable when the channel is not started.
@@ -173,9 +187,15 @@ func (c *Channel) Inject(ctx context.Context, in channels.Inbound) ([]string, er
 		}
 		c.mu.Unlock()
 	}()
-	deliver(ctx, in)
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	handled := make(chan bool, 1)
+	deliver(context.WithValue(ctx, collectorKey{}, col), in, func(h bool) { handled <- h })
+	select {
+	case h := <-handled:
+		if !h {
+			return nil, fmt.Errorf("local channel is stopping; the message was not processed, send it again: %w", errs.ErrUnavailable)
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

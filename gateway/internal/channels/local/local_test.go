@@ -28,7 +28,8 @@ func startLocal(t *testing.T, deliver channels.DeliverFunc) *Channel {
 func TestInjectReturnsReplies(t *testing.T) {
 	var c *Channel
 	var seen []channels.Inbound
-	c = startLocal(t, func(ctx context.Context, in channels.Inbound) {
+	c = startLocal(t, func(ctx context.Context, in channels.Inbound, ack channels.Ack) {
+		defer ack(true)
 		seen = append(seen, in)
 		require.NoError(t, c.Send(ctx, in.ChatID, "echo: "+in.Text))
 		require.NoError(t, c.Send(ctx, in.ChatID, "second"))
@@ -56,18 +57,24 @@ func TestInjectErrors(t *testing.T) {
 	c := New()
 	_, err := c.Inject(context.Background(), channels.Inbound{SenderID: "a", Text: "x"})
 	require.ErrorIs(t, err, errs.ErrUnavailable)
-	c = startLocal(t, func(context.Context, channels.Inbound) {})
+	c = startLocal(t, func(_ context.Context, _ channels.Inbound, ack channels.Ack) { ack(true) })
 	_, err = c.Inject(context.Background(), channels.Inbound{Text: "x"})
 	require.ErrorIs(t, err, errs.ErrInvalidArgument)
 	require.ErrorContains(t, err, "from")
 	require.ErrorIs(t, c.Send(context.Background(), "", "x"), errs.ErrInvalidArgument)
+
+	// A message the pipeline could not process (it is stopping) is an error, not an empty answer.
+	c = startLocal(t, func(_ context.Context, _ channels.Inbound, ack channels.Ack) { go ack(false) })
+	_, err = c.Inject(context.Background(), channels.Inbound{SenderID: "a", Text: "x"})
+	require.ErrorIs(t, err, errs.ErrUnavailable)
+	require.ErrorContains(t, err, "send it again")
 }
 
 // Ids key allowlists and sessions, so an unsafe one is refused whole; a
 // display name is only shown, so it is neutralised and the message arrives.
 func TestInjectSanitises(t *testing.T) {
 	var seen []channels.Inbound
-	c := startLocal(t, func(_ context.Context, in channels.Inbound) { seen = append(seen, in) })
+	c := startLocal(t, func(_ context.Context, in channels.Inbound, ack channels.Ack) { seen = append(seen, in); ack(true) })
 	tests := []struct {
 		name string
 		in   channels.Inbound

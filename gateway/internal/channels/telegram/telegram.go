@@ -10,6 +10,8 @@ package telegram
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels"
+	"github.com/moltbot/moltbot-secure/gateway/internal/inbox"
 )
 
 // DefaultBaseURL is the real Bot API.
@@ -43,7 +46,12 @@ type Config struct {
 	PollTimeout time.Duration // long-poll timeout; default 30 s
 	MinBackoff  time.Duration // first retry delay after an error; default 1 s
 	MaxBackoff  time.Duration // cap; default 30 s
-	Logf        func(format string, args ...any)
+	// Inbox is the durable inbound queue: an update is confirmed to
+	// Telegram (the next offset) only once stored there, and removed when
+	// processed. Nil keeps updates in memory only (tests); the gateway
+	// always sets it.
+	Inbox *inbox.Inbox
+	Logf  func(format string, args ...any)
 }
 
 // Bot implements channels.Channel for Telegram.
@@ -53,10 +61,12 @@ type Bot struct {
 	poll               time.Duration
 	minBackoff, maxBck time.Duration
 	logf               func(string, ...any)
+	inbox              *inbox.Inbox
+	account            string // inbox account: channel name and bot id
+	now                func() time.Time
 
-	mu        sync.Mutex
-	connected bool
-	lastErr   error
+	mu    sync.Mutex
+	state channels.State
 }
 
 var _ channels.Channel = (*Bot)(nil)
@@ -70,12 +80,10 @@ func New(cfg Config) (*Bot, error) {
 		return nil, errors.New("telegram: bot token contains characters that cannot appear in a token; check channels.telegram.botToken")
 	}
 	b := &Bot{
-		token: cfg.Token, name: cfg.Name, base: strings.TrimRight(cfg.BaseURL, "/"),
+		token: cfg.Token, name: defaultName(cfg.Name), base: strings.TrimRight(cfg.BaseURL, "/"),
 		hc: cfg.HTTPClient, poll: cfg.PollTimeout,
 		minBackoff: cfg.MinBackoff, maxBck: cfg.MaxBackoff, logf: cfg.Logf,
-	}
-	if b.name == "" {
-		b.name = "telegram"
+		inbox: cfg.Inbox, account: inboxAccount(defaultName(cfg.Name), cfg.Token), now: time.Now,
 	}
 	if b.base == "" {
 		b.base = DefaultBaseURL
@@ -108,19 +116,59 @@ func New(cfg Config) (*Bot, error) {
 	return b, nil
 }
 
+// defaultName is the channel name, "telegram" unless configured.
+func defaultName(n string) string {
+	if n == "" {
+		return "telegram"
+	}
+	return n
+}
+
+// inboxAccount keys a bot's update ids in the inbox: ids count per bot, so
+// the bot id (the token's public part before the colon) keeps another
+// bot's ids apart. A token without that shape is keyed by a hash: the
+// secret part never reaches the disk.
+func inboxAccount(name, token string) string {
+	id, _, found := strings.Cut(token, ":")
+	if _, err := strconv.ParseUint(id, 10, 64); found && err == nil {
+		return name + "/" + id
+	}
+	h := sha256.Sum256([]byte(token))
+	return name + "/sha256-" + hex.EncodeToString(h[:8])
+}
+
 // Name implements channels.Channel.
 func (b *Bot) Name() string { return b.name }
 
 // Status implements channels.Channel.
 func (b *Bot) Status() (bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.connected, b.lastErr
+	st := b.State()
+	return st.Connected, st.Err
 }
 
-func (b *Bot) setStatus(ok bool, err error) {
+// State implements channels.StateReporter: connected since the last poll
+// Telegram accepted (LastOK); after a failed poll, the error and NextRetry.
+func (b *Bot) State() channels.State {
 	b.mu.Lock()
-	b.connected, b.lastErr = ok, err
+	defer b.mu.Unlock()
+	return b.state
+}
+
+func (b *Bot) polled() {
+	b.mu.Lock()
+	b.state = channels.State{Connected: true, LastOK: b.now()}
+	b.mu.Unlock()
+}
+
+func (b *Bot) failed(err error, wait time.Duration) {
+	b.mu.Lock()
+	b.state = channels.State{Err: err, LastOK: b.state.LastOK, NextRetry: b.now().Add(wait)}
+	b.mu.Unlock()
+}
+
+func (b *Bot) stopped() {
+	b.mu.Lock()
+	b.state = channels.State{LastOK: b.state.LastOK}
 	b.mu.Unlock()
 }
 
@@ -191,9 +239,16 @@ func (b *Bot) call(ctx context.Context, method string, params, out any) error {
 	return nil
 }
 
-func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]Update, error) {
+// getUpdates polls; quick asks for an immediate answer (timeout 0), so the
+// first poll after a start or a failure shows at once whether Telegram
+// accepts it, instead of after a whole long poll.
+func (b *Bot) getUpdates(ctx context.Context, offset int64, quick bool) ([]Update, error) {
+	timeout := int(b.poll / time.Second)
+	if quick {
+		timeout = 0
+	}
 	params := map[string]any{
-		"timeout":         int(b.poll / time.Second),
+		"timeout":         timeout,
 		"allowed_updates": []string{"message"},
 	}
 	if offset > 0 {
@@ -221,18 +276,29 @@ func (b *Bot) Probe(ctx context.Context) error {
 	return nil
 }
 
-// Start implements channels.Channel: long-poll getUpdates, advancing the
-// offset past every update seen (delivered or ignored) so nothing repeats.
-// Errors back off exponentially; a 429 waits exactly retry_after.
+// Start implements channels.Channel: long-poll getUpdates; store each
+// message in the inbox, hand it to deliver, and only then confirm it to
+// Telegram (the next poll's offset). Updates stored by an earlier run and
+// not processed are delivered first. Errors back off exponentially; a 429
+// waits exactly retry_after.
 func (b *Bot) Start(ctx context.Context, deliver channels.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("telegram: Start needs a deliver function")
 	}
+	defer b.stopped()
+	if err := b.replay(ctx, deliver); err != nil {
+		return err
+	}
 	var offset int64
 	backoff := b.minBackoff
-	defer b.setStatus(false, nil)
+	quick := true
 	for ctx.Err() == nil {
-		ups, err := b.getUpdates(ctx, offset)
+		ups, err := b.getUpdates(ctx, offset, quick)
+		if err == nil {
+			b.polled()
+			backoff, quick = b.minBackoff, false
+			offset, err = b.take(ctx, ups, offset, deliver)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -244,23 +310,97 @@ func (b *Bot) Start(ctx context.Context, deliver channels.DeliverFunc) error {
 			} else {
 				backoff = min(backoff*2, b.maxBck)
 			}
-			b.setStatus(false, err)
+			b.failed(err, wait)
 			b.logf("telegram: poll failed, retrying in %s: %v", wait, err)
 			if !sleep(ctx, wait) {
 				break
 			}
-			continue
+			quick = true
 		}
-		backoff = b.minBackoff
-		b.setStatus(true, nil)
-		for _, u := range ups {
-			if u.UpdateID >= offset {
-				offset = u.UpdateID + 1
+	}
+	return nil
+}
+
+// take stores and delivers ups, returning the offset that confirms what
+// is stored. A store failure stops there: the rest is not confirmed, so
+// Telegram sends it again.
+func (b *Bot) take(ctx context.Context, ups []Update, offset int64, deliver channels.DeliverFunc) (int64, error) {
+	for _, u := range ups {
+		if in, ok := u.Inbound(b.name); ok {
+			fresh, err := b.store(u)
+			if err != nil {
+				return offset, err
 			}
+			if fresh {
+				deliver(ctx, in, b.ack(u.UpdateID))
+			}
+		}
+		if u.UpdateID >= offset {
+			offset = u.UpdateID + 1
+		}
+	}
+	return offset, nil
+}
+
+// store puts u in the inbox; fresh is false for a duplicate update_id.
+func (b *Bot) store(u Update) (fresh bool, err error) {
+	if b.inbox == nil {
+		return true, nil
+	}
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return false, fmt.Errorf("telegram: encode update %d: %w", u.UpdateID, err)
+	}
+	fresh, err = b.inbox.Put(b.account, u.UpdateID, raw)
+	if err != nil {
+		return false, fmt.Errorf("telegram: the inbound queue refused update %d, so it is not confirmed: %w", u.UpdateID, err)
+	}
+	if !fresh {
+		b.logf("telegram: update %d was already received; dropped the duplicate", u.UpdateID)
+	}
+	return fresh, nil
+}
+
+// ack finishes an update in the inbox once the pipeline is done with it.
+func (b *Bot) ack(id int64) channels.Ack {
+	if b.inbox == nil {
+		return nil
+	}
+	return func(handled bool) {
+		if !handled {
+			b.inbox.Release(b.account, id)
+			return
+		}
+		if err := b.inbox.Done(b.account, id); err != nil {
+			b.logf("telegram: %v", err)
+		}
+	}
+}
+
+// replay delivers the updates an earlier run stored and did not finish.
+func (b *Bot) replay(ctx context.Context, deliver channels.DeliverFunc) error {
+	if b.inbox == nil {
+		return nil
+	}
+	entries, err := b.inbox.Unclaimed(b.account)
+	if err != nil {
+		return fmt.Errorf("telegram: %w", err)
+	}
+	for _, e := range entries {
+		var u Update
+		if json.Unmarshal(e.Payload, &u) == nil {
 			if in, ok := u.Inbound(b.name); ok {
-				deliver(ctx, in)
+				deliver(ctx, in, b.ack(e.ID))
+				continue
 			}
 		}
+		b.logf("telegram: stored update %d is unreadable; dropped", e.ID)
+		if err := b.inbox.Done(b.account, e.ID); err != nil {
+			b.logf("telegram: %v", err)
+		}
+	}
+	if len(entries) > 0 {
+		b.logf("telegram: %d stored update(s) from an earlier run handed on", len(entries))
 	}
 	return nil
 }

@@ -19,22 +19,25 @@ import (
 
 const token = "123456:TEST-secret-token_value"
 
-type inbox struct {
+type sink struct {
 	mu  sync.Mutex
 	got []channels.Inbound
 	ch  chan struct{}
 }
 
-func newInbox() *inbox { return &inbox{ch: make(chan struct{}, 100)} }
+func newSink() *sink { return &sink{ch: make(chan struct{}, 100)} }
 
-func (b *inbox) deliver(_ context.Context, in channels.Inbound) {
+func (b *sink) deliver(_ context.Context, in channels.Inbound, ack channels.Ack) {
+	if ack != nil {
+		defer ack(true)
+	}
 	b.mu.Lock()
 	b.got = append(b.got, in)
 	b.mu.Unlock()
 	b.ch <- struct{}{}
 }
 
-func (b *inbox) wait(t *testing.T, n int) []channels.Inbound {
+func (b *sink) wait(t *testing.T, n int) []channels.Inbound {
 	t.Helper()
 	for {
 		b.mu.Lock()
@@ -69,7 +72,7 @@ func (l *logs) all() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func start(t *testing.T, cfg Config) (*Bot, *inbox, *logs) {
+func start(t *testing.T, cfg Config) (*Bot, *sink, *logs) {
 	t.Helper()
 	lg := &logs{}
 	if cfg.Token == "" {
@@ -84,7 +87,7 @@ func start(t *testing.T, cfg Config) (*Bot, *inbox, *logs) {
 	}
 	bot, err := New(cfg)
 	require.NoError(t, err)
-	box := newInbox()
+	box := newSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- bot.Start(ctx, box.deliver) }()

@@ -59,6 +59,12 @@ Without a reachable gateway (or with --offline) the audit runs locally on the st
 			if o.DryRun && !o.Fix {
 				return &cmdutil.UsageError{Err: errors.New("--dry-run needs --fix")}
 			}
+			if o.SARIF && f.JSON {
+				return &cmdutil.UsageError{Err: errors.New("--json and --sarif are two output formats: pick one")}
+			}
+			if c.Flags().Changed("min-score") && (o.MinScore < 0 || o.MinScore > 100) {
+				return &cmdutil.UsageError{Err: fmt.Errorf("--min-score %d: the score is 0-100", o.MinScore)}
+			}
 			if runF != nil {
 				return runF(o)
 			}

@@ -24,7 +24,7 @@ const repoRoot = "../../../../.."
 // fix runner, this command's offline fixes, and the packages whose errors
 // and findings the audit and validate pass on (policy, config, migrate,
 // the token rule).
-var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd", "cli/internal/offline",
+var remedySources = []string{"services/audit", "gateway/internal/auditrun", "cli/internal/cmd/security/auditcmd", "cli/internal/offline", "cli/internal/cmdutil",
 	"gateway/internal/policy", "services/config", "services/migrate", "services/auth"}
 
 var (
@@ -83,12 +83,12 @@ func checkMention(rootCmd *cobra.Command, text string) string {
 			if i == 0 {
 				return "`moltbot` has no command " + tok
 			}
-			if cur.HasSubCommands() && !cur.Runnable() {
+			if cur.HasSubCommands() { // a group: root.New answers its unknown words with a usage error
 				return "`" + cur.CommandPath() + "` has no subcommand " + tok
 			}
 			args = true
 		default:
-			if cur.HasSubCommands() && !cur.Runnable() {
+			if cur.HasSubCommands() { // a group: root.New answers its unknown words with a usage error
 				return ""
 			}
 			args = true

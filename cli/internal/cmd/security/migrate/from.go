@@ -97,7 +97,7 @@ func runFrom(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 		return err
 	}
 	if !f.JSON {
-		fmt.Fprintf(f.Err, "migrating %s into the running stack at %s\n", dir, f.GatewayAddr)
+		fmt.Fprintf(f.Err, "migrating %s into the running stack at %s\n", dir, f.Addr())
 		for _, s := range skipped {
 			fmt.Fprintln(f.Err, "  skipped:", s)
 		}
@@ -109,7 +109,7 @@ func runFrom(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 	resp, err := send(ctx, gatewayv1.NewGatewayClient(cc), dir, o.DryRun, files)
 	if err != nil {
 		if offline.GatewayDown(err) {
-			return fmt.Errorf("the stack is not running at %s: --from imports into the running stack; start it (`make up`), then rerun: %w", f.GatewayAddr, errs.FromStatus(err))
+			return fmt.Errorf("the stack is not running at %s: --from imports into the running stack; start it (`make up`), then rerun: %w", f.Addr(), errs.FromStatus(err))
 		}
 		return errs.FromStatus(err)
 	}

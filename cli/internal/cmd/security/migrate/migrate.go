@@ -92,7 +92,7 @@ func run(ctx context.Context, f *cmdutil.Factory, o *Options) error {
 		return output(f, resp, o.DryRun)
 	}
 	if !f.JSON {
-		fmt.Fprintf(f.Err, "migrating the running stack's state at %s\n", f.GatewayAddr)
+		fmt.Fprintf(f.Err, "migrating the running stack's state at %s\n", f.Addr())
 	}
 	resp, err := viaGateway(ctx, f, o)
 	if err != nil && offline.GatewayDown(err) {
