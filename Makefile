@@ -22,6 +22,7 @@ TESTONLY_TAG := $(if $(filter latest,$(IMAGE_TAG)),insecure-testonly,insecure-te
 BUF_VERSION             := v1.75.0
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
+GREMLINS_VERSION        := v0.6.0
 
 .PHONY: all build binaries images images-testonly prereqs up down purge test test-unit test-integration test-e2e lint proto proto-check tools chromium \
         bench fuzz soak sandbox-image sandbox-testimage clean
@@ -153,6 +154,19 @@ bench:
 
 fuzz:
 	bash deploy/fuzz.sh $${FUZZTIME:-30s}
+
+# Mutation testing (TESTING.md): the patch mutants in deploy/mutants, then
+# gremlins on the security packages with their bars. MUTATE_TARGETS limits
+# gremlins to some packages (names as in deploy/mutate.sh).
+.PHONY: mutate mutate-patches tools-mutate
+mutate: tools-mutate
+	bash deploy/mutate.sh all $(MUTATE_TARGETS)
+
+mutate-patches:
+	bash deploy/mutate.sh patches
+
+tools-mutate:
+	@[ -x $(GOBIN)/gremlins ] && $(GO) version -m $(GOBIN)/gremlins | grep -q "gremlins[[:space:]]*$(GREMLINS_VERSION)" || $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
 
 soak:
 	MOLTBOT_SOAK=1 bash deploy/fuzz.sh 5m

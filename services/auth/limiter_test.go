@@ -168,3 +168,67 @@ func TestClientPortRoles(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, RoleOwner, id)
 }
+
+// An attacker spraying thousands of source addresses must not clear its own
+// lockout: eviction drops only unlocked entries, whatever the mix.
+func TestLimiterSprayNeverFreesLockedAddresses(t *testing.T) {
+	now := time.Unix(2_000_000, 0)
+	l := &Limiter{Max: 3, Window: time.Minute, Lockout: time.Hour, MaxEntries: 64, Now: func() time.Time { return now }}
+	var locked []string
+	for i := range 40 {
+		a := fmt.Sprintf("198.51.100.%d", i)
+		for range 3 {
+			l.Fail(a)
+		}
+		_, isLocked := l.Blocked(a)
+		require.True(t, isLocked, a)
+		locked = append(locked, a)
+	}
+	for i := range 10_000 {
+		if i%100 == 0 {
+			now = now.Add(time.Second)
+		}
+		l.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		require.LessOrEqual(t, len(l.entries), l.MaxEntries, "memory stays bounded")
+	}
+	for _, a := range locked {
+		_, blocked := l.Blocked(a)
+		require.True(t, blocked, "%s freed by eviction under a spray of 10,000 addresses", a)
+	}
+	// The lockout still ends when its time is up.
+	now = now.Add(time.Hour)
+	_, blocked := l.Blocked(locked[0])
+	require.False(t, blocked)
+}
+
+// Eviction drops entries whose failures are older than the window first, and
+// keeps the recent ones with their counts: an attacker cannot reset its own
+// failure count by pushing new addresses, and the table stays full, not
+// emptied.
+func TestLimiterEvictionKeepsRecentFailures(t *testing.T) {
+	now := time.Unix(3_000_000, 0)
+	l := &Limiter{Max: 3, Window: time.Minute, Lockout: time.Hour, MaxEntries: 10, Now: func() time.Time { return now }}
+	for i := range 5 {
+		l.Fail(fmt.Sprintf("old-%d", i))
+	}
+	now = now.Add(2 * time.Minute)
+	for i := range 5 {
+		a := fmt.Sprintf("recent-%d", i)
+		l.Fail(a)
+		l.Fail(a)
+	}
+	require.Len(t, l.entries, 10)
+	_, locked := l.Fail("newcomer") // full: evicts the five old entries only
+	require.False(t, locked)
+	require.Len(t, l.entries, 6)
+	for i := range 5 {
+		_, locked := l.Fail(fmt.Sprintf("recent-%d", i))
+		require.True(t, locked, "recent-%d lost its two failures to eviction", i)
+	}
+	// All recent and unlocked: the oldest go one at a time, the table stays full.
+	l2 := &Limiter{Max: 3, Window: time.Minute, Lockout: time.Hour, MaxEntries: 10, Now: func() time.Time { return now }}
+	for i := range 30 {
+		l2.Fail(fmt.Sprintf("a-%d", i))
+		require.Len(t, l2.entries, min(i+1, 10))
+	}
+}

@@ -71,7 +71,12 @@ func GenerateToken(r io.Reader) (string, error) {
 func drawBase62(r io.Reader, n int) (string, error) {
 	out := make([]byte, 0, n)
 	buf := make([]byte, n+n/2)
-	for len(out) < n {
+	// A fair source fills n symbols in one or two reads; one that keeps
+	// yielding only rejected bytes (>= 248) is broken, not unlucky.
+	for reads := 0; len(out) < n; reads++ {
+		if reads == 64 {
+			return "", errors.New("generate token: random source yields only rejected bytes")
+		}
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return "", fmt.Errorf("generate token: read random: %w", err)
 		}

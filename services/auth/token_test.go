@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moltbot/moltbot-secure/services/errs"
 	"github.com/stretchr/testify/require"
@@ -21,7 +22,10 @@ func TestCheckToken(t *testing.T) {
 		{"short", "abcdefghijklmnopqrstuvwxyz", false},
 		{"long but repetitive", strings.Repeat("ab", 40), false},
 		{"19 distinct", strings.Repeat("abcdefghijklmnopqrs", 2), false},
-		{"exactly 32 and 20 distinct", "abcdefghijklmnopqrst012345678901", true},
+		{"32 characters, 30 distinct", "abcdefghijklmnopqrst012345678901", true},
+		{"exactly 32 and exactly 20 distinct", "abcdefghijklmnopqrst" + "abcdefghijkl", true},
+		{"31 characters, 20 distinct", "abcdefghijklmnopqrst" + "abcdefghijk", false},
+		{"40 characters, 19 distinct", "abcdefghijklmnopqrs" + "abcdefghijklmnopqrsa" + "b", false},
 		{"upstream example", "your-32-character-token-here-abcdefgh", false},
 		{"generated shape", "Q2x9bT7mLkP4vW1zRs8NdYcH3fJg6aEuKoXi5qBpVnM", true},
 	}
@@ -102,4 +106,46 @@ func noDigits(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// The draw is rejection sampling: bytes 248..255 are skipped (so every
+// symbol is equally likely), and the rest map to base62[b%62] in order.
+func TestDrawBase62Rejects248Up(t *testing.T) {
+	src := make([]byte, 0, 512)
+	for i := range 512 {
+		src = append(src, byte(i*37+245))
+	}
+	var want []byte
+	for _, b := range src {
+		if b < 248 {
+			want = append(want, base62[b%62])
+		}
+	}
+	got, err := drawBase62(bytes.NewReader(src), 43)
+	require.NoError(t, err)
+	require.Equal(t, string(want[:43]), got)
+}
+
+// A source that only yields rejected bytes ends in an error, not a hang.
+func TestGenerateTokenRejectedOnlySource(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := GenerateToken(byteReader(0xff))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "random source")
+	case <-time.After(5 * time.Second):
+		t.Fatal("GenerateToken hangs on a source of 0xff bytes")
+	}
+}
+
+type byteReader byte
+
+func (b byteReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

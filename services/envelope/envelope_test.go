@@ -57,6 +57,9 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"unknown version", mod("$enc", "v9"), `version "v9"`},
 		{"unknown alg", mod("alg", "ChaCha20"), `algorithm "ChaCha20"`},
+		{"long version clipped to 32", mod("$enc", strings.Repeat("v", 33)), `version "` + strings.Repeat("v", 32) + `..."`},
+		{"version of exactly 32 kept", mod("$enc", strings.Repeat("w", 32)), `version "` + strings.Repeat("w", 32) + `"`},
+		{"long alg clipped", mod("alg", strings.Repeat("A", 5000)), `algorithm "` + strings.Repeat("A", 32) + `..."`},
 		{"missing kid", mod("kid", nil), `missing "kid"`},
 		{"empty kid", mod("kid", ""), "empty key id"},
 		{"bad base64 nonce", mod("nonce", "!!!"), `"nonce" is not valid base64`},

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,12 +67,32 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-func TestKill9Durability(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a child process")
+// crashTrials is how many kill -9 trials a crash test runs: about 50 in
+// `make test` (it is not skipped by -short: crash safety is checked on every
+// run), 1000 in `make soak` (MOLTBOT_SOAK=1), or MOLTBOT_CRASH_TRIALS.
+func crashTrials(t *testing.T) int {
+	if v := os.Getenv("MOLTBOT_CRASH_TRIALS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "MOLTBOT_CRASH_TRIALS must be a number")
+		return n
 	}
+	if os.Getenv("MOLTBOT_SOAK") == "1" {
+		return 1000
+	}
+	return 50
+}
+
+// TestKill9Durability SIGKILLs a pairing child at a random point of its
+// work, trial after trial on the same database, and checks after each that
+// the database opens, every approval the child reported survived, and a code
+// handed out before the crash still approves.
+func TestKill9Durability(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "credentials", "pairing.db")
-	for round := 0; round < 2; round++ {
+	trials := crashTrials(t)
+	total := 0
+	for round := range trials {
+		// Kill after 1 to 40 reported approvals: early and late in a run.
+		stopAt := 1 + mrand.IntN(40)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashEnv+"="+db, fmt.Sprintf("%s_ROUND=r%d-", crashEnv, round))
 		stdout, err := cmd.StdoutPipe()
@@ -80,7 +102,7 @@ func TestKill9Durability(t *testing.T) {
 		var approved, pending [][]string
 		sc := bufio.NewScanner(stdout)
 		deadline := time.Now().Add(20 * time.Second)
-		for sc.Scan() && len(approved) < 150 && time.Now().Before(deadline) {
+		for sc.Scan() && len(approved) < stopAt && time.Now().Before(deadline) {
 			f := strings.Fields(sc.Text())
 			require.NotEqual(t, "ERR", f[0], sc.Text())
 			if f[0] == "approved" {
@@ -92,24 +114,26 @@ func TestKill9Durability(t *testing.T) {
 		// Kill mid-stream: the child is still writing.
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		_ = cmd.Wait()
-		require.NotEmpty(t, approved)
+		require.NotEmpty(t, approved, "round %d: the child approved nothing in 20 s", round)
+		require.NotEmpty(t, pending)
 
 		st, err := store.Open(db)
-		require.NoError(t, err, "the database opens cleanly after kill -9")
+		require.NoError(t, err, "round %d: the database opens cleanly after kill -9", round)
 		s, err := New(Config{Store: st, MaxPending: 1 << 20})
 		require.NoError(t, err)
 		ctx := context.Background()
 		for _, a := range approved {
 			ok, err := s.IsAllowed(ctx, a[0], a[1])
 			require.NoError(t, err)
-			require.True(t, ok, "approved sender %v lost after kill -9", a)
+			require.True(t, ok, "round %d: approved sender %v lost after kill -9", round, a)
 		}
 		// A code handed out before the crash still works after it.
 		last := pending[len(pending)-1]
 		res, err := s.Approve(ctx, "cli", last[0], last[2])
 		require.NoError(t, err)
 		require.Equal(t, last[1], res.SenderID)
-		t.Logf("round %d: %d approvals and %d pending codes survived SIGKILL", round, len(approved), len(pending))
+		total += len(approved)
 		require.NoError(t, st.Close())
 	}
+	t.Logf("%d SIGKILL trials: %d approvals reported before the kills, all survived", trials, total)
 }

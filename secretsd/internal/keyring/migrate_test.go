@@ -104,12 +104,16 @@ func checkWhole(t *testing.T, box ringBox, cfg string, old []byte) string {
 }
 
 func TestMigrateCrashSafety(t *testing.T) {
+	// About 50 in `make test` (-short too: crash safety is checked on every
+	// run), 1000 in `make soak`, or MOLTBOT_CRASH_TRIALS.
 	trials := 50
 	if *long || os.Getenv("MOLTBOT_SOAK") == "1" {
 		trials = 1000
 	}
-	if testing.Short() {
-		trials = 10
+	if v := os.Getenv("MOLTBOT_CRASH_TRIALS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "MOLTBOT_CRASH_TRIALS must be a number")
+		trials = n
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "moltbot.json")
