@@ -100,8 +100,13 @@ func ParseUpdates(body []byte) ([]Update, error) {
 	return ups, nil
 }
 
+// maxDescription bounds a Bot API error description kept in an error.
+const maxDescription = 256
+
+// apiError keeps the server's description only as neutral text: it
+// reaches status, logs and errors.
 func apiError(method string, r Response) *APIError {
-	e := &APIError{Method: method, Code: r.ErrorCode, Description: r.Description}
+	e := &APIError{Method: method, Code: r.ErrorCode, Description: textsafe.Neutralize(r.Description, maxDescription)}
 	if r.Parameters != nil {
 		e.RetryAfter = r.Parameters.RetryAfter
 	}

@@ -40,6 +40,7 @@ func FuzzBotReplies(f *testing.F) {
 	f.Add(uint16(502), []byte(`<html>bad gateway</html>`))
 	f.Add(uint16(200), []byte(`{"ok":true,"result":"`+fuzzBotToken+`"}`))
 	f.Add(uint16(404), []byte(`{"ok":false,"description":"`+fuzzBotToken+`"}`))
+	f.Add(uint16(400), []byte(`{"ok":false,"error_code":400,"description":"Bad\nRequest: \u001b[31m\u0000 fake log line"}`))
 	srv := &replyServer{}
 	ts := httptest.NewServer(srv)
 	f.Cleanup(ts.Close)
@@ -66,10 +67,13 @@ func FuzzBotReplies(f *testing.F) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("%s took %v", call.name, d)
 			}
-			// The token may come back only if the reply itself echoed it;
-			// a reply without it must never produce it.
-			if err != nil && strings.Contains(err.Error(), fuzzBotToken) && !strings.Contains(string(body), fuzzBotToken) {
+			// Never the token, even when the reply echoes it, and never a
+			// control character from the server's text.
+			if err != nil && strings.Contains(err.Error(), fuzzBotToken) {
 				t.Fatalf("%s: the bot token leaked into the error: %v", call.name, err)
+			}
+			if err != nil && strings.ContainsFunc(err.Error(), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("%s: a control character reached the error: %q", call.name, err)
 			}
 		}
 	})

@@ -229,6 +229,10 @@ func (b *Bot) call(ctx context.Context, method string, params, out any) error {
 		if r.ErrorCode == 0 {
 			r.ErrorCode = resp.StatusCode
 		}
+		// The description is the server's text: it reaches status, logs and
+		// errors, so the token (a hostile or broken endpoint may echo the
+		// URL) and control characters never pass through.
+		r.Description = strings.ReplaceAll(r.Description, b.token, "<redacted>")
 		return apiError(method, r)
 	}
 	if out != nil {
