@@ -11,9 +11,10 @@ compose=$(if docker compose version >/dev/null 2>&1; then echo "docker compose";
 # below must never touch the operator's stack (make up's defaults).
 export COMPOSE_PROJECT_NAME=moltbot-bench MOLTBOT_PORT=18798 MOLTBOT_UI_PORT=18784 MOLTBOT_BUNDLE_DIR=./.moltbot-bench MOLTBOT_INSTANCE=bench
 
-# Images of this tree under its own tag (IMAGE_TAG=<tag> make bench).
+# Images of this tree under its own tag (IMAGE_TAG=<tag> make bench); bin/
+# (images builds it) and Chromium for the Control UI rows' local stack.
 tag=${MOLTBOT_IMAGE_TAG:-latest}
-make -s images sandbox-testimage IMAGE_TAG="$tag" >/dev/null 2>&1
+make -s images sandbox-testimage chromium IMAGE_TAG="$tag" >/dev/null 2>&1
 # Full stack to healthy, images built, fresh volumes.
 $compose down -v --remove-orphans >/dev/null 2>&1 || true
 mkdir -p "$MOLTBOT_BUNDLE_DIR" && chmod 700 "$MOLTBOT_BUNDLE_DIR"

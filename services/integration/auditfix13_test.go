@@ -23,7 +23,7 @@ import (
 
 // localCLI runs the real moltbot binary against l's gateway as the owner
 // (the CLI bundle copied as `certs init --export` leaves it).
-func localCLI(t *testing.T, l *testharness.LocalStack) func(args ...string) cliResult {
+func localCLI(t testing.TB, l *testharness.LocalStack) func(args ...string) cliResult {
 	t.Helper()
 	bundle := t.TempDir()
 	for _, n := range []string{"ca.pem", "cli.pem", "cli-key.pem", "cli.token"} {

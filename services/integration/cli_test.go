@@ -21,7 +21,7 @@ import (
 
 // moltbotBinary is bin/moltbot from `make images` (the same binary the cli
 // image carries), else a fresh build into a temp dir.
-func moltbotBinary(t *testing.T) string {
+func moltbotBinary(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
@@ -42,7 +42,7 @@ type cliResult struct {
 	out  string
 }
 
-func runMoltbot(ctx context.Context, t *testing.T, bin string, env []string, args ...string) cliResult {
+func runMoltbot(ctx context.Context, t testing.TB, bin string, env []string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)

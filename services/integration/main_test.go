@@ -57,7 +57,7 @@ func sharedStack(t *testing.T) *testharness.Stack {
 	return shared.stack
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -70,7 +70,7 @@ func pairingStack(t *testing.T) (*testharness.Stack, *testharness.FakeTelegramSe
 	return st, fake
 }
 
-func codeIn(t *testing.T, text string) string {
+func codeIn(t testing.TB, text string) string {
 	t.Helper()
 	m := codeLine.FindStringSubmatch(text)
 	require.NotNil(t, m, "no pairing code on its own line in %q", text)

@@ -28,6 +28,14 @@ func rows(quick bool) []row {
 	e2e := func(sub string) side {
 		return side{pkg: "gateway/internal/pipeline", bench: "^BenchmarkTelegramE2E$/^" + sub + "$", metric: "p99-ms", time: "1x"}
 	}
+	// The Control UI in headless Chromium against a local stack
+	// (services/integration: bin/ from make binaries, Debian's chromium).
+	uiLoad := func(path string) side {
+		return side{pkg: "services/integration", bench: "^BenchmarkControlUI$/^path=" + path + "$", metric: "ms/load", time: bt("10x", "3x")}
+	}
+	uiPairing := func(path string) side {
+		return side{pkg: "services/integration", bench: "^BenchmarkPairingVisible$/^path=" + path + "$", metric: "ms/request", time: bt("5x", "2x")}
+	}
 	return []row{
 		{name: "gRPC unary, full interceptor chain (with the security-log write of each connection's first authentication) vs bare mTLS echo, 16 callers",
 			subject:  side{pkg: "services/server", bench: "^BenchmarkChain$/^chain$", metric: "ns/op", time: bt("500ms", "100ms")},
@@ -116,6 +124,12 @@ func rows(quick bool) []row {
 		{name: "security migrate of a config with 1,000 secrets, encrypted by secretsd over mTLS gRPC",
 			subject: side{pkg: "secretsd/internal/api", bench: "^BenchmarkMigrate1000Secrets$", metric: "ns/op", time: bt("3x", "1x")},
 			target:  le(1000), unit: "ms", scale: ms},
+		{name: "Control UI page domInteractive vs a static page from the same listener (headless Chromium, mean of the loads)",
+			subject: uiLoad("ui-page"), baseline: ptr(uiLoad("static-page")),
+			target: le(3), unit: "ms", scale: 1},
+		{name: "Control UI: pairing request visible in the page vs `moltbot pairing watch` printing it, both timed from the send",
+			subject: uiPairing("ui"), baseline: ptr(uiPairing("pairing-watch")),
+			target: le(2), unit: "ms", scale: 1},
 	}
 }
 

@@ -293,6 +293,11 @@ views.pairing = async (root) => {
   root.append(h('h3', {}, 'Pending requests'), pend, form, h('h3', {}, 'Allowlist'), allowed);
   const act = (fn) => async () => { try { await fn(); say('Done.', true); await refresh(); } catch (e) { say(explain(e)); } };
   let reqs = [];
+  // A List answer can be older than a request shown from a later event
+  // (the approve click and its event each refresh): the newest refresh to
+  // answer wins, and it keeps the requests that events added after it
+  // started. seq counts those events.
+  let seq = 0, started = 0, applied = 0;
   const renderPending = () => {
     pend.replaceChildren(table(['channel', 'code', 'sender', 'expires', ''], reqs.map((q) => [
       q.channel, h('code', {}, q.code), q.senderId, when(q.expiresAt),
@@ -300,8 +305,13 @@ views.pairing = async (root) => {
         h('button', { class: 'reject', onclick: act(() => call(P + 'Reject', { channel: q.channel, code: q.code })) }, 'Reject'))]), 'no pending requests'));
   };
   const refresh = async () => {
+    const mine = ++started, mark = seq;
     const [l, a] = await Promise.all([call(P + 'List', {}), call(P + 'ListAllowed', {})]);
-    reqs = l.requests || [];
+    if (mine < applied) return;
+    applied = mine;
+    const listed = l.requests || [];
+    const codes = new Set(listed.map((q) => q.code));
+    reqs = listed.concat(reqs.filter((q) => q.seq > mark && !codes.has(q.code)));
     renderPending();
     allowed.replaceChildren(table(['channel', 'sender', 'approved', 'let through', ''], (a.senders || []).map((s) => [
       s.channel, s.senderId, when(s.approvedAt), s.letThrough === undefined ? '?' : (s.letThrough ? 'yes' : 'no: ' + s.blockedBecause),
@@ -311,7 +321,7 @@ views.pairing = async (root) => {
   // other event reloads both lists.
   const onEvent = (ev) => {
     if (ev.kind === 'KIND_REQUESTED' && ev.request && !reqs.some((q) => q.code === ev.request.code)) {
-      reqs.push(ev.request);
+      reqs.push({ ...ev.request, seq: ++seq });
       renderPending();
       return;
     }
