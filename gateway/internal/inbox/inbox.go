@@ -98,32 +98,63 @@ func claimKey(account string, id int64) string { return fmt.Sprintf("%s/%d", acc
 // false, and nothing changes, when the id is already stored or was
 // processed: the caller drops the duplicate.
 func (q *Inbox) Put(account string, id int64, payload []byte) (isNew bool, err error) {
+	fresh, err := q.PutAll(account, []Item{{ID: id, Payload: payload}})
+	if err != nil {
+		return false, err
+	}
+	return fresh[0], nil
+}
+
+// Item is one update for PutAll.
+type Item struct {
+	ID      int64
+	Payload []byte
+}
+
+// PutAll stores the updates of one poll in one transaction (one fsync, not
+// one per update: the poller confirms nothing until they are stored, so
+// this is on every message's path) and claims the new ones. fresh[i] is
+// false for a duplicate. Either all are stored or none.
+func (q *Inbox) PutAll(account string, items []Item) (fresh []bool, err error) {
 	if account == "" {
-		return false, errors.New("inbox: account is empty")
+		return nil, errors.New("inbox: account is empty")
+	}
+	fresh = make([]bool, len(items))
+	if len(items) == 0 {
+		return fresh, nil
 	}
 	err = q.db.Update(func(tx *bolt.Tx) error {
-		if b := sub(tx, bDone, account); b != nil && b.Get(key(id)) != nil {
-			return nil
-		}
+		clear(fresh) // a retried transaction starts over
+		done := sub(tx, bDone, account)
 		p, err := create(tx, bPending, account)
 		if err != nil {
 			return err
 		}
-		if p.Get(key(id)) != nil {
-			return nil
+		for i, it := range items {
+			if done != nil && done.Get(key(it.ID)) != nil {
+				continue
+			}
+			if p.Get(key(it.ID)) != nil {
+				continue
+			}
+			if err := p.Put(key(it.ID), it.Payload); err != nil {
+				return err
+			}
+			fresh[i] = true
 		}
-		isNew = true
-		return p.Put(key(id), payload)
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store inbound update %d: %w", id, err)
+		return nil, fmt.Errorf("store %d inbound update(s) from %d: %w", len(items), items[0].ID, err)
 	}
-	if isNew {
-		q.mu.Lock()
-		q.claimed[claimKey(account, id)] = true
-		q.mu.Unlock()
+	q.mu.Lock()
+	for i, it := range items {
+		if fresh[i] {
+			q.claimed[claimKey(account, it.ID)] = true
+		}
 	}
-	return isNew, nil
+	q.mu.Unlock()
+	return fresh, nil
 }
 
 // Done removes a processed update and remembers its id for Retain.

@@ -118,3 +118,38 @@ func TestOpenErrors(t *testing.T) {
 	_, err = (&Inbox{}).Put("", 1, nil)
 	require.ErrorContains(t, err, "account is empty")
 }
+
+// One poll's updates are stored together: duplicates (already pending or
+// already done) are reported per item, the new ones are claimed and stored.
+func TestPutAllOnePoll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inbound.db")
+	q := open(t, path)
+	_, err := q.Put("tg", 1, []byte{1})
+	require.NoError(t, err)
+	_, err = q.Put("tg", 2, []byte{2})
+	require.NoError(t, err)
+	require.NoError(t, q.Done("tg", 2))
+
+	fresh, err := q.PutAll("tg", []Item{{ID: 1, Payload: []byte{9}}, {ID: 2, Payload: []byte{9}}, {ID: 3, Payload: []byte{3}}, {ID: 4, Payload: []byte{4}}})
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, false, true, true}, fresh)
+
+	fresh, err = q.PutAll("tg", nil)
+	require.NoError(t, err)
+	require.Empty(t, fresh)
+
+	// After a restart the stored ones (1, 3, 4; not the done 2) are offered, with their first payload.
+	require.NoError(t, q.Close())
+	q = open(t, path)
+	defer q.Close()
+	un, err := q.Unclaimed("tg")
+	require.NoError(t, err)
+	var ids []int64
+	for _, e := range un {
+		ids = append(ids, e.ID)
+		if e.ID == 1 {
+			require.Equal(t, []byte{1}, e.Payload)
+		}
+	}
+	require.ElementsMatch(t, []int64{1, 3, 4}, ids)
+}

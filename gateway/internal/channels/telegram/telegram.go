@@ -326,19 +326,36 @@ func (b *Bot) Start(ctx context.Context, deliver channels.DeliverFunc) error {
 }
 
 // take stores and delivers ups, returning the offset that confirms what
-// is stored. A store failure stops there: the rest is not confirmed, so
-// Telegram sends it again.
+// is stored. The poll's updates are stored together (one write); a store
+// failure confirms none of them, so Telegram sends them again.
 func (b *Bot) take(ctx context.Context, ups []Update, offset int64, deliver channels.DeliverFunc) (int64, error) {
+	var (
+		ins   []channels.Inbound
+		ids   []int64
+		items []inbox.Item
+	)
 	for _, u := range ups {
 		if in, ok := u.Inbound(b.name); ok {
-			fresh, err := b.store(u)
+			raw, err := json.Marshal(u)
 			if err != nil {
-				return offset, err
+				return offset, fmt.Errorf("telegram: encode update %d: %w", u.UpdateID, err)
 			}
-			if fresh {
-				deliver(ctx, in, b.ack(u.UpdateID))
-			}
+			ins, ids = append(ins, in), append(ids, u.UpdateID)
+			items = append(items, inbox.Item{ID: u.UpdateID, Payload: raw})
 		}
+	}
+	fresh, err := b.store(items)
+	if err != nil {
+		return offset, err
+	}
+	for i, in := range ins {
+		if fresh[i] {
+			deliver(ctx, in, b.ack(ids[i]))
+		} else {
+			b.logf("telegram: update %d was already received; dropped the duplicate", ids[i])
+		}
+	}
+	for _, u := range ups {
 		if u.UpdateID >= offset {
 			offset = u.UpdateID + 1
 		}
@@ -346,21 +363,18 @@ func (b *Bot) take(ctx context.Context, ups []Update, offset int64, deliver chan
 	return offset, nil
 }
 
-// store puts u in the inbox; fresh is false for a duplicate update_id.
-func (b *Bot) store(u Update) (fresh bool, err error) {
+// store puts items in the inbox; fresh[i] is false for a duplicate update_id.
+func (b *Bot) store(items []inbox.Item) (fresh []bool, err error) {
 	if b.inbox == nil {
-		return true, nil
+		fresh = make([]bool, len(items))
+		for i := range fresh {
+			fresh[i] = true
+		}
+		return fresh, nil
 	}
-	raw, err := json.Marshal(u)
+	fresh, err = b.inbox.PutAll(b.account, items)
 	if err != nil {
-		return false, fmt.Errorf("telegram: encode update %d: %w", u.UpdateID, err)
-	}
-	fresh, err = b.inbox.Put(b.account, u.UpdateID, raw)
-	if err != nil {
-		return false, fmt.Errorf("telegram: the inbound queue refused update %d, so it is not confirmed: %w", u.UpdateID, err)
-	}
-	if !fresh {
-		b.logf("telegram: update %d was already received; dropped the duplicate", u.UpdateID)
+		return nil, fmt.Errorf("telegram: the inbound queue refused %d update(s), so none is confirmed: %w", len(items), err)
 	}
 	return fresh, nil
 }
