@@ -34,7 +34,7 @@ type fixture struct {
 
 // newFixture serves the UI over the real Gateway service implementation
 // (api.New) and the real table, on a real loopback listener.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st, err := devices.Open(filepath.Join(t.TempDir(), devices.File))
 	require.NoError(t, err)
@@ -67,7 +67,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) do(t *testing.T, method, path, host, origin string, body any, hdr map[string]string) (*http.Response, []byte) {
+func (f *fixture) do(t testing.TB, method, path, host, origin string, body any, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -336,15 +336,30 @@ func TestPendingQueueBounded(t *testing.T) {
 	require.Contains(t, out["message"], "already pending")
 }
 
-// The page and everything it loads stay small (BENCHMARKS.md: < 150 KB).
-func TestAssetsUnder150KB(t *testing.T) {
-	f := newFixture(t)
+// assetBytes is what a browser loads for the page, as served.
+func assetBytes(t testing.TB, f *fixture) int {
 	total := 0
 	for _, p := range []string{"/", "/static/app.js", "/static/dom.js", "/static/style.css"} {
 		resp, body := f.do(t, "GET", p, "", "", nil, nil)
 		require.Equal(t, 200, resp.StatusCode, p)
 		total += len(body)
 	}
+	return total
+}
+
+// The page and everything it loads stay small (BENCHMARKS.md: < 150 KB).
+func TestAssetsUnder150KB(t *testing.T) {
+	total := assetBytes(t, newFixture(t))
 	t.Logf("Control UI assets: %d bytes", total)
 	require.Less(t, total, 150<<10)
+}
+
+// BenchmarkAssets reports the assets' total size for BENCHMARKS.md.
+func BenchmarkAssets(b *testing.B) {
+	f := newFixture(b)
+	var total int
+	for b.Loop() {
+		total = assetBytes(b, f)
+	}
+	b.ReportMetric(float64(total)/1024, "KB")
 }

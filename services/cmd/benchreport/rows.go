@@ -124,12 +124,15 @@ func rows(quick bool) []row {
 		{name: "security migrate of a config with 1,000 secrets, encrypted by secretsd over mTLS gRPC",
 			subject: side{pkg: "secretsd/internal/api", bench: "^BenchmarkMigrate1000Secrets$", metric: "ns/op", time: bt("3x", "1x")},
 			target:  le(1000), unit: "ms", scale: ms},
-		{name: "Control UI page domInteractive vs a static page from the same listener (headless Chromium, mean of the loads)",
+		{name: "Control UI page domInteractive vs a static page from the same listener (headless Chromium, median of 10 navigations per process)",
 			subject: uiLoad("ui-page"), baseline: ptr(uiLoad("static-page")),
 			target: le(3), unit: "ms", scale: 1},
 		{name: "Control UI: pairing request visible in the page vs `moltbot pairing watch` printing it, both timed from the send",
 			subject: uiPairing("ui"), baseline: ptr(uiPairing("pairing-watch")),
 			target: le(2), unit: "ms", scale: 1},
+		{name: "Control UI assets in total (the page, its ES modules and CSS, as served)",
+			subject: side{pkg: "gateway/internal/webui", bench: "^BenchmarkAssets$", metric: "KB", time: "1x"},
+			target:  le(150), why: "the page and everything it loads", unit: "KB", scale: 1},
 	}
 }
 
