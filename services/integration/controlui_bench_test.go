@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"slices"
 	"bufio"
 	"context"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
