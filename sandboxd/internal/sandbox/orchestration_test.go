@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -315,6 +316,7 @@ func TestUnitPolicyValidation(t *testing.T) {
 		{"tmpfs over half memory", func(p *Policy) { p.TmpfsBytes = 100 << 20 }},
 		{"pids limit huge", func(p *Policy) { p.PidsLimit = 1 << 20 }},
 		{"bad env", func(p *Policy) { p.Env = map[string]string{"A=B": "x"} }},
+		{"workspace quota tiny", func(p *Policy) { p.WorkspaceQuota = 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,6 +361,12 @@ func TestUnitMainProfileRefusals(t *testing.T) {
 		})
 	}
 	require.Zero(t, be.Creates)
+	// The same harmless bind is fine under the main profile.
+	p := unitPolicy()
+	p.Binds = []string{"/srv/data:/data:ro"}
+	_, err := svc.Explain(unitOwner, "", &p, ProfileMain, true)
+	require.NoError(t, err)
+	require.False(t, strings.Contains(svc.volumeFor("agent:a1", KindAgentWorkspace), "/"))
 }
 
 // TestUnitProfileHostConfig: the Spec sandboxd builds per profile, through

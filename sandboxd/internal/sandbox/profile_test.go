@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -94,44 +93,6 @@ func TestMainProfileHostConfig(t *testing.T) {
 	require.NotContains(t, string(o.Stdout), "note")
 	require.Equal(t, "bridge", docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", o.ContainerID))
 	require.NotContains(t, docker(t, "inspect", "-f", "{{json .Mounts}}", o.ContainerID), ownerVol)
-}
-
-// TestMainProfileRefusals: sandboxd refuses, as defence in depth, a main
-// profile request that would mount state, PKI or the engine socket, and
-// the owner's workspace outside the main profile.
-func TestMainProfileRefusals(t *testing.T) {
-	svc, _ := newTestService(t, nil)
-	for _, tc := range []struct {
-		name    string
-		binds   []string
-		network string
-		profile Profile
-		owner   bool
-		want    error
-	}{
-		{"pki bind", []string{"/srv/moltbot/pki:/pki:ro"}, "", ProfileMain, true, errs.ErrPermissionDenied},
-		{"state bind", []string{"/var/lib/moltbot/state:/data:ro"}, "", ProfileMain, true, errs.ErrPermissionDenied},
-		{"state dir dest", []string{"/srv/data:/home/x/.moltbot:ro"}, "", ProfileMain, false, errs.ErrPermissionDenied},
-		{"keys bind", []string{"/srv/keys:/k"}, "", ProfileMain, true, errs.ErrPermissionDenied},
-		{"socket bind", []string{"/home/x/docker.sock:/s"}, "", ProfileMain, true, errs.ErrPermissionDenied},
-		{"host network", nil, "host", ProfileMain, true, errs.ErrInvalidArgument},
-		{"owner workspace hardened", nil, "", ProfileHardened, true, errs.ErrInvalidArgument},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := testPolicy()
-			p.Binds, p.MainNetwork = tc.binds, tc.network
-			_, err := svc.Ensure(context.Background(), EnsureRequest{SessionKey: ownerKey, Policy: &p, Profile: tc.profile, OwnerWorkspace: tc.owner})
-			require.ErrorIs(t, err, tc.want)
-			_, err = svc.Explain(ownerKey, "", &p, tc.profile, tc.owner)
-			require.ErrorIs(t, err, tc.want)
-		})
-	}
-	// The same harmless bind is fine under the main profile.
-	p := testPolicy()
-	p.Binds = []string{"/srv/data:/data:ro"}
-	_, err := svc.Explain(ownerKey, "", &p, ProfileMain, true)
-	require.NoError(t, err)
-	require.False(t, strings.Contains(svc.volumeFor("agent:a1", KindAgentWorkspace), "/"))
 }
 
 // TestOwnerVolumeNotAdopted: a volume of the owner workspace's name that

@@ -206,40 +206,6 @@ func TestWarmPool(t *testing.T) {
 	require.Equal(t, 2, info.PoolReady)
 }
 
-func TestPolicyValidation(t *testing.T) {
-	svc, _ := newTestService(t, nil)
-	tests := []struct {
-		name string
-		mod  func(p *Policy)
-	}{
-		{"network host", func(p *Policy) { p.Network = "host" }},
-		{"network container", func(p *Policy) { p.Network = "container:abc" }},
-		{"docker socket bind", func(p *Policy) { p.Binds = []string{"/var/run/docker.sock:/var/run/docker.sock"} }},
-		{"docker socket elsewhere", func(p *Policy) { p.Binds = []string{"/home/x/docker.sock:/s"} }},
-		{"root bind", func(p *Policy) { p.Binds = []string{"/:/host:ro"} }},
-		{"run bind", func(p *Policy) { p.Binds = []string{"/run:/r:ro"} }},
-		{"relative bind", func(p *Policy) { p.Binds = []string{"data:/data"} }},
-		{"bind over root", func(p *Policy) { p.Binds = []string{"/srv/x:/"} }},
-		{"tiny memory", func(p *Policy) { p.MemoryBytes = 1 << 20 }},
-		{"tmpfs over half memory", func(p *Policy) { p.TmpfsBytes = 100 << 20 }},
-		{"pids limit huge", func(p *Policy) { p.PidsLimit = 1 << 20 }},
-		{"bad env", func(p *Policy) { p.Env = map[string]string{"A=B": "x"} }},
-		{"workspace quota tiny", func(p *Policy) { p.WorkspaceQuota = 1 }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := testPolicy()
-			tt.mod(&p)
-			_, err := svc.Ensure(context.Background(), EnsureRequest{SessionKey: groupKey, Policy: &p})
-			require.ErrorIs(t, err, errs.ErrInvalidArgument)
-			_, err = svc.Explain(groupKey, "", &p, ProfileHardened, false)
-			require.ErrorIs(t, err, errs.ErrInvalidArgument)
-		})
-	}
-	_, err := New(Config{Backend: svc.be, User: "0:0"})
-	require.ErrorIs(t, err, errs.ErrInvalidArgument)
-}
-
 func TestExplain(t *testing.T) {
 	svc, _ := newTestService(t, nil)
 	ex, err := svc.Explain("agent:a1:main", "a1", nil, ProfileMain, true)
