@@ -180,6 +180,7 @@ func TestExitCodes(t *testing.T) {
 		{"config get shows <encrypted> unescaped", on(healthy, client), []string{"--json", "config", "get", "channels.telegram"}, 0,
 			[]string{`"<encrypted>"`}, []string{`\u003c`}},
 		{"completion bash", nil, []string{"completion", "bash"}, 0, []string{"moltbot"}, nil},
+		{"help on a subcommand", nil, []string{"help", "config", "get"}, 0, []string{"moltbot config get"}, nil},
 		{"completion zsh", nil, []string{"completion", "zsh"}, 0, []string{"#compdef moltbot"}, nil},
 		{"completion fish", nil, []string{"completion", "fish"}, 0, []string{"complete -c moltbot"}, nil},
 		{"retire an unused key", on(healthy, owner), []string{"security", "rotate-key", "--retire", "k2"}, 0, []string{"retired key k2"}, nil},
@@ -190,6 +191,8 @@ func TestExitCodes(t *testing.T) {
 		// 2 usage
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}, nil},
 		{"unknown subcommand", nil, []string{"config", "nosuch"}, 2, []string{`unknown command "nosuch" for "moltbot config"`}, nil},
+		{"help on an unknown topic", nil, []string{"help", "nosuch"}, 2, []string{`unknown help topic "nosuch"`}, nil},
+		{"help on an unknown subtopic", nil, []string{"help", "config", "nosuch"}, 2, []string{`unknown help topic "config nosuch"`}, nil},
 		{"too many arguments", nil, []string{"config", "get", "a", "b"}, 2, []string{"accepts at most 1 arg"}, nil},
 		{"unknown flag", nil, []string{"status", "--bogus"}, 2, []string{"unknown flag: --bogus"}, nil},
 		{"--json with --sarif", nil, []string{"--json", "security", "audit", "--sarif"}, 2, []string{"pick one"}, nil},

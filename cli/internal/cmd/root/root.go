@@ -73,8 +73,25 @@ func New(f *cmdutil.Factory, ver string) *cobra.Command {
 		),
 		newCmdCompletion(),
 	)
+	cmd.SetHelpCommand(newCmdHelp())
 	strictUsage(cmd)
 	return cmd
+}
+
+// newCmdHelp replaces cobra's help command, which answers an unknown topic
+// with the root's help and exit 0.
+func newCmdHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return &cmdutil.UsageError{Err: fmt.Errorf("unknown help topic %q (see `moltbot --help`)", strings.Join(args, " "))}
+			}
+			return target.Help()
+		},
+	}
 }
 
 // strictUsage makes every usage mistake a UsageError (exit 2): wrong
