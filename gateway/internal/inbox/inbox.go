@@ -75,6 +75,8 @@ func Open(path string) (*Inbox, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("inbound queue %s: %w", path, err)
 	}
+	// A lone ack waits at most this long for others to share its commit.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	q := &Inbox{db: db, now: time.Now, maxDone: MaxDone, claimed: map[string]bool{}}
 	if err := q.prune(); err != nil {
 		_ = db.Close()
@@ -157,10 +159,15 @@ func (q *Inbox) PutAll(account string, items []Item) (fresh []bool, err error) {
 	return fresh, nil
 }
 
-// Done removes a processed update and remembers its id for Retain.
+// Done removes a processed update and remembers its id for Retain. Acks
+// that arrive together (the dispatcher's workers finishing at once) share
+// one transaction and one fsync through bbolt's Batch: one fsync per
+// message held the single writer lock long enough to delay the next poll's
+// PutAll, which is on every message's path. The function is idempotent, as
+// Batch requires (it may run twice).
 func (q *Inbox) Done(account string, id int64) error {
 	now := q.now()
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.db.Batch(func(tx *bolt.Tx) error {
 		if p := sub(tx, bPending, account); p != nil {
 			if err := p.Delete(key(id)); err != nil {
 				return err

@@ -75,6 +75,19 @@ type Store struct {
 	m         map[string]Session
 	dirty     bool
 	lastFlush time.Time
+	seq       uint64 // snapshots taken
+
+	// The file is written under wmu, not mu: a flush's fsync must not
+	// stall every other chat's Touch.
+	wmu     sync.Mutex
+	written uint64 // newest snapshot on disk
+}
+
+// snapshot is the index as of one moment, numbered so an older one never
+// overwrites a newer one on disk.
+type snapshot struct {
+	seq      uint64
+	sessions []Session
 }
 
 // Path is the index file inside the state dir.
@@ -115,31 +128,59 @@ func Open(path string, now func() time.Time) (*Store, error) {
 // (at once for a new session, else at most every FlushInterval).
 func (s *Store) Touch(x Session) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	_, known := s.m[x.Key]
 	x.LastActiveAt = now.UTC()
 	s.m[x.Key] = x
 	s.dirty = true
 	if known && now.Sub(s.lastFlush) < FlushInterval {
+		s.mu.Unlock()
 		return nil
 	}
-	return s.flushLocked(now)
+	snap := s.snapshotLocked(now)
+	s.mu.Unlock()
+	return s.write(snap)
 }
 
 // Flush writes pending changes.
 func (s *Store) Flush() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.dirty {
+		s.mu.Unlock()
 		return nil
 	}
-	return s.flushLocked(s.now())
+	snap := s.snapshotLocked(s.now())
+	s.mu.Unlock()
+	return s.write(snap)
 }
 
-func (s *Store) flushLocked(now time.Time) error {
-	f := file{Version: fileVersion, Sessions: s.listLocked()}
-	b, err := json.MarshalIndent(f, "", "  ")
+func (s *Store) snapshotLocked(now time.Time) snapshot {
+	s.seq++
+	s.dirty, s.lastFlush = false, now
+	return snapshot{seq: s.seq, sessions: s.listLocked()}
+}
+
+// write puts snap on disk unless a newer snapshot (which holds every change
+// snap holds) is there already. On failure the next Touch tries again.
+func (s *Store) write(snap snapshot) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if snap.seq <= s.written {
+		return nil
+	}
+	err := s.writeFile(snap)
+	if err != nil {
+		s.mu.Lock()
+		s.dirty, s.lastFlush = true, time.Time{}
+		s.mu.Unlock()
+		return err
+	}
+	s.written = snap.seq
+	return nil
+}
+
+func (s *Store) writeFile(snap snapshot) error {
+	b, err := json.MarshalIndent(file{Version: fileVersion, Sessions: snap.sessions}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode session index: %w", err)
 	}
@@ -149,7 +190,6 @@ func (s *Store) flushLocked(now time.Time) error {
 	if err := atomicfile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write session index: %w", err)
 	}
-	s.dirty, s.lastFlush = false, now
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,4 +73,26 @@ func TestStoreRefusesUnboundedFile(t *testing.T) {
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
+}
+
+// New sessions touched at once from many goroutines all reach the file:
+// the write happens outside the lock, and an older snapshot never
+// overwrites a newer one.
+func TestStoreConcurrentNewSessionsAllWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions", "sessions.json")
+	s, err := Open(path, nil)
+	require.NoError(t, err)
+	const n = 64
+	errc := make(chan error, n)
+	for i := range n {
+		go func() {
+			errc <- s.Touch(Session{Key: fmt.Sprintf("agent:main:telegram:dm:%d", i), AgentID: "main", Channel: "telegram", Sandboxed: true})
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errc)
+	}
+	again, err := Open(path, nil)
+	require.NoError(t, err)
+	require.Len(t, again.List(), n)
 }

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/moltbot/moltbot-secure/sandboxd/internal/agentproto"
 )
 
@@ -39,6 +41,8 @@ type Config struct {
 	// Drain is how long output is still read after the command exits, for
 	// background children that keep the pipes open.
 	Drain time.Duration
+	// MeasureTimeout bounds one disk-usage walk.
+	MeasureTimeout time.Duration
 }
 
 // Agent serves requests until its input ends.
@@ -51,6 +55,12 @@ type Agent struct {
 
 	mu     sync.Mutex
 	active map[int]bool // process group ids of running requests
+
+	pathMu sync.Mutex
+	paths  map[string]string // command name -> path, when it cannot change
+
+	oom, pids *counter
+	devNull   *os.File // stdin of commands given none; nil if it cannot be opened
 }
 
 // New returns an agent; call Run to serve.
@@ -61,18 +71,26 @@ func New(cfg Config) *Agent {
 	if cfg.Drain <= 0 {
 		cfg.Drain = 100 * time.Millisecond
 	}
+	if cfg.MeasureTimeout <= 0 {
+		cfg.MeasureTimeout = 30 * time.Second
+	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/sys/fs/cgroup"
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	devNull, _ := os.Open(os.DevNull)
 	return &Agent{
-		cfg:    cfg,
-		out:    bufio.NewWriterSize(cfg.Out, 64<<10),
-		reaper: newReaper(),
-		sem:    make(chan struct{}, cfg.MaxInFlight),
-		active: map[int]bool{},
+		devNull: devNull,
+		cfg:     cfg,
+		out:     bufio.NewWriterSize(cfg.Out, 64<<10),
+		reaper:  newReaper(),
+		sem:     make(chan struct{}, cfg.MaxInFlight),
+		active:  map[int]bool{},
+		paths:   map[string]string{},
+		oom:     newCounter(filepath.Join(cfg.CgroupRoot, "memory", "memory.oom_control"), "oom_kill"),
+		pids:    newCounter(filepath.Join(cfg.CgroupRoot, "pids", "pids.events"), "max"),
 	}
 }
 
@@ -108,7 +126,7 @@ func (a *Agent) Run() error {
 		switch req.Kind {
 		case agentproto.KindPing:
 			a.reply(agentproto.Response{Kind: agentproto.KindPong, ID: req.ID})
-		case agentproto.KindExec:
+		case agentproto.KindExec, agentproto.KindUsage:
 			select {
 			case a.sem <- struct{}{}:
 			default:
@@ -117,11 +135,34 @@ func (a *Agent) Run() error {
 			}
 			go func() {
 				defer func() { <-a.sem }()
+				if req.Kind == agentproto.KindUsage {
+					u, err := a.measure(req.Path)
+					if err != nil {
+						a.reply(agentproto.Response{Kind: agentproto.KindError, ID: req.ID, Message: err.Error()})
+						return
+					}
+					a.reply(agentproto.Response{Kind: agentproto.KindSize, ID: req.ID, Usage: u})
+					return
+				}
 				res := a.exec(req.Exec)
+				res.Usage = -1
+				if req.Exec.Measure != "" {
+					u, err := a.measure(req.Exec.Measure)
+					if err != nil {
+						res.UsageErr = err.Error()
+					} else {
+						res.Usage = u
+					}
+				}
 				a.reply(agentproto.Response{Kind: agentproto.KindResult, ID: req.ID, Result: res})
 			}()
 		}
 	}
+}
+
+// measure is DiskUsage under the configured time bound.
+func (a *Agent) measure(path string) (int64, error) {
+	return DiskUsage(path, time.Now().Add(a.cfg.MeasureTimeout))
 }
 
 func (a *Agent) reply(resp agentproto.Response) {
@@ -176,25 +217,33 @@ func (a *Agent) exec(e *agentproto.Exec) *agentproto.Result {
 		res.Duration = time.Since(start)
 		return res
 	}
-	path, err := lookPath(e.Argv[0])
+	path, err := a.lookPath(e.Argv[0])
 	if err != nil {
 		return fail(127, 0, fmt.Sprintf("agent: %s: %v\n", e.Argv[0], err))
 	}
-	pidsBefore := readCounter(filepath.Join(a.cfg.CgroupRoot, "pids", "pids.events"), "max")
-	oomBefore := readCounter(filepath.Join(a.cfg.CgroupRoot, "memory", "memory.oom_control"), "oom_kill")
-
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return fail(126, 0, fmt.Sprintf("agent: pipe: %v\n", err))
+	// Without input the command reads /dev/null: no pipe, no writer.
+	inR, inW := a.devNull, (*os.File)(nil)
+	if len(e.Stdin) > 0 || inR == nil {
+		var err error
+		if inR, inW, err = os.Pipe(); err != nil {
+			return fail(126, 0, fmt.Sprintf("agent: pipe: %v\n", err))
+		}
+	}
+	closeIn := func() {
+		if inR != a.devNull {
+			closeAll(inR)
+		}
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		closeAll(inR, inW)
+		closeIn()
+		closeAll(inW)
 		return fail(126, 0, fmt.Sprintf("agent: pipe: %v\n", err))
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		closeAll(inR, inW, outR, outW)
+		closeIn()
+		closeAll(inW, outR, outW)
 		return fail(126, 0, fmt.Sprintf("agent: pipe: %v\n", err))
 	}
 	// Fd() puts the child's ends back in blocking mode; a non-blocking stdout
@@ -205,7 +254,8 @@ func (a *Agent) exec(e *agentproto.Exec) *agentproto.Result {
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
-	closeAll(inR, outW, errW)
+	closeIn()
+	closeAll(outW, errW)
 	if err != nil {
 		closeAll(inW, outR, errR)
 		var flags uint8
@@ -227,10 +277,12 @@ func (a *Agent) exec(e *agentproto.Exec) *agentproto.Result {
 		a.mu.Unlock()
 	}()
 
-	go func() {
-		_, _ = inW.Write(e.Stdin)
-		_ = inW.Close()
-	}()
+	if inW != nil {
+		go func() {
+			_, _ = inW.Write(e.Stdin)
+			_ = inW.Close()
+		}()
+	}
 
 	var truncated atomic.Bool
 	killGroup := func() { _ = syscall.Kill(-pid, syscall.SIGKILL) }
@@ -302,10 +354,16 @@ func (a *Agent) exec(e *agentproto.Exec) *agentproto.Result {
 	if timedOut {
 		res.Flags |= agentproto.FlagTimedOut
 	}
-	if oomBefore >= 0 && readCounter(filepath.Join(a.cfg.CgroupRoot, "memory", "memory.oom_control"), "oom_kill") > oomBefore && ws.Signaled() && ws.Signal() == syscall.SIGKILL && !timedOut && !truncated.Load() {
+	// The cgroup counters are compared with their last reading, not one
+	// taken before this command: one file read per command instead of
+	// four. A rise means the container hit its limit since the last look,
+	// which is what sandboxd acts on (a pids-limited container is
+	// replaced). The OOM counter matters only for a command SIGKILLed by
+	// no one else.
+	if ws.Signaled() && ws.Signal() == syscall.SIGKILL && !timedOut && !truncated.Load() && a.oom.rose() {
 		res.Flags |= agentproto.FlagOOM
 	}
-	if pidsBefore >= 0 && readCounter(filepath.Join(a.cfg.CgroupRoot, "pids", "pids.events"), "max") > pidsBefore {
+	if a.pids.rose() {
 		res.Flags |= agentproto.FlagPidsLimit
 	}
 	res.Duration = time.Since(start)
@@ -353,15 +411,70 @@ func closeAll(fs ...*os.File) {
 }
 
 // lookPath resolves argv[0] like a shell, against the agent's PATH.
-func lookPath(name string) (string, error) {
+func (a *Agent) lookPath(name string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
+	}
+	a.pathMu.Lock()
+	p, ok := a.paths[name]
+	a.pathMu.Unlock()
+	if ok {
+		return p, nil
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
 		return "", errors.New("command not found")
 	}
+	if a.cacheable(p) {
+		a.pathMu.Lock()
+		if len(a.paths) < 1024 {
+			a.paths[name] = p
+		}
+		a.pathMu.Unlock()
+	}
 	return p, nil
+}
+
+// cacheable reports whether the resolution of a command to path can never
+// change: no directory searched up to path's can gain an entry (each is
+// unwritable, as the read-only root filesystem of a sandbox is) and path
+// itself cannot be replaced. A writable directory on PATH is searched
+// every time, so a file created there still shadows later ones.
+func (a *Agent) cacheable(path string) bool {
+	dir := filepath.Dir(path)
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if d == "" || unix.Access(d, unix.W_OK) == nil || !errors.Is(unix.Access(d, unix.W_OK), unix.EROFS) {
+			return false
+		}
+		if d == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// counter is a cgroup event counter and its last reading.
+type counter struct {
+	path, key string
+	mu        sync.Mutex
+	last      int64
+}
+
+func newCounter(path, key string) *counter {
+	return &counter{path: path, key: key, last: readCounter(path, key)}
+}
+
+// rose reads the counter and reports whether it grew since the last read.
+func (c *counter) rose() bool {
+	v := readCounter(c.path, c.key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v < 0 {
+		return false
+	}
+	up := c.last >= 0 && v > c.last
+	c.last = v
+	return up
 }
 
 // readCounter returns the value of "key N" in a cgroup file, or -1.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,6 +59,9 @@ func TestAgentExec(t *testing.T) {
 	}{
 		{name: "echo", argv: []string{"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}, code: 3, stdout: "out\n", stderr: "err\n"},
 		{name: "stdin", argv: []string{"cat"}, stdin: "hello\x00\xff", stdout: "hello\x00\xff"},
+		{name: "no stdin reads end of file", argv: []string{"cat"}, stdout: "", maxWallMs: 1500},
+		{name: "PATH lookup, twice (cached)", argv: []string{"sh", "-c", "echo again"}, stdout: "again\n"},
+		{name: "PATH lookup, first", argv: []string{"sh", "-c", "echo first"}, stdout: "first\n"},
 		{name: "not found", argv: []string{"no-such-command-xyz"}, code: 127, flags: agentproto.FlagStartFailed},
 		{name: "timeout", argv: []string{"sleep", "10"}, timeout: 200 * time.Millisecond, code: 137, flags: agentproto.FlagTimedOut | agentproto.FlagSignaled, maxWallMs: 1500},
 		{name: "cap", argv: []string{"/bin/sh", "-c", "yes"}, cap: 1000, code: 137, stdout: "", flags: agentproto.FlagTruncated | agentproto.FlagSignaled},
@@ -90,4 +95,24 @@ func TestAgentExec(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A command found through a writable PATH directory is looked up again
+// each time: a file created earlier on PATH must shadow it, as in a shell.
+func TestLookPathNotCachedThroughWritableDirs(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	script := func(dir, out string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "mbcmd"), []byte("#!/bin/sh\necho "+out+"\n"), 0o755))
+	}
+	script(second, "second")
+	t.Setenv("PATH", first+string(os.PathListSeparator)+second+string(os.PathListSeparator)+os.Getenv("PATH"))
+	call, stop := startAgent(t)
+	defer stop()
+	run := func(id uint64) string {
+		resp := call(agentproto.Request{Kind: agentproto.KindExec, ID: id, Exec: &agentproto.Exec{Argv: []string{"mbcmd"}, Timeout: 5 * time.Second, OutputCap: 100}})
+		return string(resp.Result.Stdout)
+	}
+	require.Equal(t, "second\n", run(1))
+	script(first, "first")
+	require.Equal(t, "first\n", run(2))
 }

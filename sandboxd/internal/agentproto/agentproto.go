@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 )
@@ -27,9 +28,11 @@ type Kind uint8
 const (
 	KindExec   Kind = 0x01
 	KindPing   Kind = 0x02
+	KindUsage  Kind = 0x03
 	KindResult Kind = 0x81
 	KindPong   Kind = 0x82
 	KindError  Kind = 0x83
+	KindSize   Kind = 0x84
 )
 
 // Bounds. Requests and replies larger than these are refused before allocation.
@@ -40,10 +43,12 @@ const (
 	MaxOutputCap    = 16 << 20
 	MaxTimeout      = time.Hour
 	MaxErrorMessage = 4096
+	MaxPath         = 4096
 	// MaxRequestFrame bounds one request payload.
-	MaxRequestFrame = 1 + 8 + 4 + 4 + 2 + MaxArgs*4 + MaxArgvBytes + 4 + MaxStdin
-	// MaxResponseFrame bounds one reply payload: two full output streams plus header.
-	MaxResponseFrame = 1 + 8 + 4 + 1 + 1 + 4 + 4 + 2*MaxOutputCap
+	MaxRequestFrame = 1 + 8 + 4 + 4 + 2 + MaxArgs*4 + MaxArgvBytes + 4 + MaxStdin + 4 + MaxPath
+	// MaxResponseFrame bounds one reply payload: two full output streams,
+	// the usage and its error, plus header.
+	MaxResponseFrame = 1 + 8 + 4 + 1 + 1 + 4 + 4 + 2*MaxOutputCap + 8 + 2 + MaxErrorMessage
 )
 
 // Result flags.
@@ -61,19 +66,25 @@ const (
 var ErrProtocol = errors.New("agent protocol error")
 
 // Exec asks the agent to run Argv with Stdin, killing it after Timeout and
-// keeping at most OutputCap bytes of each output stream.
+// keeping at most OutputCap bytes of each output stream. With Measure set
+// (an absolute directory) the agent then measures the disk space used
+// under it and returns that with the result: the quota check after every
+// command costs no second process and no second round trip.
 type Exec struct {
 	Argv      []string
 	Stdin     []byte
 	Timeout   time.Duration
 	OutputCap uint32
+	Measure   string
 }
 
-// Request is one message to the agent. Exec is set for KindExec only.
+// Request is one message to the agent. Exec is set for KindExec only, Path
+// (an absolute directory to measure) for KindUsage only.
 type Request struct {
 	Kind Kind
 	ID   uint64
 	Exec *Exec
+	Path string
 }
 
 // Result is the outcome of an Exec.
@@ -85,15 +96,20 @@ type Result struct {
 	Duration time.Duration
 	Stdout   []byte
 	Stderr   []byte
+	// Usage is the bytes used under Exec.Measure after the command, -1 when
+	// nothing was asked or the measurement failed (UsageErr says why).
+	Usage    int64
+	UsageErr string
 }
 
-// Response is one message from the agent. Result is set for KindResult and
-// Message for KindError.
+// Response is one message from the agent. Result is set for KindResult,
+// Message for KindError and Usage for KindSize.
 type Response struct {
 	Kind    Kind
 	ID      uint64
 	Result  *Result
 	Message string
+	Usage   int64
 }
 
 // ReadFrame reads one frame whose payload is at most maxLen bytes.
@@ -128,13 +144,21 @@ func EncodeRequest(req Request) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, req.ID)
 	switch req.Kind {
 	case KindPing:
-		if req.Exec != nil {
-			return nil, fmt.Errorf("%w: ping carries no exec", ErrProtocol)
+		if req.Exec != nil || req.Path != "" {
+			return nil, fmt.Errorf("%w: ping carries no body", ErrProtocol)
 		}
 		return b, nil
+	case KindUsage:
+		if req.Exec != nil {
+			return nil, fmt.Errorf("%w: usage request carries no exec", ErrProtocol)
+		}
+		if err := validatePath(req.Path, false); err != nil {
+			return nil, err
+		}
+		return appendBytes(b, []byte(req.Path)), nil
 	case KindExec:
-		if req.Exec == nil {
-			return nil, fmt.Errorf("%w: exec request without body", ErrProtocol)
+		if req.Exec == nil || req.Path != "" {
+			return nil, fmt.Errorf("%w: exec request without body, or with a path", ErrProtocol)
 		}
 		if err := validateExec(req.Exec); err != nil {
 			return nil, err
@@ -147,6 +171,7 @@ func EncodeRequest(req Request) ([]byte, error) {
 			b = appendBytes(b, []byte(a))
 		}
 		b = appendBytes(b, e.Stdin)
+		b = appendBytes(b, []byte(e.Measure))
 		return b, nil
 	default:
 		return nil, fmt.Errorf("%w: unknown request kind %#x", ErrProtocol, req.Kind)
@@ -179,6 +204,21 @@ func validateExec(e *Exec) error {
 	if e.OutputCap == 0 || e.OutputCap > MaxOutputCap {
 		return fmt.Errorf("%w: output cap %d outside 1..%d", ErrProtocol, e.OutputCap, MaxOutputCap)
 	}
+	return validatePath(e.Measure, true)
+}
+
+// validatePath checks a directory to measure: absolute, clean, no NUL.
+func validatePath(p string, optional bool) error {
+	switch {
+	case p == "" && optional:
+		return nil
+	case p == "" || len(p) > MaxPath:
+		return fmt.Errorf("%w: path must be 1..%d bytes, got %d", ErrProtocol, MaxPath, len(p))
+	case p[0] != '/' || path.Clean(p) != p:
+		return fmt.Errorf("%w: path %q is not absolute and clean", ErrProtocol, p)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("%w: path contains a NUL byte", ErrProtocol)
+	}
 	return nil
 }
 
@@ -192,6 +232,14 @@ func DecodeRequest(p []byte) (Request, error) {
 	}
 	switch kind {
 	case KindPing:
+	case KindUsage:
+		req.Path = string(d.bytes(MaxPath))
+		if d.err != nil {
+			return Request{}, d.err
+		}
+		if err := validatePath(req.Path, false); err != nil {
+			return Request{}, err
+		}
 	case KindExec:
 		e := &Exec{}
 		e.Timeout = time.Duration(d.u32()) * time.Millisecond
@@ -207,6 +255,7 @@ func DecodeRequest(p []byte) (Request, error) {
 			e.Argv = append(e.Argv, string(a))
 		}
 		e.Stdin = d.bytes(MaxStdin)
+		e.Measure = string(d.bytes(MaxPath))
 		if d.err != nil {
 			return Request{}, d.err
 		}
@@ -231,12 +280,12 @@ func EncodeResponse(resp Response) ([]byte, error) {
 	case KindPong:
 		return b, nil
 	case KindError:
-		msg := resp.Message
-		if len(msg) > MaxErrorMessage {
-			msg = msg[:MaxErrorMessage]
+		return appendMessage(b, resp.Message), nil
+	case KindSize:
+		if resp.Usage < 0 {
+			return nil, fmt.Errorf("%w: negative size %d", ErrProtocol, resp.Usage)
 		}
-		b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
-		return append(b, msg...), nil
+		return binary.BigEndian.AppendUint64(b, uint64(resp.Usage)), nil
 	case KindResult:
 		r := resp.Result
 		if r == nil {
@@ -248,12 +297,16 @@ func EncodeResponse(resp Response) ([]byte, error) {
 		if r.Flags&^flagsKnown != 0 {
 			return nil, fmt.Errorf("%w: unknown flags %#x", ErrProtocol, r.Flags)
 		}
+		if r.Usage < -1 {
+			return nil, fmt.Errorf("%w: usage %d below -1", ErrProtocol, r.Usage)
+		}
 		b = binary.BigEndian.AppendUint32(b, uint32(r.ExitCode))
 		b = append(b, r.Signal, r.Flags)
 		b = binary.BigEndian.AppendUint32(b, uint32(min(r.Duration/time.Microsecond, 1<<32-1)))
 		b = appendBytes(b, r.Stdout)
 		b = appendBytes(b, r.Stderr)
-		return b, nil
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Usage))
+		return appendMessage(b, r.UsageErr), nil
 	default:
 		return nil, fmt.Errorf("%w: unknown response kind %#x", ErrProtocol, resp.Kind)
 	}
@@ -270,11 +323,12 @@ func DecodeResponse(p []byte) (Response, error) {
 	switch kind {
 	case KindPong:
 	case KindError:
-		n := int(d.u16())
-		if d.err == nil && n > MaxErrorMessage {
-			return Response{}, fmt.Errorf("%w: error message of %d bytes", ErrProtocol, n)
+		resp.Message = d.message()
+	case KindSize:
+		resp.Usage = int64(d.u64())
+		if d.err == nil && resp.Usage < 0 {
+			return Response{}, fmt.Errorf("%w: negative size", ErrProtocol)
 		}
-		resp.Message = string(d.take(n))
 	case KindResult:
 		r := &Result{}
 		r.ExitCode = int32(d.u32())
@@ -283,6 +337,11 @@ func DecodeResponse(p []byte) (Response, error) {
 		r.Duration = time.Duration(d.u32()) * time.Microsecond
 		r.Stdout = d.bytes(MaxOutputCap)
 		r.Stderr = d.bytes(MaxOutputCap)
+		r.Usage = int64(d.u64())
+		r.UsageErr = d.message()
+		if d.err == nil && r.Usage < -1 {
+			return Response{}, fmt.Errorf("%w: usage %d below -1", ErrProtocol, r.Usage)
+		}
 		if d.err == nil && r.Flags&^flagsKnown != 0 {
 			return Response{}, fmt.Errorf("%w: unknown flags %#x", ErrProtocol, r.Flags)
 		}
@@ -300,6 +359,15 @@ func DecodeResponse(p []byte) (Response, error) {
 		return Response{}, err
 	}
 	return resp, nil
+}
+
+// appendMessage appends a u16-length string cut to MaxErrorMessage.
+func appendMessage(b []byte, msg string) []byte {
+	if len(msg) > MaxErrorMessage {
+		msg = msg[:MaxErrorMessage]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+	return append(b, msg...)
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -369,6 +437,15 @@ func (d *decoder) bytes(maxLen int) []byte {
 		v = []byte{}
 	}
 	return v
+}
+
+// message reads a u16-length string of at most MaxErrorMessage bytes.
+func (d *decoder) message() string {
+	n := int(d.u16())
+	if d.err == nil && n > MaxErrorMessage {
+		d.err = fmt.Errorf("%w: message of %d bytes, max %d", ErrProtocol, n, MaxErrorMessage)
+	}
+	return string(d.take(n))
 }
 
 func (d *decoder) end() error {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		{"exec", Request{Kind: KindExec, ID: 1 << 40, Exec: &Exec{
 			Argv: []string{"/bin/sh", "-c", "echo hi"}, Stdin: []byte{0, 0xff, 'x'},
 			Timeout: 1500 * time.Millisecond, OutputCap: 4096}}},
+		{"exec and measure", Request{Kind: KindExec, ID: 2, Exec: &Exec{
+			Argv: []string{"true"}, Stdin: []byte{}, Timeout: time.Second, OutputCap: 1, Measure: "/workspace"}}},
+		{"usage", Request{Kind: KindUsage, ID: 3, Path: "/workspace"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,7 +33,9 @@ func TestRequestRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tt.req.Kind, got.Kind)
 			require.Equal(t, tt.req.ID, got.ID)
+			require.Equal(t, tt.req.Path, got.Path)
 			if tt.req.Exec != nil {
+				require.Equal(t, tt.req.Exec.Measure, got.Exec.Measure)
 				require.Equal(t, tt.req.Exec.Argv, got.Exec.Argv)
 				require.Equal(t, tt.req.Exec.Stdin, got.Exec.Stdin)
 				require.Equal(t, tt.req.Exec.Timeout, got.Exec.Timeout)
@@ -53,6 +59,10 @@ func TestEncodeRequestRejects(t *testing.T) {
 		{"zero cap", func(e *Exec) { e.OutputCap = 0 }},
 		{"huge cap", func(e *Exec) { e.OutputCap = MaxOutputCap + 1 }},
 		{"huge stdin", func(e *Exec) { e.Stdin = make([]byte, MaxStdin+1) }},
+		{"relative measure path", func(e *Exec) { e.Measure = "workspace" }},
+		{"unclean measure path", func(e *Exec) { e.Measure = "/workspace/../etc" }},
+		{"measure path with NUL", func(e *Exec) { e.Measure = "/work\x00space" }},
+		{"huge measure path", func(e *Exec) { e.Measure = "/" + strings.Repeat("a", MaxPath) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +72,16 @@ func TestEncodeRequestRejects(t *testing.T) {
 			require.ErrorIs(t, err, ErrProtocol)
 		})
 	}
+	for _, req := range []Request{
+		{Kind: KindUsage},
+		{Kind: KindUsage, Path: "rel"},
+		{Kind: KindUsage, Path: "/w", Exec: &ok},
+		{Kind: KindPing, Path: "/w"},
+		{Kind: KindExec, Path: "/w", Exec: &ok},
+	} {
+		_, err := EncodeRequest(req)
+		require.ErrorIs(t, err, ErrProtocol, "%+v", req)
+	}
 }
 
 func TestResponseRoundTrip(t *testing.T) {
@@ -69,7 +89,11 @@ func TestResponseRoundTrip(t *testing.T) {
 		{Kind: KindPong, ID: 3},
 		{Kind: KindError, ID: 4, Message: "busy"},
 		{Kind: KindResult, ID: 5, Result: &Result{ExitCode: 137, Signal: 9, Flags: FlagSignaled | FlagOOM,
-			Duration: 1234 * time.Microsecond, Stdout: []byte("out\xff"), Stderr: []byte{}}},
+			Duration: 1234 * time.Microsecond, Stdout: []byte("out\xff"), Stderr: []byte{}, Usage: -1}},
+		{Kind: KindResult, ID: 6, Result: &Result{Stdout: []byte{}, Stderr: []byte{}, Usage: 1 << 40}},
+		{Kind: KindResult, ID: 7, Result: &Result{Stdout: []byte{}, Stderr: []byte{}, Usage: -1, UsageErr: "read directory \"d\": permission denied"}},
+		{Kind: KindSize, ID: 8, Usage: 4096},
+		{Kind: KindSize, ID: 9},
 	}
 	for _, resp := range tests {
 		p, err := EncodeResponse(resp)
@@ -79,6 +103,7 @@ func TestResponseRoundTrip(t *testing.T) {
 		require.Equal(t, resp.Kind, got.Kind)
 		require.Equal(t, resp.ID, got.ID)
 		require.Equal(t, resp.Message, got.Message)
+		require.Equal(t, resp.Usage, got.Usage)
 		if resp.Result != nil {
 			require.Equal(t, *resp.Result, *got.Result)
 		}
@@ -98,6 +123,17 @@ func TestDecodeResponseRejects(t *testing.T) {
 		{"trailing", append(append([]byte{}, good...), 0)},
 		{"truncated", good[:len(good)-1]},
 		{"bad flags", func() []byte { b := append([]byte{}, good...); b[1+8+4+1] = 0x80; return b }()},
+		{"usage below -1", func() []byte {
+			b := append([]byte{}, good...)
+			binary.BigEndian.PutUint64(b[len(b)-10:], uint64(1<<64-2))
+			return b
+		}()},
+		{"negative size", binary.BigEndian.AppendUint64(append([]byte{byte(KindSize)}, make([]byte, 8)...), 1<<63)},
+		{"short size", append([]byte{byte(KindSize)}, make([]byte, 8+4)...)},
+		{"huge usage error", func() []byte {
+			b := append([]byte{}, good[:len(good)-2]...)
+			return binary.BigEndian.AppendUint16(b, MaxErrorMessage+1)
+		}()},
 		{"huge stdout len", func() []byte {
 			b := append([]byte{}, good[:1+8+4+1+1+4]...)
 			return binary.BigEndian.AppendUint32(b, MaxOutputCap+1)

@@ -123,6 +123,28 @@ func (c *agentConn) call(ctx context.Context, e *agentproto.Exec, wait time.Dura
 	return resp, nil
 }
 
+// usage asks the agent for the disk usage under path.
+func (c *agentConn) usage(ctx context.Context, path string, wait time.Duration) (int64, error) {
+	resp, err := c.roundTrip(ctx, agentproto.Request{Kind: agentproto.KindUsage, Path: path}, wait)
+	if err != nil {
+		return 0, err
+	}
+	switch resp.Kind {
+	case agentproto.KindSize:
+		return resp.Usage, nil
+	case agentproto.KindError:
+		return 0, measureError(resp.Message)
+	}
+	c.fail(fmt.Errorf("agent answered a usage request with kind %#x: %w", resp.Kind, agentproto.ErrProtocol))
+	return 0, fmt.Errorf("container %.12s: bad agent reply: %w", c.id, ErrContainerGone)
+}
+
+// measureError is a failed measurement as the agent reported it (quoted:
+// the text comes from inside the sandbox).
+func measureError(msg string) error {
+	return fmt.Errorf("workspace could not be measured: %q: %w", msg, errs.ErrFailedPrecondition)
+}
+
 func (c *agentConn) roundTrip(ctx context.Context, req agentproto.Request, wait time.Duration) (agentproto.Response, error) {
 	ch := make(chan agentproto.Response, 1)
 	c.mu.Lock()

@@ -86,6 +86,9 @@ type ExecSpec struct {
 	OutputCap int
 	// ForceDockerExec skips the agent (benchmarks and tests of the fallback).
 	ForceDockerExec bool
+	// Measure, when set, is a directory whose disk usage is measured after
+	// the command (as DiskUsage does) and returned with its result.
+	Measure string
 }
 
 // KillCause says why a command did not end on its own.
@@ -131,6 +134,10 @@ type ExecResult struct {
 	Cause     KillCause
 	Duration  time.Duration
 	Path      string
+	// Usage is the disk usage under ExecSpec.Measure after the command;
+	// UsageErr is set instead when it could not be measured.
+	Usage    int64
+	UsageErr error
 }
 
 // ErrContainerGone means the container stopped or its agent broke; the
@@ -158,7 +165,7 @@ type Backend interface {
 	Remove(ctx context.Context, id string) error
 	// DiskUsage is the disk space used under path in container id, measured
 	// inside the container without following symlinks or leaving the
-	// filesystem (du -skx). An unreadable entry is an error, never a
+	// filesystem (as du -skx counts). An unreadable entry is an error, never a
 	// smaller figure.
 	DiskUsage(ctx context.Context, id, path string) (int64, error)
 	// ListVolumes returns this instance's sandbox volumes (marker label).

@@ -260,12 +260,20 @@ func (d *Docker) Exec(ctx context.Context, id string, s ExecSpec) (ExecResult, e
 			return d.execAgent(ctx, c, s)
 		}
 	}
-	return d.execDocker(ctx, id, s)
+	res, err := d.execDocker(ctx, id, s)
+	if err == nil && s.Measure != "" {
+		res.Usage, res.UsageErr = d.DiskUsage(ctx, id, s.Measure)
+	}
+	return res, err
 }
 
 func (d *Docker) execAgent(ctx context.Context, c *agentConn, s ExecSpec) (ExecResult, error) {
 	start := time.Now()
-	resp, err := c.call(ctx, &agentproto.Exec{Argv: s.Argv, Stdin: s.Stdin, Timeout: s.Timeout, OutputCap: uint32(s.OutputCap)}, s.Timeout+d.grace)
+	wait := s.Timeout + d.grace
+	if s.Measure != "" {
+		wait += measureTimeout
+	}
+	resp, err := c.call(ctx, &agentproto.Exec{Argv: s.Argv, Stdin: s.Stdin, Timeout: s.Timeout, OutputCap: uint32(s.OutputCap), Measure: s.Measure}, wait)
 	if err != nil {
 		return ExecResult{}, err
 	}
@@ -280,6 +288,15 @@ func (d *Docker) execAgent(ctx context.Context, c *agentConn, s ExecSpec) (ExecR
 	}
 	res := ExecResult{ExitCode: int(r.ExitCode), Stdout: r.Stdout, Stderr: r.Stderr, Path: PathAgent,
 		Truncated: r.Flags&agentproto.FlagTruncated != 0, Duration: time.Since(start)}
+	switch {
+	case s.Measure == "":
+	case r.UsageErr != "":
+		res.UsageErr = measureError(r.UsageErr)
+	case r.Usage < 0:
+		res.UsageErr = measureError("the agent returned no measurement")
+	default:
+		res.Usage = r.Usage
+	}
 	switch {
 	case r.Flags&agentproto.FlagTimedOut != 0:
 		res.Cause = CauseTimeout
@@ -564,11 +581,27 @@ func (o *oomWatch) wait(id string, since time.Time, d time.Duration) bool {
 	}
 }
 
-// DiskUsage implements Backend: du runs inside the container as its
-// non-root user, so sandboxd never opens a path of the volume itself and
-// a planted symlink cannot point it anywhere; -x keeps du on the volume.
+// measureTimeout bounds one measurement (the agent's walk, or du).
+const measureTimeout = 30 * time.Second
+
+// DiskUsage implements Backend. The measurement runs inside the container
+// as its non-root user, so sandboxd never opens a path of the volume itself
+// and a planted symlink cannot point it anywhere: the agent walks the tree
+// in-process (one round trip, no process started); an image without the
+// agent runs du -skx through docker exec.
 func (d *Docker) DiskUsage(ctx context.Context, id, path string) (int64, error) {
-	r, err := d.Exec(ctx, id, ExecSpec{Argv: []string{"du", "-s", "-k", "-x", path}, Timeout: 30 * time.Second, OutputCap: 4096})
+	c, err := d.conn(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if c != nil {
+		return c.usage(ctx, path, measureTimeout+d.grace)
+	}
+	return d.du(ctx, id, path)
+}
+
+func (d *Docker) du(ctx context.Context, id, path string) (int64, error) {
+	r, err := d.execDocker(ctx, id, ExecSpec{Argv: []string{"du", "-s", "-k", "-x", path}, Timeout: measureTimeout, OutputCap: 4096})
 	if err != nil {
 		return 0, err
 	}

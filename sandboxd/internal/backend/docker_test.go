@@ -213,6 +213,40 @@ func TestDockerExecFallback(t *testing.T) {
 	require.Equal(t, 1, sh(t, d, c.ID, "touch /x").ExitCode)
 }
 
+// TestMeasure: the agent's in-process walk, returned with a command's reply
+// or asked alone, agrees with du -skx run in the same container, and an
+// image without the agent is measured by du through docker exec.
+func TestMeasure(t *testing.T) {
+	d := newTestDocker(t)
+	ctx := context.Background()
+	c, err := d.Create(ctx, testSpec("measure"))
+	require.NoError(t, err)
+	r := sh(t, d, c.ID, "mkdir -p /tmp/m/d && head -c 1000000 /dev/zero > /tmp/m/d/f && ln /tmp/m/d/f /tmp/m/hard && ln -s /bin /tmp/m/bin",
+		func(s *ExecSpec) { s.Measure = "/tmp/m" })
+	require.Equal(t, PathAgent, r.Path)
+	require.NoError(t, r.UsageErr)
+	du, err := d.du(ctx, c.ID, "/tmp/m")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, r.Usage, int64(1000000))
+	require.True(t, du >= r.Usage && du < r.Usage+1024, "agent %d, du -sk %d", r.Usage, du)
+	alone, err := d.DiskUsage(ctx, c.ID, "/tmp/m")
+	require.NoError(t, err)
+	require.Equal(t, r.Usage, alone)
+
+	r = sh(t, d, c.ID, "true", func(s *ExecSpec) { s.Measure = "/tmp/none" })
+	require.ErrorIs(t, r.UsageErr, errs.ErrFailedPrecondition)
+	require.ErrorContains(t, r.UsageErr, "could not be measured")
+
+	spec := testSpec("measure-noagent")
+	spec.Image = testImageNoAgent
+	na, err := d.Create(ctx, spec)
+	require.NoError(t, err)
+	r = sh(t, d, na.ID, "mkdir -p /tmp/m && head -c 1000000 /dev/zero > /tmp/m/f", func(s *ExecSpec) { s.Measure = "/tmp/m" })
+	require.Equal(t, PathDockerExec, r.Path)
+	require.NoError(t, r.UsageErr)
+	require.GreaterOrEqual(t, r.Usage, int64(1000000))
+}
+
 func TestImageMissing(t *testing.T) {
 	d := newTestDocker(t)
 	spec := testSpec("missing")

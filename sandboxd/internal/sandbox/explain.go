@@ -82,7 +82,7 @@ func (s *Service) Explain(sessionKey, agentID string, override *Policy, profile 
 		s.explainMounts(add, p, key, sessionKey, agentID, ownerWorkspace)
 	}
 	add("workspaceQuota", fmt.Sprint(p.WorkspaceQuota), src(o.WorkspaceQuota != 0, c.WorkspaceQuota != 0)+
-		"; measured (du inside the container, symlinks not followed) after each command and every "+s.cfg.WatchEvery.String()+
+		"; measured inside the container by its agent (symlinks not followed, one filesystem) after each command and every "+s.cfg.WatchEvery.String()+
 		" during one; past it the command is stopped and the next refused; RLIMIT_FSIZE caps any single file at it")
 	add("workingDir", WorkspaceTarget, "fixed: commands run in the workspace")
 	add("docker.image", p.Image, src(o.Image != "", c.Image != ""))

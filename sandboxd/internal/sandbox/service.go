@@ -639,10 +639,10 @@ func (s *Service) poolLoop(ctx context.Context) {
 			backoff = time.Second
 			// Warm it: the first process a container starts pays for cold
 			// caches (tens of ms); a session's first command should not.
-			// The shell and du are what every command starts with.
+			// The shell and the measurement after it are what every command
+			// starts with.
 			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, _ = s.be.Exec(wctx, c.ID, backend.ExecSpec{Argv: []string{"/bin/sh", "-c", "true"}, Timeout: 10 * time.Second, OutputCap: 4096})
-			_, _ = s.be.DiskUsage(wctx, c.ID, WorkspaceTarget)
+			_, _ = s.be.Exec(wctx, c.ID, backend.ExecSpec{Argv: []string{"/bin/sh", "-c", "true"}, Timeout: 10 * time.Second, OutputCap: 4096, Measure: WorkspaceTarget})
 			cancel()
 			s.mu.Lock()
 			s.pool = append(s.pool, c)
@@ -728,7 +728,12 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 		if err := s.checkQuota(ctx, r, quota); err != nil {
 			return ExecResult{}, err
 		}
-		res, over, err := s.execWatched(ctx, r, quota, backend.ExecSpec{Argv: argv, Stdin: req.Stdin, Timeout: timeout, OutputCap: outCap, ForceDockerExec: req.ForceDockerExec})
+		spec := backend.ExecSpec{Argv: argv, Stdin: req.Stdin, Timeout: timeout, OutputCap: outCap, ForceDockerExec: req.ForceDockerExec}
+		if r.wsVolume != "" {
+			// Measured after the command, in the same round trip.
+			spec.Measure = WorkspaceTarget
+		}
+		res, over, err := s.execWatched(ctx, r, quota, spec)
 		if over {
 			s.drop(r)
 			s.mu.Lock()
@@ -759,7 +764,7 @@ func (s *Service) Exec(ctx context.Context, req ExecRequest) (ExecResult, error)
 			// (the next container measures the workspace first).
 			s.discard(r)
 			s.unmeasured(r.wsVolume)
-		} else if u := s.measure(ctx, r); u < 0 || u > quota {
+		} else if u := s.recordUsage(r, res.Usage, res.UsageErr); r.wsVolume != "" && (u < 0 || u > quota) {
 			// Past the quota: the next command is refused, and processes
 			// this one left running must not keep writing. The workspace
 			// stays; only the container goes.

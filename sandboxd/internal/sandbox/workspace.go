@@ -298,11 +298,16 @@ func (s *Service) checkQuota(ctx context.Context, r *record, quota int64) error 
 	return nil
 }
 
-// measure records the usage of r's workspace. A container that is gone
-// leaves it unmeasured (the next container measures); any other failure
-// counts as over quota.
+// measure measures r's workspace and records the result.
 func (s *Service) measure(ctx context.Context, r *record) int64 {
 	u, err := s.be.DiskUsage(ctx, r.c.ID, WorkspaceTarget)
+	return s.recordUsage(r, u, err)
+}
+
+// recordUsage records a measurement of r's workspace. A container that is
+// gone leaves it unmeasured (the next container measures); any other
+// failure counts as over quota.
+func (s *Service) recordUsage(r *record, u int64, err error) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entryByVolume(r.wsVolume)

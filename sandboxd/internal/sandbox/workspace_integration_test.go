@@ -211,6 +211,22 @@ func TestWorkspaceSymlinkNeverFollowed(t *testing.T) {
 	require.Equal(t, "8388608\n", string(chk.Stdout), "the link targets are untouched")
 }
 
+// TestWorkspaceUnreadableOnEngine: a directory the sandbox user cannot read
+// makes the workspace unmeasurable, which counts as over the quota: the
+// command that made it ran, the next is refused, a reset starts clean.
+func TestWorkspaceUnreadableOnEngine(t *testing.T) {
+	svc, _ := newTestService(t, nil)
+	r := run(t, svc, ExecRequest{SessionKey: groupKey, AgentID: "a1", Shell: "mkdir d && head -c 1048576 /dev/zero > d/f && chmod 000 d && echo hidden"})
+	require.Equal(t, "hidden\n", string(r.Stdout), "stderr %s", r.Stderr)
+	_, err := svc.Exec(context.Background(), ExecRequest{SessionKey: groupKey, AgentID: "a1", Shell: "true", Timeout: 20 * time.Second})
+	require.ErrorIs(t, err, errs.ErrResourceExhausted)
+	require.ErrorContains(t, err, "could not be measured")
+	_, _, err = svc.RecreateReset(context.Background(), groupKey, false)
+	require.NoError(t, err)
+	r = run(t, svc, ExecRequest{SessionKey: groupKey, AgentID: "a1", Shell: "ls -A | wc -l"})
+	require.Equal(t, "0\n", strings.TrimLeft(string(r.Stdout), " "))
+}
+
 func TestPruneWorkspacesOnEngine(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	svc, _ := newTestService(t, func(c *Config) { c.Now = clock.Now })

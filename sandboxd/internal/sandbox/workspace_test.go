@@ -250,6 +250,34 @@ func TestWorkspaceQuotaRefusesNextCommand(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// The measurement after a command is asked for with the command (one
+// round trip), and what it reports is what the next command is judged by.
+func TestWorkspaceMeasuredWithTheCommand(t *testing.T) {
+	svc, be := newUnitService(t, func(c *Config) { c.WatchEvery = -1 })
+	ctx := context.Background()
+	p := unitPolicy()
+	p.WorkspaceQuota = 4 << 20
+	var measures []string
+	var vol string
+	be.ExecFunc = func(c backend.Container, _ backend.Spec, e backend.ExecSpec) (backend.ExecResult, error) {
+		measures = append(measures, e.Measure)
+		if e.Argv[2] == "fill" {
+			be.SetUsage(vol, 5<<20)
+		}
+		return backend.ExecResult{}, nil
+	}
+	r, err := svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Policy: &p, Shell: "true"})
+	require.NoError(t, err)
+	v, _ := wsOf(t, be, r.ContainerID)
+	vol = v.Name
+	_, err = svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Policy: &p, Shell: "fill"})
+	require.NoError(t, err)
+	require.Equal(t, []string{WorkspaceTarget, WorkspaceTarget}, measures[len(measures)-2:])
+	_, err = svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Policy: &p, Shell: "next"})
+	require.ErrorIs(t, err, errs.ErrResourceExhausted)
+	require.ErrorContains(t, err, "5.0 MiB")
+}
+
 func TestWorkspaceUnmeasurableCountsAsOver(t *testing.T) {
 	svc, be := newUnitService(t, func(c *Config) { c.WatchEvery = -1 })
 	ctx := context.Background()

@@ -153,7 +153,7 @@ func (b *Backend) Create(_ context.Context, s backend.Spec) (backend.Container, 
 }
 
 // Exec implements backend.Backend.
-func (b *Backend) Exec(_ context.Context, id string, s backend.ExecSpec) (backend.ExecResult, error) {
+func (b *Backend) Exec(ctx context.Context, id string, s backend.ExecSpec) (backend.ExecResult, error) {
 	b.mu.Lock()
 	if err := b.check(); err != nil {
 		b.mu.Unlock()
@@ -166,10 +166,16 @@ func (b *Backend) Exec(_ context.Context, id string, s backend.ExecSpec) (backen
 	}
 	c, spec, fn := e.c, e.spec, b.ExecFunc
 	b.mu.Unlock()
-	if fn == nil {
-		return backend.ExecResult{Path: backend.PathAgent}, nil
+	res, err := backend.ExecResult{Path: backend.PathAgent}, error(nil)
+	if fn != nil {
+		res, err = fn(c, spec, s)
 	}
-	return fn(c, spec, s)
+	if err == nil && s.Measure != "" {
+		// As the agent does: measured after the command (which may have
+		// changed the usage through SetUsage).
+		res.Usage, res.UsageErr = b.DiskUsage(ctx, id, s.Measure)
+	}
+	return res, err
 }
 
 // List implements backend.Backend.
