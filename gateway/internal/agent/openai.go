@@ -216,11 +216,21 @@ func redactURL(s string) string {
 	return u.String()
 }
 
+// transport is shared by every request: the dispatcher's workers ask the
+// model at once, and Go's default of 2 idle connections per host made most
+// of them open a new connection (and TLS session) per reply.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 64, 64
+	return t
+}()
+
 func (o *OpenAI) client() *http.Client {
 	if o.HTTP != nil {
 		return o.HTTP
 	}
 	return &http.Client{
+		Transport: transport,
 		// The key must not follow a redirect to another host.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

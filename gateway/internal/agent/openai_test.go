@@ -3,10 +3,14 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +211,36 @@ func FuzzDecodeResponse(f *testing.F) {
 			require.NotEmpty(t, c.ID)
 		}
 	})
+}
+
+// Turns asked at once (one per dispatcher worker) reuse connections to the
+// model: five rounds of 16 open at most 16.
+func TestOpenAIConcurrentTurnsReuseConnections(t *testing.T) {
+	h := openaitest.NewHandler(testKey)
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a := &OpenAI{Settings: func() (OpenAISettings, error) {
+		return OpenAISettings{BaseURL: srv.URL + "/v1", Model: "gpt-test", APIKey: testKey}, nil
+	}}
+	const workers = 16
+	for range 5 {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := a.Reply(context.Background(), Turn{SessionKey: fmt.Sprintf("agent:main:local:dm:%d", w), Text: "hello"})
+				require.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+	}
+	require.LessOrEqual(t, opened.Load(), int64(workers))
 }

@@ -37,6 +37,11 @@ const MaxMessageRunes = 4000
 
 const maxReplyBytes = 16 << 20
 
+// MaxIdleConns is how many connections to the Bot API stay open between
+// calls: above the dispatcher's default worker count, so concurrent replies
+// reuse them.
+const MaxIdleConns = 64
+
 // Config configures a Bot.
 type Config struct {
 	Token       string        // required; never logged
@@ -92,10 +97,16 @@ func New(cfg Config) (*Bot, error) {
 		return nil, fmt.Errorf("telegram: base URL %q must be http(s)://host[:port]", cfg.BaseURL)
 	}
 	if b.hc == nil {
+		// Replies go out from every dispatcher worker at once; Go's default
+		// of 2 idle connections per host closed the others after each
+		// sendMessage, so most replies paid a new TCP (and, against
+		// api.telegram.org, TLS) handshake.
 		b.hc = &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			TLSHandshakeTimeout: 10 * time.Second,
 			IdleConnTimeout:     90 * time.Second,
+			MaxIdleConns:        MaxIdleConns,
+			MaxIdleConnsPerHost: MaxIdleConns,
 		}}
 	}
 	if b.poll <= 0 {

@@ -1,0 +1,48 @@
+package telegram
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram/telegramtest"
+)
+
+// Replies sent from many workers at once reuse their connections: five
+// rounds of 16 concurrent sendMessage calls open at most 16 connections
+// (Go's default transport keeps 2 idle per host and would open about 70).
+func TestConcurrentRepliesReuseConnections(t *testing.T) {
+	const token = "123456:conns-test-token-abcdefghijklmnopqrstuvwx"
+	fake := telegramtest.NewHandler(token)
+	var opened atomic.Int64
+	ts := httptest.NewUnstartedServer(fake)
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	bot, err := New(Config{Token: token, BaseURL: ts.URL})
+	require.NoError(t, err)
+	const workers = 16
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				require.NoError(t, bot.Send(context.Background(), strconv.Itoa(1000+w), "reply "+strconv.Itoa(round)))
+			}()
+		}
+		wg.Wait()
+	}
+	require.LessOrEqual(t, opened.Load(), int64(workers), "connections opened for %d replies", 5*workers)
+}
