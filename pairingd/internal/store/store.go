@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -80,7 +81,17 @@ var (
 // Bolt is the bbolt implementation of Store.
 type Bolt struct {
 	db *bolt.DB
+
+	// allowed mirrors the allowed bucket in memory: IsAllowed is on every
+	// inbound message's path, and a map lookup's cost does not grow with
+	// the allowlist the way a B+tree walk over a page cache does. This
+	// process is the file's only writer (bbolt's flock), and the map is
+	// changed only after a write commits.
+	mu      sync.RWMutex
+	allowed map[allowKey]struct{}
 }
+
+type allowKey struct{ channel, sender string }
 
 var _ Store = (*Bolt)(nil)
 
@@ -113,7 +124,19 @@ func Open(path string) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("init pairing store %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	b := &Bolt{db: db, allowed: map[allowKey]struct{}{}}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAllowed).ForEachBucket(func(ch []byte) error {
+			return tx.Bucket(bucketAllowed).Bucket(ch).ForEach(func(k, _ []byte) error {
+				b.allowed[allowKey{string(ch), string(k)}] = struct{}{}
+				return nil
+			})
+		})
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("read the allowlist of pairing store %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Close closes the database.
@@ -246,6 +269,9 @@ func (b *Bolt) Promote(channel, senderID string, at time.Time) (Pending, error) 
 	if err != nil {
 		return Pending{}, fmt.Errorf("approve: %w", err)
 	}
+	b.mu.Lock()
+	b.allowed[allowKey{channel, senderID}] = struct{}{}
+	b.mu.Unlock()
 	return p, nil
 }
 
@@ -264,23 +290,17 @@ func (b *Bolt) RemoveAllowed(channel, senderID string) error {
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
+	b.mu.Lock()
+	delete(b.allowed, allowKey{channel, senderID})
+	b.mu.Unlock()
 	return nil
 }
 
-// IsAllowed implements Store.
+// IsAllowed implements Store, from the in-memory mirror.
 func (b *Bolt) IsAllowed(channel, senderID string) (bool, error) {
-	var ok bool
-	err := b.db.View(func(tx *bolt.Tx) error {
-		ab, err := channelBucket(tx, bucketAllowed, channel, false)
-		if err != nil {
-			return err
-		}
-		ok = ab != nil && ab.Get([]byte(senderID)) != nil
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("check allowlist: %w", err)
-	}
+	b.mu.RLock()
+	_, ok := b.allowed[allowKey{channel, senderID}]
+	b.mu.RUnlock()
 	return ok, nil
 }
 
@@ -339,5 +359,10 @@ func (b *Bolt) Import(pending []Pending, allowed []Allowed) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	b.mu.Lock()
+	for _, a := range allowed {
+		b.allowed[allowKey{a.Channel, a.SenderID}] = struct{}{}
+	}
+	b.mu.Unlock()
 	return nil
 }
