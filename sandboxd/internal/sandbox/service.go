@@ -78,6 +78,9 @@ type Service struct {
 	// indexFrozen: the index file was unreadable; it is left as found.
 	indexFrozen bool
 	saveMu      sync.Mutex
+	savePending bool          // a saveSoon is waiting
+	closing     chan struct{} // closed by Close: pending saves run now
+	closeOnce   sync.Once
 
 	poolKick chan struct{}
 	cancel   context.CancelFunc
@@ -168,7 +171,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{cfg: cfg, be: cfg.Backend, log: cfg.Logger, defaults: defaults, poolHash: poolHash,
 		byScope: map[string]*record{}, byHash: map[string]*record{}, lastUsed: map[string]time.Time{},
-		locks: map[string]*sync.Mutex{}, ws: map[string]*wsEntry{}, poolKick: make(chan struct{}, 1)}, nil
+		locks: map[string]*sync.Mutex{}, ws: map[string]*wsEntry{}, poolKick: make(chan struct{}, 1), closing: make(chan struct{})}, nil
 }
 
 // Defaults returns the effective configured policy.
@@ -222,6 +225,7 @@ func (s *Service) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.wg.Wait()
 	s.saveIndex()
 }

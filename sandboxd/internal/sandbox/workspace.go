@@ -152,10 +152,39 @@ func (s *Service) register(l layout, sessionKey, agentID string, sc Scope, fresh
 	}
 	s.ws[l.wsKey] = e
 	s.mu.Unlock()
-	// Off the command's path; a crash before it lands loses only the link
-	// to a workspace this command just started (it is found by label).
+	s.saveSoon()
+}
+
+// saveDelay is how long a new workspace's index entry waits to be saved.
+const saveDelay = 200 * time.Millisecond
+
+// saveSoon saves the index saveDelay from now, once for every call in
+// between. Off the command's path, and after it: the save's two fsyncs
+// stalled the new session's first command on the same filesystem. A crash
+// before it lands loses only the link to a workspace just started (it is
+// found again by its labels).
+func (s *Service) saveSoon() {
+	s.mu.Lock()
+	if s.savePending {
+		s.mu.Unlock()
+		return
+	}
+	s.savePending = true
+	s.mu.Unlock()
 	s.wg.Add(1)
-	go func() { defer s.wg.Done(); s.saveIndex() }()
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(saveDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.closing:
+		}
+		s.mu.Lock()
+		s.savePending = false
+		s.mu.Unlock()
+		s.saveIndex()
+	}()
 }
 
 func (s *Service) entryByVolume(vol string) *wsEntry {
