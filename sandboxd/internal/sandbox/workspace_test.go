@@ -444,3 +444,29 @@ func TestPoolWorkspaceRemovedWithUnusedPoolContainer(t *testing.T) {
 	require.False(t, be.HasVolume(pooled), "a pool workspace nobody used goes with its container")
 	require.True(t, be.HasVolume(taken.Name), "a session's workspace stays")
 }
+
+// A new workspace reaches the index shortly after its first command (not
+// during it), and at Close at the latest.
+func TestWorkspaceIndexSavedSoonAndAtClose(t *testing.T) {
+	index := filepath.Join(t.TempDir(), "sandbox-workspaces.json")
+	be := fake.New(unitImage)
+	svc, err := New(Config{Backend: be, Defaults: unitPolicy(), PoolSize: -1, PruneEvery: -1, NamePrefix: "unit", WorkspaceIndex: index, WatchEvery: -1, PoolRefillDelay: -1})
+	require.NoError(t, err)
+	svc.Start(context.Background())
+	ctx := context.Background()
+	r, err := svc.Exec(ctx, ExecRequest{SessionKey: unitGroup, Shell: "true"})
+	require.NoError(t, err)
+	first, _ := wsOf(t, be, r.ContainerID)
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(index)
+		return err == nil && strings.Contains(string(b), first.Name)
+	}, 5*time.Second, 10*time.Millisecond)
+
+	r, err = svc.Exec(ctx, ExecRequest{SessionKey: "agent:a1:telegram:group:-77", Shell: "true"})
+	require.NoError(t, err)
+	second, _ := wsOf(t, be, r.ContainerID)
+	svc.Close()
+	b, err := os.ReadFile(index)
+	require.NoError(t, err)
+	require.Contains(t, string(b), second.Name, "Close saves what was waiting")
+}
