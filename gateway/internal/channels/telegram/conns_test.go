@@ -16,8 +16,8 @@ import (
 )
 
 // Replies sent from many workers at once reuse their connections: five
-// rounds of 16 concurrent sendMessage calls open at most 16 connections
-// (Go's default transport keeps 2 idle per host and would open about 70).
+// rounds of 16 concurrent sendMessage calls open at most 32 connections
+// (Go's default transport keeps 2 idle per host and opens about 70).
 func TestConcurrentRepliesReuseConnections(t *testing.T) {
 	const token = "123456:conns-test-token-abcdefghijklmnopqrstuvwx"
 	fake := telegramtest.NewHandler(token)
@@ -44,5 +44,8 @@ func TestConcurrentRepliesReuseConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	require.LessOrEqual(t, opened.Load(), int64(workers), "connections opened for %d replies", 5*workers)
+	// A connection is back in the idle pool a moment after its reply is
+	// read, so a caller of the next round may still dial: allow one extra
+	// per worker. Without reuse the 80 replies open about 70.
+	require.LessOrEqual(t, opened.Load(), int64(2*workers), "connections opened for %d replies", 5*workers)
 }
