@@ -278,6 +278,13 @@ func (d *Docker) execAgent(ctx context.Context, c *agentConn, s ExecSpec) (ExecR
 		return ExecResult{}, err
 	}
 	if resp.Kind == agentproto.KindError {
+		if strings.HasPrefix(resp.Message, agentproto.ErrProtocol.Error()) {
+			// The agent could not read the request, so it ran nothing: an
+			// agent of another version (a container from before an
+			// upgrade). Replace the container and run it there.
+			c.fail(fmt.Errorf("agent could not read the request: %q", resp.Message))
+			return ExecResult{}, fmt.Errorf("container %.12s: its agent speaks another protocol version (%q): %w (%w)", c.id, resp.Message, ErrContainerGone, ErrNotSent)
+		}
 		return ExecResult{}, fmt.Errorf("sandbox agent refused the command: %s: %w", resp.Message, errs.ErrFailedPrecondition)
 	}
 	r := resp.Result

@@ -214,9 +214,11 @@ func normalizeBind(b string) (string, error) {
 	return n, nil
 }
 
-// hardeningVersion changes when the fixed flags change, so existing
-// containers get recreated with the new ones.
-const hardeningVersion = "2" // 2: workspaces are volumes, RLIMIT_FSIZE
+// hardeningVersion changes when the fixed flags or the agent protocol
+// change, so existing containers get recreated with the new ones.
+// 2: workspaces are volumes, RLIMIT_FSIZE. 3: the agent measures the
+// workspace (Exec.Measure, Usage requests): an older agent cannot read them.
+const hardeningVersion = "3"
 
 // Hash is the config hash of the container-relevant part of p (mode and
 // scope decide who uses a container, not what it is). profile and
