@@ -201,7 +201,7 @@ type Authenticator struct {
 	Self string
 	// OnEvent, when set, is told about failures and lockouts on every call
 	// and about a success once per connection and identity (the server's
-	// stats handler marks connections; see ConnStats). It must not block.
+	// credentials mark connections; see MarkConns). It must not block.
 	OnEvent func(ctx context.Context, ev Event)
 }
 

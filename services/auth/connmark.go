@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"net"
 	"sync"
 
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // connMark remembers which identities already authenticated on one
@@ -15,16 +17,19 @@ type connMark struct {
 	seen map[string]struct{}
 }
 
-type connMarkKey struct{}
-
 // firstOnConn reports whether id is new on the caller's connection. Without
-// a mark (no ConnStats handler installed) every call counts: recording too
-// much is the safe side.
+// a mark (credentials not wrapped by MarkConns) every call counts: recording
+// too much is the safe side.
 func firstOnConn(ctx context.Context, id string) bool {
-	m, ok := ctx.Value(connMarkKey{}).(*connMark)
+	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return true
 	}
+	ai, ok := p.AuthInfo.(MarkedTLSInfo)
+	if !ok || ai.mark == nil {
+		return true
+	}
+	m := ai.mark
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.seen[id]; dup {
@@ -37,23 +42,35 @@ func firstOnConn(ctx context.Context, id string) bool {
 	return true
 }
 
-// ConnStats is a grpc stats.Handler that tags each connection with a fresh
-// mark; grpc derives every call's context from the connection's, so the
-// Authenticator can tell a connection's first success from the rest.
-type ConnStats struct{}
-
-var _ stats.Handler = ConnStats{}
-
-// TagConn implements stats.Handler.
-func (ConnStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return context.WithValue(ctx, connMarkKey{}, &connMark{})
+// MarkedTLSInfo is the TLS AuthInfo of a connection accepted through
+// MarkConns: the handshake's credentials.TLSInfo plus the connection's mark.
+type MarkedTLSInfo struct {
+	credentials.TLSInfo
+	mark *connMark
 }
 
-// HandleConn implements stats.Handler.
-func (ConnStats) HandleConn(context.Context, stats.ConnStats) {}
+// MarkConns wraps server TLS credentials so each connection's AuthInfo
+// carries a fresh mark, which every call on that connection sees through
+// its peer. The mark is made once per handshake; a stats.Handler would do
+// the same but makes grpc build and dispatch seven stats events per call
+// (measured: a few per cent of a unary call at 16 callers).
+func MarkConns(c credentials.TransportCredentials) credentials.TransportCredentials {
+	return markedCreds{c}
+}
 
-// TagRPC implements stats.Handler.
-func (ConnStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+type markedCreds struct{ credentials.TransportCredentials }
 
-// HandleRPC implements stats.Handler.
-func (ConnStats) HandleRPC(context.Context, stats.RPCStats) {}
+func (c markedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, ai, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return conn, ai, err
+	}
+	if ti, ok := ai.(credentials.TLSInfo); ok {
+		return conn, MarkedTLSInfo{TLSInfo: ti, mark: &connMark{}}, nil
+	}
+	return conn, ai, nil
+}
+
+func (c markedCreds) Clone() credentials.TransportCredentials {
+	return markedCreds{c.TransportCredentials.Clone()}
+}

@@ -47,7 +47,10 @@ func PeerInfo(ctx context.Context) (addr, certID string) {
 			addr = host
 		}
 	}
-	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+	switch ti := p.AuthInfo.(type) {
+	case MarkedTLSInfo:
+		certID = tlsutil.PeerIdentity(ti.State)
+	case credentials.TLSInfo:
 		certID = tlsutil.PeerIdentity(ti.State)
 	}
 	return addr, certID

@@ -28,7 +28,7 @@ import (
 // error mapping) with the same call on a bare mTLS server, 16 callers.
 // Authentication records to a real security log as the gateway's does
 // (seclog.AuthRecorder: one auth.success per connection and identity, the
-// connection marked by the server's auth.ConnStats). make bench reports
+// connection marked by auth.MarkConns on the server). make bench reports
 // chain/bare; the target is a cost <= 5 %.
 func BenchmarkChain(b *testing.B) {
 	pki := filepath.Join(b.TempDir(), "pki")

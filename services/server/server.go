@@ -113,9 +113,8 @@ func Options(cfg Config) []grpc.ServerOption {
 	streams = append(streams, cfg.StreamGuards...)
 	streams = append(streams, errorStream(cfg.Logger))
 	return []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
 		// Marks each connection so a success is recorded once per connection.
-		grpc.StatsHandler(auth.ConnStats{}),
+		grpc.Creds(auth.MarkConns(credentials.NewTLS(cfg.TLS))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4 << 20),
 		// Reused workers keep their grown stacks: with a goroutine per call,
