@@ -58,7 +58,9 @@ func MarkConns(c credentials.TransportCredentials) credentials.TransportCredenti
 	return markedCreds{c}
 }
 
-type markedCreds struct{ credentials.TransportCredentials }
+type markedCreds struct {
+	credentials.TransportCredentials
+}
 
 func (c markedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	conn, ai, err := c.TransportCredentials.ServerHandshake(raw)
