@@ -297,7 +297,7 @@ func quotaError(vol, sessionKey string, usage, quota int64) error {
 	}
 	return fmt.Errorf("sandbox workspace %s uses %s, over its quota of %s (agents.defaults.sandbox.workspaceQuota); "+
 		"commands are refused until it is freed: `moltbot sandbox prune --workspaces` deletes idle workspaces, "+
-		"`moltbot sandbox recreate --reset-workspace %s` starts this one clean, or raise the quota: %w",
+		"`moltbot sandbox recreate --session %s --reset-workspace` starts this one clean, or raise the quota: %w",
 		vol, used, human(quota), sessionKey, errs.ErrResourceExhausted)
 }
 

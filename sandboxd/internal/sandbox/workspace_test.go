@@ -230,7 +230,7 @@ func TestWorkspaceQuotaRefusesNextCommand(t *testing.T) {
 	require.ErrorContains(t, err, "quota of 8.0 MiB (8388608 bytes)")
 	require.ErrorContains(t, err, "agents.defaults.sandbox.workspaceQuota")
 	require.ErrorContains(t, err, "moltbot sandbox prune --workspaces")
-	require.ErrorContains(t, err, "moltbot sandbox recreate --reset-workspace "+unitGroup)
+	require.ErrorContains(t, err, "moltbot sandbox recreate --session "+unitGroup+" --reset-workspace")
 	require.Equal(t, creates+1, be.Creates, "the refusal measured in a fresh container")
 
 	// list shows the usage.
