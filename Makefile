@@ -68,7 +68,7 @@ up: prereqs images sandbox-image
 	HOST_UID=$$(id -u) HOST_GID=$$(id -g) DOCKER_GID=$(DOCKER_GID) $(COMPOSE) up -d --remove-orphans
 	@deploy/wait-healthy.sh 60 $(COMPOSE)
 	@deploy/stack-pointer.sh "$(MOLTBOT_POINTER)" $(MOLTBOT_BUNDLE_DIR) 127.0.0.1:$(MOLTBOT_PORT)
-	@bash deploy/next-steps.sh "$(MOLTBOT_BUNDLE_DIR)" "$(MOLTBOT_PORT)" "$(COMPOSE)"
+	@bash deploy/next-steps.sh "$(MOLTBOT_BUNDLE_DIR)" "$(MOLTBOT_PORT)" "$(COMPOSE)" "$(MOLTBOT_POINTER)"
 
 # Sandbox containers and volumes are created by sandboxd, not compose, so
 # compose does not know them: they are found by label.
