@@ -135,10 +135,11 @@ func TestDiskUsageUnreadableDirectory(t *testing.T) {
 }
 
 func TestAgentMeasures(t *testing.T) {
-	call, stop := startAgent(t)
-	defer stop()
 	root := t.TempDir()
+	// du runs only while no agent does: the in-process agent's reaper
+	// (wait4 on any child, as PID 1 must) would take du's exit status.
 	want := duBytes(t, root)
+	call, stop := startAgent(t)
 
 	// Alone, and after a command that writes (the figure is taken after it).
 	resp := call(agentproto.Request{Kind: agentproto.KindUsage, ID: 1, Path: root})
@@ -148,8 +149,8 @@ func TestAgentMeasures(t *testing.T) {
 		Argv: []string{"/bin/sh", "-c", "head -c 1048576 /dev/zero > " + root + "/f"}, Timeout: 10 * time.Second, OutputCap: 100, Measure: root}})
 	require.Equal(t, agentproto.KindResult, resp.Kind)
 	require.Empty(t, resp.Result.UsageErr)
-	require.Equal(t, duBytes(t, root), resp.Result.Usage)
-	require.GreaterOrEqual(t, resp.Result.Usage, want+1<<20)
+	after := resp.Result.Usage
+	require.GreaterOrEqual(t, after, want+1<<20)
 
 	// Not asked: -1. A failed measurement: -1 and why.
 	resp = call(agentproto.Request{Kind: agentproto.KindExec, ID: 3, Exec: &agentproto.Exec{Argv: []string{"true"}, Timeout: time.Second, OutputCap: 1}})
@@ -161,4 +162,6 @@ func TestAgentMeasures(t *testing.T) {
 	resp = call(agentproto.Request{Kind: agentproto.KindUsage, ID: 5, Path: root + "/missing"})
 	require.Equal(t, agentproto.KindError, resp.Kind)
 	require.Contains(t, resp.Message, "no such file")
+	stop()
+	require.Equal(t, duBytes(t, root), after)
 }
