@@ -126,8 +126,9 @@ func Open(path string) (*Bolt, error) {
 	}
 	b := &Bolt{db: db, allowed: map[allowKey]struct{}{}}
 	if err := db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAllowed).ForEachBucket(func(ch []byte) error {
-			return tx.Bucket(bucketAllowed).Bucket(ch).ForEach(func(k, _ []byte) error {
+		root := tx.Bucket(bucketAllowed)
+		return root.ForEachBucket(func(ch []byte) error {
+			return root.Bucket(ch).ForEach(func(k, _ []byte) error {
 				b.allowed[allowKey{string(ch), string(k)}] = struct{}{}
 				return nil
 			})

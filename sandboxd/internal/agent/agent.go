@@ -443,7 +443,9 @@ func (a *Agent) lookPath(name string) (string, error) {
 func (a *Agent) cacheable(path string) bool {
 	dir := filepath.Dir(path)
 	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
-		if d == "" || unix.Access(d, unix.W_OK) == nil || !errors.Is(unix.Access(d, unix.W_OK), unix.EROFS) {
+		// Only a read-only filesystem's EROFS proves no entry can appear:
+		// success is writable, and EACCES depends on who asks.
+		if d == "" || !errors.Is(unix.Access(d, unix.W_OK), unix.EROFS) {
 			return false
 		}
 		if d == dir {

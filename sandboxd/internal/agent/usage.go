@@ -85,14 +85,15 @@ func (w *walker) entries(fd int, rel string, depth int, ents []os.DirEntry) erro
 		if st.Dev != w.dev {
 			continue
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if !isDir && st.Nlink > 1 {
 			if w.links[st.Ino] {
 				continue
 			}
 			w.links[st.Ino] = true
 		}
 		w.total += st.Blocks * 512
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if !isDir {
 			continue
 		}
 		if depth >= MaxUsageDepth {
