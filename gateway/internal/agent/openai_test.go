@@ -5,18 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/agent/openaitest"
+	"github.com/moltbot/moltbot-secure/gateway/internal/conntest"
 	sandboxv1 "github.com/moltbot/moltbot-secure/proto/sandbox/v1"
 	"github.com/moltbot/moltbot-secure/services/errs"
 )
@@ -216,16 +215,7 @@ func FuzzDecodeResponse(f *testing.F) {
 // Turns asked at once (one per dispatcher worker) reuse connections to the
 // model: five rounds of 16 open at most 32.
 func TestOpenAIConcurrentTurnsReuseConnections(t *testing.T) {
-	h := openaitest.NewHandler(testKey)
-	var opened atomic.Int64
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			opened.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv, opened := conntest.Server(t, openaitest.NewHandler(testKey))
 	a := &OpenAI{Settings: func() (OpenAISettings, error) {
 		return OpenAISettings{BaseURL: srv.URL + "/v1", Model: "gpt-test", APIKey: testKey}, nil
 	}}

@@ -2,17 +2,14 @@ package telegram
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/moltbot/moltbot-secure/gateway/internal/channels/telegram/telegramtest"
+	"github.com/moltbot/moltbot-secure/gateway/internal/conntest"
 )
 
 // Replies sent from many workers at once reuse their connections: five
@@ -20,16 +17,7 @@ import (
 // (Go's default transport keeps 2 idle per host and opens about 70).
 func TestConcurrentRepliesReuseConnections(t *testing.T) {
 	const token = "123456:conns-test-token-abcdefghijklmnopqrstuvwx"
-	fake := telegramtest.NewHandler(token)
-	var opened atomic.Int64
-	ts := httptest.NewUnstartedServer(fake)
-	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			opened.Add(1)
-		}
-	}
-	ts.Start()
-	t.Cleanup(ts.Close)
+	ts, opened := conntest.Server(t, telegramtest.NewHandler(token))
 	bot, err := New(Config{Token: token, BaseURL: ts.URL})
 	require.NoError(t, err)
 	const workers = 16
